@@ -1,0 +1,110 @@
+"""``Function``: one differentiable op, with its forward and its backward side by side.
+
+A subclass sets its parameters in ``__init__`` (stride, dim, ...) and writes two methods on raw
+NumPy/CuPy arrays:
+
+    forward(self, *xs)  -> y                 saving on ``self`` whatever backward needs
+    backward(self, gy)  -> gx or (gx1, gx2)  one gradient per input, ``None`` where none is needed
+
+``backward`` must not modify ``gy`` in place: the engine may hand the same array to several nodes.
+
+Calling an instance on Tensors runs ``forward`` and, when some input requires a gradient (and grad mode
+is on), makes the result a node of the graph. ``self.needs_input_grad`` tells forward and backward
+which inputs want a gradient, so that work nobody needs (the input gradient of the first conv) is skipped.
+
+Everything ``forward`` saves on ``self`` is freed after ``backward`` has used it, unless the caller asked
+for ``retain_graph=True``; a second backward through a freed node raises ``GraphError``.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import TYPE_CHECKING, Any
+
+from .errors import DeviceError, GraphError
+from .grad_mode import is_grad_enabled
+
+if TYPE_CHECKING:
+    from .tensor import Tensor
+
+
+class Function:
+    """Base class of every op; see the module docstring for the contract."""
+
+    # Set when the node is recorded in a graph.
+    needs_input_grad: tuple[bool, ...] = ()
+    next_nodes: tuple[Any, ...] = ()  # per input: its grad_fn, the leaf Tensor itself, or None
+    input_shapes: tuple[Any, ...] = ()
+    _saved: tuple[str, ...] = ()
+    _freed = False
+    _hooks: list | None = None
+    _retain_grad = False
+    _output_ref: Any = None
+
+    @property
+    def name(self) -> str:
+        """The op's name as errors print it: the class name in lower case."""
+        return type(self).__name__.lower()
+
+    def forward(self, *xs: Any) -> Any:
+        raise NotImplementedError
+
+    def backward(self, gy: Any) -> Any:
+        raise NotImplementedError
+
+    def __call__(self, *inputs: Tensor | None) -> Tensor:
+        from .tensor import Tensor
+
+        device = None
+        for t in inputs:
+            if t is None:
+                continue
+            if not isinstance(t, Tensor):
+                raise TypeError(f"{self.name}: expected Tensor inputs, got {type(t).__name__}")
+            if device is None:
+                device = t.device
+            elif t.device != device:
+                raise DeviceError(
+                    f"{self.name}: expected all tensors on the same device, got {device} and {t.device}"
+                )
+        record = is_grad_enabled() and any(t is not None and t.requires_grad for t in inputs)
+        self.needs_input_grad = tuple(record and t is not None and t.requires_grad for t in inputs)
+        before = set(vars(self))
+        y = self.forward(*[None if t is None else t.data for t in inputs])
+        record = record and y.dtype.kind in "fc"  # integer results (a cast to int64) carry no gradient
+        out = Tensor._wrap(y, requires_grad=record)
+        if record:
+            self._saved = tuple(k for k in vars(self) if k not in before)
+            self.next_nodes = tuple(
+                None if t is None or not t.requires_grad else (t.grad_fn if t.grad_fn is not None else t)
+                for t in inputs
+            )
+            self.input_shapes = tuple(None if t is None else t.shape for t in inputs)
+            self._output_ref = weakref.ref(out)
+            out.grad_fn = self
+        return out
+
+    def release(self) -> None:
+        """Free what forward saved; a later backward through this node raises ``GraphError``."""
+        for key in self._saved:
+            self.__dict__.pop(key, None)
+        self._freed = True
+
+    def run_backward(self, gy: Any) -> tuple[Any, ...]:
+        """``backward`` with its result as a tuple of one gradient per input (the engine calls this)."""
+        if self._freed:
+            raise GraphError(
+                f"{self.name}: trying to backward through the graph a second time; its saved buffers were "
+                "freed by the first backward (call backward(retain_graph=True) the first time)"
+            )
+        gxs = self.backward(gy)
+        if not isinstance(gxs, tuple):
+            gxs = (gxs,)
+        if len(gxs) != len(self.next_nodes):
+            raise GraphError(
+                f"{self.name}: backward returned {len(gxs)} gradients for {len(self.next_nodes)} inputs"
+            )
+        return gxs
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}Backward>"

@@ -1,0 +1,86 @@
+"""Whether ops record the graph: ``no_grad``, ``enable_grad``, ``set_grad_enabled``, ``is_grad_enabled``.
+
+The mode is per thread, as in PyTorch: a ``no_grad`` block in one thread leaves the others recording.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable
+from typing import Any
+
+_state = threading.local()
+
+
+def is_grad_enabled() -> bool:
+    """True when ops record the graph for backward (the default)."""
+    return getattr(_state, "enabled", True)
+
+
+def _set(mode: bool) -> None:
+    _state.enabled = bool(mode)
+
+
+class _GradMode:
+    """A context manager that is also a decorator, with or without parentheses (``@no_grad``)."""
+
+    mode = True
+
+    def __new__(cls, orig_func: Callable[..., Any] | None = None) -> Any:
+        if orig_func is None:
+            return super().__new__(cls)
+        return cls()(orig_func)
+
+    def __enter__(self) -> None:
+        self.prev = is_grad_enabled()
+        _set(self.mode)
+
+    def __exit__(self, *exc: object) -> None:
+        _set(self.prev)
+
+    def __call__(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        mode = self.mode
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            prev = is_grad_enabled()
+            _set(mode)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                _set(prev)
+
+        return wrapper
+
+
+class no_grad(_GradMode):  # noqa: N801 - PyTorch's name
+    """Context manager and decorator: ops inside record no graph (inference, optimizer updates)."""
+
+    mode = False
+
+
+class enable_grad(_GradMode):  # noqa: N801 - PyTorch's name
+    """Context manager and decorator: record the graph again inside a ``no_grad`` block."""
+
+    mode = True
+
+
+class set_grad_enabled(_GradMode):  # noqa: N801 - PyTorch's name
+    """Turn graph recording on or off now; as a context manager the previous mode comes back on exit,
+    and as a decorator the mode applies inside the decorated function only."""
+
+    def __new__(cls, mode: bool) -> set_grad_enabled:
+        return object.__new__(cls)
+
+    def __init__(self, mode: bool) -> None:
+        self.prev = is_grad_enabled()
+        self.mode = bool(mode)
+        _set(self.mode)
+
+    def __enter__(self) -> None:
+        pass
+
+    def __call__(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        _set(self.prev)  # used as a decorator: the mode belongs to the function, not to the caller
+        return super().__call__(fn)

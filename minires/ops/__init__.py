@@ -1,0 +1,4 @@
+"""The ops, grouped by kind. Each op is a ``Function`` subclass (forward and backward on raw arrays, the
+derivation in its docstring) with a lowercase wrapper that checks its arguments."""
+
+from . import activation, broadcast, conv, dropout, elementwise, linalg, loss, norm, pool, reduction, shape

@@ -1,0 +1,165 @@
+"""Activations: relu, gelu (exact and tanh), sigmoid, tanh, and softmax / log_softmax along a dim."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ..backend import get_array_module
+from ..errors import ShapeError
+from ..function import Function
+from ..tensor import Tensor
+from .elementwise import erf_array
+
+
+class ReLU(Function):
+    r"""y = max(x, 0).
+
+    Backward: dy/dx = 1 for x > 0 and 0 for x < 0; at the kink x = 0 PyTorch (and minires) take 0.
+    So dx = g * [y > 0]. Only the mask is saved, not x.
+    """
+
+    def forward(self, x: Any) -> Any:
+        xp = get_array_module(x)
+        y = xp.maximum(x, 0)
+        self.mask = y > 0
+        return y
+
+    def backward(self, g: Any) -> Any:
+        return g * self.mask
+
+
+class GELU(Function):
+    r"""y = x * Phi(x), Phi the standard normal CDF.
+
+    Exact ("none"): Phi(x) = (1 + erf(x / sqrt 2)) / 2, and by the product rule
+        dy/dx = Phi(x) + x phi(x),  phi(x) = Phi'(x) = e^(-x^2/2) / sqrt(2 pi).
+    Tanh ("tanh"):  y = x/2 (1 + tanh u), u = sqrt(2/pi) (x + 0.044715 x^3), and by the chain rule
+        dy/dx = (1 + tanh u)/2 + x/2 (1 - tanh^2 u) sqrt(2/pi) (1 + 3 * 0.044715 x^2).
+    """
+
+    def __init__(self, approximate: str = "none") -> None:
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+
+    def forward(self, x: Any) -> Any:
+        xp = get_array_module(x)
+        self.x = x
+        if self.approximate == "none":
+            self.cdf = 0.5 * (1 + erf_array(x * (1 / math.sqrt(2))))
+            return x * self.cdf
+        self.tanh_u = xp.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x**3))
+        return 0.5 * x * (1 + self.tanh_u)
+
+    def backward(self, g: Any) -> Any:
+        xp = get_array_module(g)
+        x = self.x
+        if self.approximate == "none":
+            pdf = xp.exp(-0.5 * x * x) * (1 / math.sqrt(2 * math.pi))
+            return g * (self.cdf + x * pdf)
+        t = self.tanh_u
+        du_dx = math.sqrt(2 / math.pi) * (1 + 3 * 0.044715 * x * x)
+        return g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du_dx)
+
+
+class Sigmoid(Function):
+    r"""y = 1 / (1 + e^(-x)), computed without overflow for either sign of x.
+
+    Backward: dy/dx = e^(-x) / (1 + e^(-x))^2 = y (1 - y), so dx = g * y * (1 - y).
+    """
+
+    def forward(self, x: Any) -> Any:
+        xp = get_array_module(x)
+        e = xp.exp(-xp.abs(x))  # in (0, 1]: never overflows
+        self.y = xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
+        return self.y
+
+    def backward(self, g: Any) -> Any:
+        return g * self.y * (1 - self.y)
+
+
+class Tanh(Function):
+    r"""y = tanh x.  Backward: dy/dx = 1 - tanh^2 x = 1 - y^2, so dx = g * (1 - y^2)."""
+
+    def forward(self, x: Any) -> Any:
+        self.y = get_array_module(x).tanh(x)
+        return self.y
+
+    def backward(self, g: Any) -> Any:
+        return g * (1 - self.y * self.y)
+
+
+class Softmax(Function):
+    r"""y_i = e^(x_i - m) / sum_j e^(x_j - m) along ``dim``, m = max_j x_j (shifting by m avoids overflow
+    and does not change y).
+
+    Backward: dy_i/dx_k = y_i (delta_ik - y_k), so dx_k = sum_i g_i y_i (delta_ik - y_k)
+        = y_k (g_k - sum_i g_i y_i).
+    """
+
+    def __init__(self, dim: int) -> None:
+        self.dim = dim
+
+    def forward(self, x: Any) -> Any:
+        xp = get_array_module(x)
+        e = xp.exp(x - x.max(axis=self.dim, keepdims=True))
+        self.y = e / e.sum(axis=self.dim, keepdims=True)
+        return self.y
+
+    def backward(self, g: Any) -> Any:
+        y = self.y
+        return y * (g - (g * y).sum(axis=self.dim, keepdims=True))
+
+
+class LogSoftmax(Function):
+    r"""y_i = x_i - logsumexp(x) = (x_i - m) - ln sum_j e^(x_j - m) along ``dim``, m = max_j x_j.
+
+    Backward: dy_i/dx_k = delta_ik - softmax(x)_k, so dx_k = g_k - softmax(x)_k sum_i g_i,
+    with softmax(x) = e^y.
+    """
+
+    def __init__(self, dim: int) -> None:
+        self.dim = dim
+
+    def forward(self, x: Any) -> Any:
+        xp = get_array_module(x)
+        shifted = x - x.max(axis=self.dim, keepdims=True)
+        self.y = shifted - xp.log(xp.exp(shifted).sum(axis=self.dim, keepdims=True))
+        return self.y
+
+    def backward(self, g: Any) -> Any:
+        xp = get_array_module(g)
+        return g - xp.exp(self.y) * g.sum(axis=self.dim, keepdims=True)
+
+
+def _check_dim(op: str, x: Tensor, dim: int) -> int:
+    nd = max(x.ndim, 1)
+    if not -nd <= dim < nd:
+        raise ShapeError(f"{op}: dim {dim} is out of range for a tensor of shape {x.shape}")
+    return dim % nd
+
+
+def relu(x: Tensor, inplace: bool = False) -> Tensor:
+    """max(x, 0); ``inplace`` is accepted for PyTorch compatibility and gives the same result."""
+    return ReLU()(x)
+
+
+def gelu(x: Tensor, approximate: str = "none") -> Tensor:
+    return GELU(approximate)(x)
+
+
+def sigmoid(x: Tensor) -> Tensor:
+    return Sigmoid()(x)
+
+
+def tanh(x: Tensor) -> Tensor:
+    return Tanh()(x)
+
+
+def softmax(x: Tensor, dim: int) -> Tensor:
+    return Softmax(_check_dim("softmax", x, dim))(x)
+
+
+def log_softmax(x: Tensor, dim: int) -> Tensor:
+    return LogSoftmax(_check_dim("log_softmax", x, dim))(x)

@@ -1,0 +1,321 @@
+"""Elementwise arithmetic: + - * / ** with broadcasting, and the unary exp, log, sqrt, abs, erf, clamp.
+
+Each binary op broadcasts its inputs forward and sums its gradients back to each input's shape with
+``sum_to`` (see ``broadcast.py``). Operands may be Tensors, arrays or Python scalars, on either side;
+dtypes combine as in PyTorch (a Python scalar takes the tensor's dtype; float32 with float64 gives float64;
+an integer tensor with a float gives float32).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ..backend import get_array_module
+from ..function import Function
+from ..tensor import Tensor, float32, int64
+from .broadcast import broadcast_shapes, sum_to
+
+
+def _category(dtype: np.dtype) -> int:
+    return {"b": 0, "i": 1, "u": 1, "f": 2}.get(dtype.kind, 3)
+
+
+def _result_dtype(a: Tensor, b: Tensor) -> np.dtype:
+    """PyTorch's promotion between two tensors: the higher category (bool < integer < float) wins, then the
+    wider type; but a 0-d tensor beside a tensor with dimensions decides the dtype only when its category
+    is higher (float32[3] + float64[] stays float32, int64[3] + float64[] gives float64)."""
+    if (a.ndim == 0) != (b.ndim == 0):
+        dims, zero = (b, a) if a.ndim == 0 else (a, b)
+        return zero.dtype if _category(zero.dtype) > _category(dims.dtype) else dims.dtype
+    if _category(a.dtype) != _category(b.dtype):
+        return a.dtype if _category(a.dtype) > _category(b.dtype) else b.dtype
+    return np.promote_types(a.dtype, b.dtype)
+
+
+def _scalar_dtype(value: Any, t: Tensor) -> np.dtype:
+    """The dtype a Python scalar takes beside tensor ``t``: ``t``'s, unless the scalar is of a higher kind."""
+    if isinstance(value, float) and t.dtype.kind != "f":
+        return float32
+    if isinstance(value, int) and not isinstance(value, bool) and t.dtype.kind == "b":
+        return int64
+    return t.dtype
+
+
+def _as_tensor(value: Any, like: Tensor) -> Tensor:
+    if isinstance(value, Tensor):
+        return value
+    xp = get_array_module(like.data)
+    if isinstance(value, (bool, int, float)):
+        return Tensor._wrap(xp.asarray(value, dtype=_scalar_dtype(value, like)))
+    return Tensor(xp.asarray(value))
+
+
+def operands(a: Any, b: Any, op: str, elementwise: bool = True) -> tuple[Tensor, Tensor]:
+    """Both operands as Tensors of one dtype, after checking (elementwise ops) that their shapes broadcast."""
+    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
+        raise TypeError(f"{op}: expected at least one Tensor, got {type(a).__name__} and {type(b).__name__}")
+    a = _as_tensor(a, b) if not isinstance(a, Tensor) else a
+    b = _as_tensor(b, a) if not isinstance(b, Tensor) else b
+    if elementwise:
+        broadcast_shapes(op, a.shape, b.shape)
+    dtype = _result_dtype(a, b)
+    if a.dtype != dtype:
+        a = a.to(dtype)
+    if b.dtype != dtype:
+        b = b.to(dtype)
+    return a, b
+
+
+class Add(Function):
+    r"""y = a + b (broadcast).
+
+    Backward: dy/da = dy/db = 1, so da = sum_to(g, a.shape), db = sum_to(g, b.shape).
+    """
+
+    def forward(self, a: Any, b: Any) -> Any:
+        self.a_shape, self.b_shape = a.shape, b.shape
+        return a + b
+
+    def backward(self, g: Any) -> tuple[Any, Any]:
+        return sum_to(g, self.a_shape), sum_to(g, self.b_shape)
+
+
+class Sub(Function):
+    r"""y = a - b (broadcast).
+
+    Backward: da = sum_to(g, a.shape), db = -sum_to(g, b.shape).
+    """
+
+    def forward(self, a: Any, b: Any) -> Any:
+        self.a_shape, self.b_shape = a.shape, b.shape
+        return a - b
+
+    def backward(self, g: Any) -> tuple[Any, Any]:
+        db = -sum_to(g, self.b_shape) if self.needs_input_grad[1] else None
+        return sum_to(g, self.a_shape), db
+
+
+class Mul(Function):
+    r"""y = a * b (broadcast).
+
+    Backward (product rule): dy/da = b, dy/db = a, so
+        da = sum_to(g * b, a.shape),   db = sum_to(g * a, b.shape).
+    """
+
+    def forward(self, a: Any, b: Any) -> Any:
+        self.a, self.b = a, b
+        return a * b
+
+    def backward(self, g: Any) -> tuple[Any, Any]:
+        da = sum_to(g * self.b, self.a.shape) if self.needs_input_grad[0] else None
+        db = sum_to(g * self.a, self.b.shape) if self.needs_input_grad[1] else None
+        return da, db
+
+
+class Div(Function):
+    r"""y = a / b (broadcast).
+
+    Backward: dy/da = 1/b, dy/db = -a/b^2, so da = sum_to(g / b, a.shape), db = sum_to(-g * a / b^2, b.shape).
+    """
+
+    def forward(self, a: Any, b: Any) -> Any:
+        self.a, self.b = a, b
+        return a / b
+
+    def backward(self, g: Any) -> tuple[Any, Any]:
+        da = sum_to(g / self.b, self.a.shape) if self.needs_input_grad[0] else None
+        db = sum_to(-g * self.a / (self.b * self.b), self.b.shape) if self.needs_input_grad[1] else None
+        return da, db
+
+
+class Pow(Function):
+    r"""y = a ** b (broadcast).
+
+    Backward: dy/da = b a^(b-1); dy/db = a^b ln a = y ln a (defined for a > 0).
+    As PyTorch does, dy/da is taken as 0 where b = 0 (a^0 = 1 is constant in a, even at a = 0) and dy/db
+    as 0 where a = 0 and b >= 0 (the limit of a^b ln a), instead of 0 * inf = nan.
+    """
+
+    def forward(self, a: Any, b: Any) -> Any:
+        self.a, self.b = a, b
+        self.y = a**b
+        return self.y
+
+    def backward(self, g: Any) -> tuple[Any, Any]:
+        xp = get_array_module(g)
+        a, b = self.a, self.b
+        da = db = None
+        if self.needs_input_grad[0]:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                dy_da = xp.where(b == 0, 0, b * a ** (b - 1))
+            da = sum_to(g * dy_da, a.shape)
+        if self.needs_input_grad[1]:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                dy_db = xp.where((a == 0) & (b >= 0), 0, self.y * xp.log(a))
+            db = sum_to(g * dy_db, b.shape)
+        return da, db
+
+
+class Neg(Function):
+    r"""y = -x.  Backward: dx = -g."""
+
+    def forward(self, x: Any) -> Any:
+        return -x
+
+    def backward(self, g: Any) -> Any:
+        return -g
+
+
+class Exp(Function):
+    r"""y = e^x.  Backward: dy/dx = e^x = y, so dx = g * y (reusing the output)."""
+
+    def forward(self, x: Any) -> Any:
+        self.y = get_array_module(x).exp(x)
+        return self.y
+
+    def backward(self, g: Any) -> Any:
+        return g * self.y
+
+
+class Log(Function):
+    r"""y = ln x.  Backward: dy/dx = 1/x, so dx = g / x."""
+
+    def forward(self, x: Any) -> Any:
+        self.x = x
+        return get_array_module(x).log(x)
+
+    def backward(self, g: Any) -> Any:
+        return g / self.x
+
+
+class Sqrt(Function):
+    r"""y = sqrt(x).  Backward: dy/dx = 1 / (2 sqrt(x)) = 1 / (2y), so dx = g / (2y)."""
+
+    def forward(self, x: Any) -> Any:
+        self.y = get_array_module(x).sqrt(x)
+        return self.y
+
+    def backward(self, g: Any) -> Any:
+        return g / (2 * self.y)
+
+
+class Abs(Function):
+    r"""y = |x|.  Backward: dy/dx = sign(x) (PyTorch takes 0 at x = 0), so dx = g * sign(x)."""
+
+    def forward(self, x: Any) -> Any:
+        self.x = x
+        return get_array_module(x).abs(x)
+
+    def backward(self, g: Any) -> Any:
+        return g * get_array_module(g).sign(self.x)
+
+
+def erf_array(x: Any) -> Any:
+    """The error function on a raw array: SciPy's on the CPU, CuPy's on the GPU."""
+    if get_array_module(x) is np:
+        from scipy.special import erf
+
+        return erf(x).astype(x.dtype, copy=False)
+    from cupyx.scipy.special import erf
+
+    return erf(x)
+
+
+class Erf(Function):
+    r"""y = erf(x) = 2/sqrt(pi) * integral_0^x e^(-t^2) dt.
+
+    Backward (fundamental theorem of calculus): dy/dx = 2/sqrt(pi) e^(-x^2), so dx = g * 2/sqrt(pi) e^(-x^2).
+    """
+
+    def forward(self, x: Any) -> Any:
+        self.x = x
+        return erf_array(x)
+
+    def backward(self, g: Any) -> Any:
+        xp = get_array_module(g)
+        return g * (2 / math.sqrt(math.pi)) * xp.exp(-self.x * self.x)
+
+
+class Clamp(Function):
+    r"""y = min(max(x, lo), hi) (either bound may be None).
+
+    Backward: dy/dx = 1 where lo <= x <= hi, else 0 (PyTorch passes the gradient at the bounds).
+    """
+
+    def __init__(self, lo: float | None, hi: float | None) -> None:
+        self.lo, self.hi = lo, hi
+
+    def forward(self, x: Any) -> Any:
+        xp = get_array_module(x)
+        self.mask = xp.ones(x.shape, dtype=bool)
+        if self.lo is not None:
+            self.mask &= x >= self.lo
+        if self.hi is not None:
+            self.mask &= x <= self.hi
+        return xp.clip(x, self.lo, self.hi).astype(x.dtype, copy=False)
+
+    def backward(self, g: Any) -> Any:
+        return g * self.mask
+
+
+# ----- wrappers --------------------------------------------------------------------------------------
+def add(a: Any, b: Any) -> Tensor:
+    return Add()(*operands(a, b, "add"))
+
+
+def sub(a: Any, b: Any) -> Tensor:
+    return Sub()(*operands(a, b, "sub"))
+
+
+def mul(a: Any, b: Any) -> Tensor:
+    return Mul()(*operands(a, b, "mul"))
+
+
+def div(a: Any, b: Any) -> Tensor:
+    a, b = operands(a, b, "div")
+    if a.dtype.kind != "f":  # true division of integers gives floats, as in PyTorch
+        a, b = a.to(float32), b.to(float32)
+    return Div()(a, b)
+
+
+def pow(a: Any, b: Any) -> Tensor:  # noqa: A001 - PyTorch's name
+    return Pow()(*operands(a, b, "pow"))
+
+
+def neg(x: Tensor) -> Tensor:
+    return Neg()(x)
+
+
+def _float_input(x: Any, op: str) -> Tensor:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{op}: expected a Tensor, got {type(x).__name__}")
+    return x if x.dtype.kind == "f" else x.to(float32)
+
+
+def exp(x: Tensor) -> Tensor:
+    return Exp()(_float_input(x, "exp"))
+
+
+def log(x: Tensor) -> Tensor:
+    return Log()(_float_input(x, "log"))
+
+
+def sqrt(x: Tensor) -> Tensor:
+    return Sqrt()(_float_input(x, "sqrt"))
+
+
+def abs(x: Tensor) -> Tensor:  # noqa: A001 - PyTorch's name
+    return Abs()(x)
+
+
+def erf(x: Tensor) -> Tensor:
+    return Erf()(_float_input(x, "erf"))
+
+
+def clamp(x: Tensor, min: float | None = None, max: float | None = None) -> Tensor:  # noqa: A002
+    if min is None and max is None:
+        raise ValueError("clamp: at least one of min and max must be given")
+    return Clamp(min, max)(x)

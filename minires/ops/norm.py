@@ -1,0 +1,199 @@
+"""Batch normalization over every axis but the channel axis 1, with PyTorch's running statistics."""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+from ..backend import get_array_module
+from ..errors import DeviceError, DTypeError, ShapeError
+from ..function import Function
+from ..tensor import Tensor
+
+
+def _channel_dot(a: Any, b: Any) -> Any:
+    """sum over every axis but axis 1 of a * b, shape (C,), without making the array a * b (einsum)."""
+    N, C = a.shape[:2]
+    L = a[0, 0].size if N and C else 0  # prod of the spatial sizes
+    a3, b3 = a.reshape(N, C, L), b.reshape(N, C, L)  # (N, C, L): views of contiguous arrays
+    return get_array_module(a).einsum("ncl,ncl->c", a3, b3)  # (C,)
+
+
+class BatchNorm(Function):
+    r"""y = gamma * x_hat + beta,  x_hat = (x - mu) * inv_std,  inv_std = 1 / sqrt(var + eps),
+    per channel c, over the m = N * prod(spatial) values x[:, c, ...] of that channel.
+
+    Training: mu and var are the batch mean and the biased batch variance (1/m) sum (x - mu)^2, computed in
+    two passes (mean first, then the mean of the squared deviations: no cancellation). The running
+    estimates, when given, are updated in place with the unbiased variance var * m / (m - 1):
+        running = (1 - momentum) * running + momentum * batch_stat.
+    Eval: mu and var are the running estimates, constants of the graph.
+
+    Backward, with g = dL/dy and sums/means over the m values of a channel:
+        dbeta = sum(g),   dgamma = sum(g * x_hat),   because dy/dbeta = 1 and dy/dgamma = x_hat.
+        Eval: mu and inv_std are constants, so dx = gamma * inv_std * g.
+        Training: mu and inv_std depend on every x_j of the channel. With dL/dx_hat_i = gamma g_i and
+            dx_hat_i/dx_j = inv_std (delta_ij - 1/m) - (x_i - mu) inv_std^3 (1/2) dvar/dx_j,
+            dvar/dx_j = (2/m) (x_j - mu) (the term from dmu/dx_j sums to zero),
+        so dx_hat_i/dx_j = inv_std (delta_ij - 1/m - x_hat_i x_hat_j / m), and summing over i:
+            dx_j = gamma * inv_std * (g_j - mean(g) - x_hat_j * mean(g * x_hat)).
+    gamma, beta None (affine=False) mean gamma = 1, beta = 0 and no parameter gradients.
+    Shapes: x, y (N, C, *); gamma, beta, running_mean, running_var (C,).
+    """
+
+    def __init__(
+        self,
+        running_mean: Any | None,
+        running_var: Any | None,
+        training: bool,
+        momentum: float,
+        eps: float,
+    ) -> None:
+        self.running_mean, self.running_var = running_mean, running_var  # raw arrays, updated in place
+        self.training, self.momentum, self.eps = training, momentum, eps
+
+    def forward(self, x: Any, gamma: Any | None, beta: Any | None) -> Any:
+        xp = get_array_module(x)
+        C = x.shape[1]
+        axes = (0,) + tuple(range(2, x.ndim))  # every axis but the channel axis
+        bshape = (1, C) + (1,) * (x.ndim - 2)  # (1, C, 1, ..., 1): a (C,) vector broadcast against x
+        m = x.size // C if C else 0
+        self.axes, self.bshape, self.m = axes, bshape, m
+        self.gamma = gamma
+        if self.training:
+            inv_m = 1.0 / max(m, 1)  # an empty batch gives mu = var = 0 rather than 0/0
+            mu = x.sum(axis=axes, keepdims=True) * inv_m  # (1, C, 1, ..., 1)
+            x_hat = x - mu  # (N, C, *)
+            var = _channel_dot(x_hat, x_hat).reshape(bshape) * inv_m  # (1, C, 1, ..., 1), biased
+            inv_std = 1 / xp.sqrt(var + self.eps)
+            x_hat *= inv_std
+            if self.running_mean is not None and m > 0:
+                self._update_running(mu.reshape(C), var.reshape(C) * (m / max(m - 1, 1)))
+            self.x_hat, self.inv_std = x_hat, inv_std
+            y = x_hat * gamma.reshape(bshape) if gamma is not None else x_hat.copy()
+            if beta is not None:
+                y += beta.reshape(bshape)
+            return y
+        # Eval: y = x * scale + shift with per-channel scale = gamma * inv_std, shift = beta - mu * scale.
+        mu = self.running_mean.reshape(bshape)
+        inv_std = 1 / xp.sqrt(self.running_var.reshape(bshape) + self.eps)
+        scale = inv_std if gamma is None else gamma.reshape(bshape) * inv_std
+        y = x * scale
+        y += -mu * scale if beta is None else beta.reshape(bshape) - mu * scale
+        self.inv_std = inv_std
+        if self.needs_input_grad[1]:  # x_hat is rebuilt in backward only when dgamma is wanted
+            self.x, self.mu = x, mu.copy()  # a copy: the running mean may change before backward
+        return y
+
+    def _update_running(self, mu: Any, var_unbiased: Any) -> None:
+        rm, rv, momentum = self.running_mean, self.running_var, self.momentum
+        rm *= 1 - momentum
+        rm += momentum * mu
+        rv *= 1 - momentum
+        rv += momentum * var_unbiased
+
+    def backward(self, g: Any) -> tuple[Any, Any, Any]:
+        C, axes, inv_std = self.bshape[1], self.axes, self.inv_std
+        need_dx, need_dgamma, need_dbeta = self.needs_input_grad
+        gamma = self.gamma
+        scale = inv_std if gamma is None else gamma.reshape(self.bshape) * inv_std  # (1, C, 1, ..., 1)
+        dx = dgamma = dbeta = None
+        if self.training:
+            x_hat = self.x_hat
+            g_sum = g.sum(axis=axes, keepdims=True)  # (1, C, 1, ..., 1)
+            gx_hat_sum = _channel_dot(g, x_hat).reshape(self.bshape)  # (1, C, 1, ..., 1)
+            if need_dx:
+                inv_m = 1.0 / max(self.m, 1)
+                dx = x_hat * (-gx_hat_sum * inv_m)  # - x_hat * mean(g * x_hat)
+                dx += g
+                dx -= g_sum * inv_m  # - mean(g)
+                dx *= scale  # gamma * inv_std * (...)
+            if need_dgamma:
+                dgamma = gx_hat_sum.reshape(C)
+            if need_dbeta:
+                dbeta = g_sum.reshape(C)
+            return dx, dgamma, dbeta
+        if need_dx:
+            dx = g * scale
+        if need_dgamma:
+            x_hat = (self.x - self.mu) * inv_std
+            dgamma = _channel_dot(g, x_hat)  # (C,)
+        if need_dbeta:
+            dbeta = g.sum(axis=axes)  # (C,)
+        return dx, dgamma, dbeta
+
+
+def _check_channel_vector(name: str, t: Tensor | None, input: Tensor) -> None:  # noqa: A002
+    if t is None:
+        return
+    if not isinstance(t, Tensor):
+        raise TypeError(f"batch_norm: expected {name} to be a Tensor or None, got {type(t).__name__}")
+    C = input.shape[1]
+    if t.shape != (C,):
+        raise ShapeError(
+            f"batch_norm: expected {name} of shape ({C},) for input of shape {input.shape} "
+            f"({C} channels), got {name} of shape {t.shape}"
+        )
+    if t.dtype != input.dtype:
+        raise DTypeError(f"batch_norm: {name} dtype {t.dtype} does not match input dtype {input.dtype}")
+    if t.device != input.device:
+        raise DeviceError(f"batch_norm: {name} is on {t.device} but input is on {input.device}")
+
+
+def batch_norm(
+    input: Tensor,  # noqa: A002 - PyTorch's name
+    running_mean: Tensor | None,
+    running_var: Tensor | None,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> Tensor:
+    """Normalize each channel (axis 1) of ``input`` (N, C, *) as torch.nn.functional.batch_norm.
+
+    ``training=True`` normalizes with the batch statistics and, when ``running_mean``/``running_var`` are
+    given, updates them in place (their ``.data``) with the unbiased batch variance. ``training=False``
+    normalizes with the running statistics, which must then be given. ``momentum`` must be a number, as in
+    torch.nn.functional.batch_norm: a cumulative moving average is the caller's business (nn.BatchNorm2d
+    with momentum=None passes 1 / num_batches_tracked).
+    """
+    if not isinstance(input, Tensor):
+        raise TypeError(f"batch_norm: expected input to be a Tensor, got {type(input).__name__}")
+    if input.ndim < 2:
+        raise ShapeError(
+            f"batch_norm: expected input of at least 2 dimensions (N, C, *), got shape {input.shape}"
+        )
+    if input.dtype.kind != "f":
+        raise DTypeError(f"batch_norm: expected a floating-point input, got {input.dtype}")
+    if momentum is None or isinstance(momentum, bool) or not isinstance(momentum, numbers.Real):
+        raise TypeError(
+            f"batch_norm: momentum must be a float, got {momentum!r}; for a cumulative moving average pass "
+            "momentum = 1 / num_batches_tracked (what nn.BatchNorm2d does when its momentum is None)"
+        )
+    if (running_mean is None) != (running_var is None):
+        raise ValueError("batch_norm: running_mean and running_var must either both be None or both be given")
+    if not training and running_mean is None:
+        raise ValueError("batch_norm: running_mean and running_var must be given when training=False")
+    for name, t in (
+        ("running_mean", running_mean),
+        ("running_var", running_var),
+        ("weight", weight),
+        ("bias", bias),
+    ):
+        _check_channel_vector(name, t, input)
+    if training:
+        m = input.numel() // input.shape[1] if input.shape[1] else 0
+        if m == 1:
+            raise ShapeError(
+                "batch_norm: Expected more than 1 value per channel when training, "
+                f"got input of shape {input.shape}"
+            )
+    op = BatchNorm(
+        None if running_mean is None else running_mean.data,
+        None if running_var is None else running_var.data,
+        bool(training),
+        float(momentum),
+        float(eps),
+    )
+    return op(input, weight, bias)

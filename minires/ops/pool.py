@@ -1,0 +1,319 @@
+"""Pooling: max_pool2d, avg_pool2d and adaptive_avg_pool2d, with PyTorch's output sizes and edge rules.
+
+Notation: N, C, H, W (input), KH, KW (window), SH, SW (stride), PH, PW (padding), DH, DW (dilation),
+OH, OW (output). Window (oh, ow) covers the padded-input pixels (oh*SH + kh*DH, ow*SW + kw*DW),
+0 <= kh < KH, 0 <= kw < KW. Max and average pooling loop over the KH*KW window offsets: offset (kh, kw)
+is one strided slice of the padded input, holding that element of every window at once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..backend import get_array_module
+from ..errors import DTypeError, ShapeError
+from ..function import Function
+from ..tensor import Tensor
+from .conv import int_pair
+from .shape import squeeze, unsqueeze
+
+Pair = tuple[int, int]
+
+
+def pool_output_size(size: int, kernel: int, stride: int, pad: int, dilation: int, ceil_mode: bool) -> int:
+    """PyTorch's rule: floor (or ceil) of (size + 2 pad - dilation (kernel - 1) - 1) / stride, plus 1;
+    in ceil mode a last window that would start in the right padding (or past it) is dropped."""
+    span = size + 2 * pad - dilation * (kernel - 1) - 1
+    out = (span + (stride - 1 if ceil_mode else 0)) // stride + 1
+    if ceil_mode and (out - 1) * stride >= size + pad:
+        out -= 1
+    return out
+
+
+def _window(kh: int, kw: int, geometry: tuple) -> tuple[slice, slice]:
+    """The strided slices of the padded input that hold element (kh, kw) of every window."""
+    (SH, SW), (DH, DW), (OH, OW) = geometry
+    return slice(kh * DH, kh * DH + SH * (OH - 1) + 1, SH), slice(kw * DW, kw * DW + SW * (OW - 1) + 1, SW)
+
+
+def _padded(xp: Any, x: Any, fill: Any, pad: Pair, need: Pair) -> Any:
+    """x inside a border of ``fill``: ``pad`` on the top/left, and on the bottom/right enough for every
+    window, at least ``pad`` (ceil_mode's last window can run past the padding)."""
+    N, C, H, W = x.shape
+    Hp, Wp = max(H + 2 * pad[0], need[0]), max(W + 2 * pad[1], need[1])
+    x_pad = xp.full((N, C, Hp, Wp), fill, dtype=x.dtype)
+    x_pad[:, :, pad[0] : pad[0] + H, pad[1] : pad[1] + W] = x
+    return x_pad
+
+
+class MaxPool2d(Function):
+    r"""y[n, c, oh, ow] = max over the window of x_pad, x padded with -inf (padding never wins).
+
+    Backward: y is one element of its window, the argmax a* (the first maximal element in row-major
+    window order, as PyTorch; a NaN wins, the last NaN if several). Locally y = x[a*], so
+    dy/dx = 1 at a* and 0 elsewhere, and windows that overlap (stride < kernel) add their gradients:
+        dx[p] = sum of g[window] over the windows whose argmax is p,
+    a scatter-add of g to the argmax positions (one ``bincount``, weighted by g, over all planes).
+    The argmax is tracked as a flat index ih*W + iw into its (H, W) plane, which is also what
+    return_indices gives, as PyTorch's indices.
+    Shapes: x (N, C, H, W), y and indices (N, C, OH, OW).
+    """
+
+    def __init__(
+        self, kernel_size: Pair, stride: Pair, padding: Pair, dilation: Pair, ceil_mode: bool
+    ) -> None:
+        self.kernel_size, self.stride, self.padding, self.dilation = kernel_size, stride, padding, dilation
+        self.ceil_mode = ceil_mode
+
+    def forward(self, x: Any) -> Any:
+        xp = get_array_module(x)
+        N, C, H, W = x.shape
+        (KH, KW), (SH, SW), (PH, PW), (DH, DW) = self.kernel_size, self.stride, self.padding, self.dilation
+        OH = pool_output_size(H, KH, SH, PH, DH, self.ceil_mode)
+        OW = pool_output_size(W, KW, SW, PW, DW, self.ceil_mode)
+        geometry = ((SH, SW), (DH, DW), (OH, OW))
+        lowest = -float("inf") if x.dtype.kind == "f" else xp.iinfo(x.dtype).min
+        x_pad = _padded(
+            xp, x, lowest, (PH, PW), (SH * (OH - 1) + DH * (KH - 1) + 1, SW * (OW - 1) + DW * (KW - 1) + 1)
+        )
+        nan_wins = x.dtype.kind == "f" and bool(xp.isnan(x).any())  # one check instead of one per offset
+        # The running argmax, as the window offset k = kh*KW + kw. It starts, as in PyTorch, at the window's
+        # first element inside the input (this shows only when all of a window's values are -inf): the
+        # first kh with oh*SH + kh*DH >= PH, and likewise for kw.
+        kh0 = (xp.maximum(PH - SH * xp.arange(OH), 0) + DH - 1) // DH  # (OH,)
+        kw0 = (xp.maximum(PW - SW * xp.arange(OW), 0) + DW - 1) // DW  # (OW,)
+        arg = xp.broadcast_to((kh0[:, None] * KW + kw0[None, :]).astype(xp.int32), (N, C, OH, OW))
+        y = xp.full((N, C, OH, OW), lowest, dtype=x.dtype)
+        for kh in range(KH):
+            for kw in range(KW):
+                rows, cols = _window(kh, kw, geometry)
+                window = x_pad[:, :, rows, cols]  # (N, C, OH, OW): element (kh, kw) of every window
+                better = window > y  # strict: on ties the earlier offset keeps the max
+                if nan_wins:
+                    better |= xp.isnan(window)
+                arg = xp.where(better, xp.int32(kh * KW + kw), arg)
+                xp.maximum(y, window, out=y)  # NaN-propagating, as the NaN rule above
+        # Flat index ih*W + iw into the (H, W) plane: the window's corner plus the offset's displacement.
+        corner = (SH * xp.arange(OH) - PH)[:, None] * W + (SW * xp.arange(OW) - PW)[None, :]  # (OH, OW)
+        displacement = ((DH * xp.arange(KH))[:, None] * W + DW * xp.arange(KW)[None, :]).ravel()  # (KH*KW,)
+        self.indices = corner + displacement[arg]  # (N, C, OH, OW) int64
+        self.x_shape = x.shape
+        return y
+
+    def backward(self, g: Any) -> Any:
+        xp = get_array_module(g)
+        N, C, H, W = self.x_shape
+        plane = xp.arange(N * C).reshape(N, C, 1, 1) * (H * W)
+        position = (plane + self.indices).ravel()  # of each window's argmax in the flattened x
+        dx = xp.bincount(position, weights=g.ravel(), minlength=N * C * H * W)  # sum of g per position
+        # (A window with no input element at all, possible only with dilation on a tiny input, keeps
+        # PyTorch's index of its first tap past the edge: its g lands where PyTorch's lands, or past the end.)
+        return dx[: N * C * H * W].astype(g.dtype).reshape(N, C, H, W)
+
+
+class AvgPool2d(Function):
+    r"""y[n, c, oh, ow] = (sum of the window's elements inside the input) / divisor[oh, ow].
+
+    PyTorch's divisor: with count_include_pad, the window's size clipped to the padded input
+    (ceil_mode's last window can run past the padding, and that part does not count); without it, the
+    number of the window's elements inside the input; ``divisor_override`` replaces both.
+    Backward: y is linear in x with dy/dx[p] = 1 / divisor for every p in the window, so
+        dx[p] = sum over windows containing p of g[window] / divisor[window],
+    a scatter-add of g / divisor through the same strided slices (the adjoint of the forward's sum).
+    Shapes: x (N, C, H, W), y (N, C, OH, OW), divisor (OH, OW).
+    """
+
+    def __init__(
+        self,
+        kernel_size: Pair,
+        stride: Pair,
+        padding: Pair,
+        ceil_mode: bool,
+        count_include_pad: bool,
+        divisor_override: int | None,
+    ) -> None:
+        self.kernel_size, self.stride, self.padding, self.ceil_mode = kernel_size, stride, padding, ceil_mode
+        self.count_include_pad, self.divisor_override = count_include_pad, divisor_override
+
+    def _divisor(self, xp: Any, size: int, kernel: int, stride: int, pad: int, out: int) -> tuple[Any, Any]:
+        """Along one axis, per output position: (window length clipped to the padded input, count inside)."""
+        start = stride * xp.arange(out) - pad  # in input coordinates, may be negative
+        end = xp.minimum(start + kernel, size + pad)
+        return end - start, xp.minimum(end, size) - xp.maximum(start, 0)
+
+    def forward(self, x: Any) -> Any:
+        xp = get_array_module(x)
+        N, C, H, W = x.shape
+        (KH, KW), (SH, SW), (PH, PW) = self.kernel_size, self.stride, self.padding
+        OH = pool_output_size(H, KH, SH, PH, 1, self.ceil_mode)
+        OW = pool_output_size(W, KW, SW, PW, 1, self.ceil_mode)
+        geometry = ((SH, SW), (1, 1), (OH, OW))
+        x_pad = _padded(xp, x, 0, (PH, PW), (SH * (OH - 1) + KH, SW * (OW - 1) + KW))
+        total = xp.zeros((N, C, OH, OW), dtype=x.dtype)
+        for kh in range(KH):
+            for kw in range(KW):
+                rows, cols = _window(kh, kw, geometry)
+                total += x_pad[:, :, rows, cols]
+        if self.divisor_override is not None:
+            divisor = xp.full((OH, OW), self.divisor_override, dtype=x.dtype)
+        else:
+            size_h, count_h = self._divisor(xp, H, KH, SH, PH, OH)
+            size_w, count_w = self._divisor(xp, W, KW, SW, PW, OW)
+            h, w = (size_h, size_w) if self.count_include_pad else (count_h, count_w)
+            divisor = (h[:, None] * w[None, :]).astype(x.dtype)  # (OH, OW)
+        self.divisor, self.x_shape = divisor, x.shape
+        self.geometry, self.padded_hw = geometry, x_pad.shape[2:]
+        return total / divisor
+
+    def backward(self, g: Any) -> Any:
+        xp = get_array_module(g)
+        N, C, H, W = self.x_shape
+        (KH, KW), (PH, PW) = self.kernel_size, self.padding
+        g_per_element = g / self.divisor  # (N, C, OH, OW)
+        dx_pad = xp.zeros((N, C, *self.padded_hw), dtype=g.dtype)
+        for kh in range(KH):
+            for kw in range(KW):
+                rows, cols = _window(kh, kw, self.geometry)
+                dx_pad[:, :, rows, cols] += g_per_element
+        return xp.ascontiguousarray(dx_pad[:, :, PH : PH + H, PW : PW + W])
+
+
+def adaptive_bins(xp: Any, size: int, out: int, dtype: Any) -> Any:
+    """P (out, size): row i averages PyTorch's bin [floor(i size/out), ceil((i+1) size/out))."""
+    i = xp.arange(out)
+    start = (i * size) // out
+    end = -((-(i + 1) * size) // out)  # ceil
+    p = xp.arange(size)
+    inside = (p[None, :] >= start[:, None]) & (p[None, :] < end[:, None])
+    return inside.astype(dtype) / (end - start)[:, None].astype(dtype)
+
+
+class AdaptiveAvgPool2d(Function):
+    r"""y[n, c, i, j] = mean of x[n, c, h, w] over the bins h in [h0_i, h1_i), w in [w0_j, w1_j), with
+    PyTorch's edges h0_i = floor(i H / OH), h1_i = ceil((i+1) H / OH) (bins may overlap or differ in size).
+
+    The mean over a rectangle is separable, so with the averaging matrices
+        P_h[i, h] = 1 / (h1_i - h0_i) for h0_i <= h < h1_i, else 0        (OH, H)
+        P_w[j, w] = 1 / (w1_j - w0_j) for w0_j <= w < w1_j, else 0        (OW, W)
+    the forward is, for each (n, c), y = P_h x P_w^T: no loop over the bins.
+    Backward: y_ij = sum_{h,w} P_h[i,h] x_hw P_w[j,w] gives dy_ij/dx_hw = P_h[i,h] P_w[j,w], so
+        dx_hw = sum_{i,j} P_h[i,h] g_ij P_w[j,w],   i.e.  dx = P_h^T g P_w.
+    Shapes: x (N, C, H, W), y (N, C, OH, OW).
+    """
+
+    def __init__(self, output_size: Pair) -> None:
+        self.output_size = output_size
+
+    def forward(self, x: Any) -> Any:
+        xp = get_array_module(x)
+        H, W = x.shape[2:]
+        OH, OW = self.output_size
+        self.P_h = adaptive_bins(xp, H, OH, x.dtype)  # (OH, H)
+        self.P_w = adaptive_bins(xp, W, OW, x.dtype)  # (OW, W)
+        return self.P_h @ x @ self.P_w.T  # (N, C, OH, OW), matmul broadcasting over (N, C)
+
+    def backward(self, g: Any) -> Any:
+        return self.P_h.T @ g @ self.P_w  # (N, C, H, W)
+
+
+# ----- wrappers --------------------------------------------------------------------------------------
+def _check_input(op: str, x: Tensor) -> None:
+    """3-d (C, H, W) or 4-d (N, C, H, W) with non-empty C, H, W (an empty batch is allowed)."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{op}: expected a Tensor input, got {type(x).__name__}")
+    if x.ndim not in (3, 4) or 0 in x.shape[-3:]:
+        raise ShapeError(
+            f"{op}: expected a 3-d (C, H, W) or 4-d (N, C, H, W) input with non-zero C, H, W, "
+            f"got input of shape {x.shape}"
+        )
+
+
+def _pool_args(
+    op: str, x: Tensor, kernel_size: Any, stride: Any, padding: Any, dilation: Any, ceil_mode: bool
+) -> tuple[Pair, Pair, Pair, Pair]:
+    """Checked (kernel, stride, padding, dilation) pairs; raises ShapeError as PyTorch raises RuntimeError."""
+    _check_input(op, x)
+    kernel = int_pair(op, "kernel_size", kernel_size)
+    stride = kernel if stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0) else stride
+    stride = int_pair(op, "stride", stride)
+    padding, dilation = int_pair(op, "padding", padding), int_pair(op, "dilation", dilation)
+    if min(kernel) <= 0:
+        raise ShapeError(f"{op}: kernel_size must be positive, got kernel_size={kernel}")
+    if min(stride) <= 0:
+        raise ShapeError(f"{op}: stride must be positive, got stride={stride}")
+    if min(dilation) <= 0:
+        raise ShapeError(f"{op}: dilation must be positive, got dilation={dilation}")
+    if min(padding) < 0:
+        raise ShapeError(f"{op}: padding must be non-negative, got padding={padding}")
+    if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
+        raise ShapeError(
+            f"{op}: padding should be at most half of kernel size, got padding={padding}, kernel={kernel}"
+        )
+    H, W = x.shape[-2:]
+    OH = pool_output_size(H, kernel[0], stride[0], padding[0], dilation[0], ceil_mode)
+    OW = pool_output_size(W, kernel[1], stride[1], padding[1], dilation[1], ceil_mode)
+    if OH < 1 or OW < 1:
+        raise ShapeError(
+            f"{op}: output size ({OH} x {OW}) is too small: input of shape {x.shape}, kernel_size={kernel}, "
+            f"stride={stride}, padding={padding}, dilation={dilation}"
+        )
+    return kernel, stride, padding, dilation
+
+
+def _batched(fn: Function, x: Tensor) -> Tensor:
+    """Run a 4-d op on a 3-d (unbatched) input by adding and then removing the batch dim."""
+    return squeeze(fn(unsqueeze(x, 0)), 0) if x.ndim == 3 else fn(x)
+
+
+def max_pool2d(
+    input: Tensor,  # noqa: A002 - PyTorch's name
+    kernel_size: int | Pair,
+    stride: int | Pair | None = None,
+    padding: int | Pair = 0,
+    dilation: int | Pair = 1,
+    ceil_mode: bool = False,
+    return_indices: bool = False,
+) -> Tensor | tuple[Tensor, Tensor]:
+    """Max over each window, as torch.nn.functional.max_pool2d (stride None means kernel_size); with
+    return_indices also the argmax as a flat index into each H x W plane (int64)."""
+    args = _pool_args("max_pool2d", input, kernel_size, stride, padding, dilation, ceil_mode)
+    fn = MaxPool2d(*args, ceil_mode=bool(ceil_mode))
+    y = _batched(fn, input)
+    if not return_indices:
+        return y
+    return y, Tensor._wrap(fn.indices[0] if input.ndim == 3 else fn.indices)
+
+
+def avg_pool2d(
+    input: Tensor,  # noqa: A002 - PyTorch's name
+    kernel_size: int | Pair,
+    stride: int | Pair | None = None,
+    padding: int | Pair = 0,
+    ceil_mode: bool = False,
+    count_include_pad: bool = True,
+    divisor_override: int | None = None,
+) -> Tensor:
+    """Mean over each window, as torch.nn.functional.avg_pool2d (stride None means kernel_size)."""
+    kernel, stride, padding, _ = _pool_args("avg_pool2d", input, kernel_size, stride, padding, 1, ceil_mode)
+    if input.dtype.kind != "f":
+        raise DTypeError(f"avg_pool2d: expected a floating-point input, got dtype {input.dtype}")
+    if divisor_override is not None and divisor_override == 0:
+        raise ShapeError("avg_pool2d: divisor_override must be non-zero, got 0")
+    fn = AvgPool2d(kernel, stride, padding, bool(ceil_mode), bool(count_include_pad), divisor_override)
+    return _batched(fn, input)
+
+
+def adaptive_avg_pool2d(input: Tensor, output_size: int | tuple[int | None, int | None]) -> Tensor:  # noqa: A002
+    """Average over PyTorch's adaptive bins to (OH, OW); an int n means (n, n), None keeps that size."""
+    _check_input("adaptive_avg_pool2d", input)
+    if input.dtype.kind != "f":
+        raise DTypeError(f"adaptive_avg_pool2d: expected a floating-point input, got dtype {input.dtype}")
+    sizes = tuple(output_size) if isinstance(output_size, (tuple, list)) else (output_size, output_size)
+    if len(sizes) != 2:
+        raise ShapeError(f"adaptive_avg_pool2d: output_size must have 2 elements, got {output_size!r}")
+    OH, OW = (input.shape[-2 + i] if s is None else s for i, s in enumerate(sizes))
+    if not all(hasattr(s, "__index__") and not isinstance(s, bool) and s >= 0 for s in (OH, OW)):
+        raise ShapeError(
+            f"adaptive_avg_pool2d: output_size must be non-negative ints (or None), got {output_size!r}"
+        )
+    return _batched(AdaptiveAvgPool2d((int(OH), int(OW))), input)

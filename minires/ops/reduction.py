@@ -1,0 +1,185 @@
+"""Reductions: sum, mean, max/min (over all elements or along a dim), argmax/argmin."""
+
+from __future__ import annotations
+
+import builtins
+from collections import namedtuple
+from typing import Any
+
+from ..backend import get_array_module
+from ..errors import ShapeError
+from ..function import Function
+from ..tensor import Tensor, int64
+
+ValuesIndices = namedtuple("ValuesIndices", ["values", "indices"])  # what torch.max(x, dim) returns
+
+
+def normalize_dims(op: str, dim: Any, ndim: int) -> tuple[int, ...] | None:
+    """``dim`` (None, an int, or a sequence of ints, negatives allowed) as a sorted tuple of axes."""
+    if dim is None:
+        return None
+    dims = (dim,) if isinstance(dim, int) else tuple(dim)
+    nd = builtins.max(ndim, 1)
+    for d in dims:
+        if not -nd <= d < nd:
+            raise ShapeError(f"{op}: dim {d} is out of range for a tensor with {ndim} dimensions")
+    out = tuple(sorted({d % nd for d in dims}))
+    if len(out) != len(dims):
+        raise ShapeError(f"{op}: dim {dim} names a dimension more than once")
+    return out if ndim else None
+
+
+def _expand_back(g: Any, x_shape: tuple[int, ...], axes: tuple[int, ...] | None, keepdim: bool) -> Any:
+    """Reshape a reduced gradient so that it broadcasts against x (re-insert the reduced axes as size 1)."""
+    if axes is None:
+        return g.reshape((1,) * len(x_shape))
+    if not keepdim:
+        g = get_array_module(g).expand_dims(g, axes)
+    return g
+
+
+class Sum(Function):
+    r"""y = sum of x over ``axes`` (all of them when None).
+
+    Backward: every summed x_i has dy/dx_i = 1, so dx = g broadcast back to x's shape.
+    Shapes: x (*); y x's shape without ``axes`` (or with 1s there when ``keepdim``).
+    """
+
+    def __init__(self, axes: tuple[int, ...] | None, keepdim: bool) -> None:
+        self.axes, self.keepdim = axes, keepdim
+
+    def forward(self, x: Any) -> Any:
+        self.x_shape = x.shape
+        return x.sum(axis=self.axes, keepdims=self.keepdim)
+
+    def backward(self, g: Any) -> Any:
+        xp = get_array_module(g)
+        return xp.broadcast_to(_expand_back(g, self.x_shape, self.axes, self.keepdim), self.x_shape)
+
+
+class Mean(Function):
+    r"""y = (1/m) sum of x over ``axes``, m the number of elements averaged.
+
+    Backward: dy/dx_i = 1/m, so dx = g / m broadcast back to x's shape.
+    """
+
+    def __init__(self, axes: tuple[int, ...] | None, keepdim: bool) -> None:
+        self.axes, self.keepdim = axes, keepdim
+
+    def forward(self, x: Any) -> Any:
+        self.x_shape = x.shape
+        return x.mean(axis=self.axes, keepdims=self.keepdim)
+
+    def backward(self, g: Any) -> Any:
+        xp = get_array_module(g)
+        m = 1
+        for a in range(len(self.x_shape)) if self.axes is None else self.axes:
+            m *= self.x_shape[a]
+        return xp.broadcast_to(_expand_back(g, self.x_shape, self.axes, self.keepdim) / m, self.x_shape)
+
+
+class MaxAll(Function):
+    r"""y = max (or min) over every element of x.
+
+    Backward: y is the value of the extreme elements; when k elements tie for it, PyTorch shares the
+    gradient evenly, dx_i = g / k for each of them and 0 elsewhere.
+    """
+
+    def __init__(self, largest: bool) -> None:
+        self.largest = largest
+
+    def forward(self, x: Any) -> Any:
+        y = x.max() if self.largest else x.min()
+        self.ties = x == y
+        return y
+
+    def backward(self, g: Any) -> Any:
+        return g * self.ties / self.ties.sum()
+
+
+class MaxDim(Function):
+    r"""y = max (or min) of x along ``dim``, with the index of the first extreme element.
+
+    Backward: y_j = x_(i_j, j), so dy_j/dx = 1 at the selected index i_j and 0 elsewhere: dx is g
+    scattered to the indices (ties: the first occurrence, as PyTorch's CPU kernel returns it).
+    """
+
+    def __init__(self, dim: int, keepdim: bool, largest: bool) -> None:
+        self.dim, self.keepdim, self.largest = dim, keepdim, largest
+
+    def forward(self, x: Any) -> Any:
+        xp = get_array_module(x)
+        self.x_shape = x.shape
+        idx = (x.argmax if self.largest else x.argmin)(axis=self.dim, keepdims=True)  # first extreme element
+        self.idx = idx
+        y = xp.take_along_axis(x, idx, axis=self.dim)
+        return y if self.keepdim else y.squeeze(self.dim)
+
+    def backward(self, g: Any) -> Any:
+        xp = get_array_module(g)
+        if not self.keepdim:
+            g = xp.expand_dims(g, self.dim)
+        dx = xp.zeros(self.x_shape, dtype=g.dtype)
+        xp.put_along_axis(dx, self.idx, g, axis=self.dim)
+        return dx
+
+
+def sum(x: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:  # noqa: A001 - PyTorch's name
+    axes = normalize_dims("sum", dim, x.ndim)
+    if x.dtype.kind in "bi" or x.dtype.kind == "u":
+        x = x.to(int64)  # PyTorch sums integers and bools as int64
+    return Sum(axes, keepdim)(x)
+
+
+def mean(x: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
+    if x.dtype.kind != "f":
+        raise TypeError(f"mean: expected a floating-point tensor, got {x.dtype}")
+    return Mean(normalize_dims("mean", dim, x.ndim), keepdim)(x)
+
+
+def _extreme(op: str, x: Tensor, dim: int | None, keepdim: bool, largest: bool) -> Any:
+    if x.numel() == 0:
+        raise ShapeError(f"{op}: expected a non-empty tensor, got shape {x.shape}")
+    if dim is None:
+        return MaxAll(largest)(x)
+    axes = normalize_dims(op, dim, x.ndim)
+    if axes is None:  # a 0-d tensor: its only element
+        return ValuesIndices(x, Tensor._wrap(get_array_module(x.data).zeros((), dtype=int64)))
+    f = MaxDim(axes[0], keepdim, largest)
+    values = f(x)
+    idx = f.idx if keepdim else f.idx.squeeze(axes[0])
+    return ValuesIndices(values, Tensor._wrap(idx.astype(int64, copy=False)))
+
+
+def max(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Any:  # noqa: A001 - PyTorch's name
+    """The largest element, or ``(values, indices)`` along ``dim`` as in ``torch.max``."""
+    return _extreme("max", x, dim, keepdim, largest=True)
+
+
+def min(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Any:  # noqa: A001 - PyTorch's name
+    """The smallest element, or ``(values, indices)`` along ``dim`` as in ``torch.min``."""
+    return _extreme("min", x, dim, keepdim, largest=False)
+
+
+def _arg(op: str, x: Tensor, dim: int | None, keepdim: bool, largest: bool) -> Tensor:
+    data = x.data
+    fn = data.argmax if largest else data.argmin
+    if dim is None:
+        idx = fn()
+        if keepdim:
+            idx = idx.reshape((1,) * x.ndim)
+        return Tensor._wrap(get_array_module(data).asarray(idx, dtype=int64))
+    axes = normalize_dims(op, dim, x.ndim)
+    if axes is None:
+        return Tensor._wrap(get_array_module(data).zeros((), dtype=int64))
+    return Tensor._wrap(fn(axis=axes[0], keepdims=keepdim).astype(int64, copy=False))
+
+
+def argmax(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
+    """Index of the largest element (first one on ties), over all elements or along ``dim``; no gradient."""
+    return _arg("argmax", x, dim, keepdim, largest=True)
+
+
+def argmin(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
+    """Index of the smallest element (first one on ties); no gradient."""
+    return _arg("argmin", x, dim, keepdim, largest=False)

@@ -1,0 +1,301 @@
+"""Shape ops: reshape/view/flatten, permute/transpose, (un)squeeze, expand, indexing, cat/stack, and the
+moves between dtypes and devices. None of them changes a value, so each backward only puts the gradient
+back where its element came from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .. import backend
+from ..backend import get_array_module
+from ..errors import DeviceError, ShapeError
+from ..function import Function
+from ..tensor import Tensor
+from .broadcast import BroadcastTo
+
+
+class Reshape(Function):
+    r"""y = x with shape ``shape`` (the same elements in row-major order).
+
+    Backward: element k of y is element k of x, so dx = g reshaped to x's shape.
+    """
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        self.shape = shape
+
+    def forward(self, x: Any) -> Any:
+        self.x_shape = x.shape
+        return x.reshape(self.shape)
+
+    def backward(self, g: Any) -> Any:
+        return g.reshape(self.x_shape)
+
+
+class Permute(Function):
+    r"""y = x with its axes reordered: y.shape[i] = x.shape[dims[i]].
+
+    Backward: undo the permutation, dx = g permuted by the inverse order argsort(dims).
+    """
+
+    def __init__(self, dims: tuple[int, ...]) -> None:
+        self.dims = dims
+
+    def forward(self, x: Any) -> Any:
+        return x.transpose(self.dims)
+
+    def backward(self, g: Any) -> Any:
+        return g.transpose(tuple(np.argsort(self.dims)))
+
+
+class GetItem(Function):
+    r"""y = x[index] (basic slicing, integer and boolean array indexing).
+
+    Backward: each y element is one x element, so dx is zero except at the indexed positions, where
+    the gradients are added (an index that repeats an element sends it the sum of the gradients).
+    """
+
+    def __init__(self, index: Any) -> None:
+        self.index = index
+
+    def forward(self, x: Any) -> Any:
+        self.x_shape = x.shape
+        return x[self.index]
+
+    def backward(self, g: Any) -> Any:
+        xp = get_array_module(g)
+        dx = xp.zeros(self.x_shape, dtype=g.dtype)
+        if _is_basic(self.index):
+            dx[self.index] = g  # a basic index names each element at most once
+        else:
+            xp.add.at(dx, self.index, g)
+        return dx
+
+
+def _is_basic(index: Any) -> bool:
+    items = index if isinstance(index, tuple) else (index,)
+    return all(isinstance(i, (int, slice)) or i is None or i is Ellipsis for i in items)
+
+
+class Cat(Function):
+    r"""y = the inputs joined along ``dim``.
+
+    Backward: each input's gradient is its slice of g along ``dim``.
+    """
+
+    def __init__(self, dim: int) -> None:
+        self.dim = dim
+
+    def forward(self, *xs: Any) -> Any:
+        self.sizes = [x.shape[self.dim] for x in xs]
+        return get_array_module(*xs).concatenate(xs, axis=self.dim)
+
+    def backward(self, g: Any) -> tuple[Any, ...]:
+        xp = get_array_module(g)
+        return tuple(xp.split(g, np.cumsum(self.sizes)[:-1].tolist(), axis=self.dim))
+
+
+class Stack(Function):
+    r"""y = the inputs stacked along a new axis ``dim``.
+
+    Backward: input i's gradient is g[..., i, ...] (index i along ``dim``).
+    """
+
+    def __init__(self, dim: int) -> None:
+        self.dim = dim
+
+    def forward(self, *xs: Any) -> Any:
+        return get_array_module(*xs).stack(xs, axis=self.dim)
+
+    def backward(self, g: Any) -> tuple[Any, ...]:
+        xp = get_array_module(g)
+        return tuple(xp.take(g, i, axis=self.dim) for i in range(g.shape[self.dim]))
+
+
+class ToDtype(Function):
+    r"""y = x converted to ``dtype``.  Backward: dx = g converted back to x's dtype."""
+
+    def __init__(self, dtype: Any) -> None:
+        self.dtype = dtype
+
+    def forward(self, x: Any) -> Any:
+        self.x_dtype = x.dtype
+        return x.astype(self.dtype)
+
+    def backward(self, g: Any) -> Any:
+        return g.astype(self.x_dtype)
+
+
+class ToDevice(Function):
+    r"""y = x copied to ``device``.  Backward: dx = g copied back to x's device."""
+
+    def __init__(self, device: str) -> None:
+        self.device = device
+
+    def forward(self, x: Any) -> Any:
+        self.x_device = backend.device_of(x)
+        return backend.to_device(x, self.device)
+
+    def backward(self, g: Any) -> Any:
+        return backend.to_device(g, self.x_device)
+
+
+class Clone(Function):
+    r"""y = a copy of x.  Backward: dx = g."""
+
+    def forward(self, x: Any) -> Any:
+        return x.copy()
+
+    def backward(self, g: Any) -> Any:
+        return g
+
+
+# ----- wrappers --------------------------------------------------------------------------------------
+def _dim(op: str, dim: int, ndim: int) -> int:
+    if not -ndim <= dim < ndim:
+        raise ShapeError(f"{op}: dim {dim} is out of range for a tensor with {ndim} dimensions")
+    return dim % ndim
+
+
+def _shape_args(shape: tuple) -> tuple:
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        return tuple(shape[0])
+    return tuple(shape)
+
+
+def reshape(x: Tensor, *shape: Any) -> Tensor:
+    shape = tuple(int(s) for s in _shape_args(shape))
+    known = 1
+    for s in shape:
+        known *= s if s != -1 else 1
+    if shape.count(-1) > 1 or (
+        -1 in shape and (known == 0 or x.numel() % known) or -1 not in shape and known != x.numel()
+    ):
+        raise ShapeError(
+            f"reshape: shape {shape} is invalid for a tensor of shape {x.shape} ({x.numel()} elements)"
+        )
+    return Reshape(shape)(x)
+
+
+def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    """Merge dims ``start_dim`` .. ``end_dim`` into one: (N, C, H, W) -> (N, C*H*W) for start_dim=1."""
+    if x.ndim == 0:
+        return reshape(x, 1)
+    s, e = _dim("flatten", start_dim, x.ndim), _dim("flatten", end_dim, x.ndim)
+    if s > e:
+        raise ShapeError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} for shape {x.shape}")
+    return reshape(x, *x.shape[:s], -1 if x.numel() else 0, *x.shape[e + 1 :]) if s != e else x
+
+
+def permute(x: Tensor, *dims: Any) -> Tensor:
+    dims = tuple(_dim("permute", int(d), x.ndim) for d in _shape_args(dims))
+    if sorted(dims) != list(range(x.ndim)):
+        raise ShapeError(
+            f"permute: dims {dims} are not a permutation of the {x.ndim} dimensions of {x.shape}"
+        )
+    return Permute(dims)(x)
+
+
+def transpose(x: Tensor, dim0: int, dim1: int) -> Tensor:
+    if x.ndim == 0:
+        return x
+    dims = list(range(x.ndim))
+    a, b = _dim("transpose", dim0, x.ndim), _dim("transpose", dim1, x.ndim)
+    dims[a], dims[b] = dims[b], dims[a]
+    return Permute(tuple(dims))(x)
+
+
+def unsqueeze(x: Tensor, dim: int) -> Tensor:
+    d = _dim("unsqueeze", dim, x.ndim + 1)
+    return Reshape(x.shape[:d] + (1,) + x.shape[d:])(x)
+
+
+def squeeze(x: Tensor, dim: int | None = None) -> Tensor:
+    if dim is None:
+        return Reshape(tuple(s for s in x.shape if s != 1))(x)
+    if x.ndim == 0:
+        return x
+    d = _dim("squeeze", dim, x.ndim)
+    return Reshape(x.shape[:d] + x.shape[d + 1 :])(x) if x.shape[d] == 1 else x
+
+
+def expand(x: Tensor, *shape: Any) -> Tensor:
+    """Broadcast to ``shape``; -1 keeps a dimension's size (as ``torch.Tensor.expand``)."""
+    shape = _shape_args(shape)
+    lead = len(shape) - x.ndim
+    if lead < 0:
+        raise ShapeError(f"expand: shape {shape} has fewer dimensions than the tensor's {x.shape}")
+    full = tuple(x.shape[i - lead] if s == -1 else int(s) for i, s in enumerate(shape))
+    for i, n in enumerate(x.shape):
+        if n != 1 and n != full[i + lead]:
+            raise ShapeError(f"expand: cannot expand shape {x.shape} to {tuple(shape)}")
+    return BroadcastTo(full)(x)
+
+
+def broadcast_to(x: Tensor, shape: Sequence[int]) -> Tensor:
+    return expand(x, *shape)
+
+
+def getitem(x: Tensor, index: Any) -> Tensor:
+    if isinstance(index, Tensor):
+        index = index.data
+    elif isinstance(index, tuple):
+        index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
+    elif isinstance(index, list):
+        index = get_array_module(x.data).asarray(index)
+    try:
+        return GetItem(index)(x)
+    except IndexError as exc:
+        raise IndexError(
+            f"getitem: index {index!r} is invalid for a tensor of shape {x.shape}: {exc}"
+        ) from None
+
+
+def _check_joinable(op: str, tensors: Sequence[Tensor], dim: int | None) -> None:
+    if not tensors:
+        raise ValueError(f"{op}: expected a non-empty sequence of tensors")
+    devices = {t.device for t in tensors}
+    if len(devices) > 1:
+        raise DeviceError(f"{op}: expected all tensors on the same device, got {sorted(devices)}")
+    first = tensors[0].shape
+    for t in tensors[1:]:
+        same = (
+            t.shape == first
+            if dim is None
+            else len(t.shape) == len(first)
+            and all(a == b for i, (a, b) in enumerate(zip(t.shape, first, strict=True)) if i != dim)
+        )
+        if not same:
+            raise ShapeError(f"{op}: tensor shapes {first} and {t.shape} do not match (dim={dim})")
+
+
+def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
+    tensors = list(tensors)
+    _check_joinable("cat", tensors, None if not tensors else _dim("cat", dim, tensors[0].ndim))
+    return Cat(_dim("cat", dim, tensors[0].ndim))(*_common_dtype(tensors))
+
+
+def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
+    tensors = list(tensors)
+    _check_joinable("stack", tensors, None)
+    return Stack(_dim("stack", dim, tensors[0].ndim + 1))(*_common_dtype(tensors))
+
+
+def _common_dtype(tensors: list[Tensor]) -> list[Tensor]:
+    dtype = np.result_type(*[t.dtype for t in tensors])
+    return [t if t.dtype == dtype else to_dtype(t, dtype) for t in tensors]
+
+
+def to_dtype(x: Tensor, dtype: Any) -> Tensor:
+    return ToDtype(dtype)(x)
+
+
+def to_device(x: Tensor, device: str) -> Tensor:
+    return ToDevice(device)(x)
+
+
+def clone(x: Tensor) -> Tensor:
+    return Clone()(x)

@@ -1,0 +1,587 @@
+"""``Tensor``: an n-dimensional array (NumPy or CuPy) that remembers how it was computed.
+
+A Tensor holds ``data`` (the raw array), and, when it requires a gradient, ``grad_fn``: the ``Function``
+node that produced it (``None`` for a leaf, such as a parameter). ``backward()`` walks those nodes
+(see ``autograd.py``) and leaves the gradient of each leaf in its ``.grad``.
+
+Creation follows ``torch.tensor``: Python floats become float32, a float64 array stays float64,
+integers become int64 (class labels), and ``mr.tensor`` always copies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from . import backend
+from .backend import get_array_module
+from .errors import DTypeError, GraphError, ShapeError
+from .grad_mode import is_grad_enabled
+
+float16 = np.dtype("float16")
+float32 = np.dtype("float32")
+float64 = np.dtype("float64")
+int32 = np.dtype("int32")
+int64 = np.dtype("int64")
+uint8 = np.dtype("uint8")
+bool_ = np.dtype("bool")
+_DTYPE_NAMES = {
+    "float": float32,
+    "double": float64,
+    "half": float16,
+    "long": int64,
+    "int": int32,
+    "bool": bool_,
+}
+
+
+def as_dtype(dtype: Any) -> np.dtype | None:
+    """Normalize ``"float32"``, ``np.float32`` or ``mr.float32`` to a ``numpy.dtype``; None stays None."""
+    if dtype is None:
+        return None
+    if isinstance(dtype, str) and dtype in _DTYPE_NAMES:
+        return _DTYPE_NAMES[dtype]
+    try:
+        return np.dtype(dtype)
+    except TypeError as exc:
+        raise DTypeError(f"dtype: cannot interpret {dtype!r} as a dtype") from exc
+
+
+def _is_dtype_name(name: str) -> bool:
+    try:
+        as_dtype(name)
+    except DTypeError:
+        return False
+    return True
+
+
+def _default_array(data: Any) -> np.ndarray:
+    """Python data to a NumPy array with PyTorch's default dtypes (float32 for floats, int64 for ints)."""
+    arr = np.array(data)
+    if arr.dtype == np.float64:
+        return arr.astype(np.float32)
+    if arr.dtype.kind in "iu":
+        return arr.astype(np.int64)
+    if arr.dtype.kind not in "fb":
+        raise DTypeError(f"tensor: cannot make a tensor from data of dtype {arr.dtype}")
+    return arr
+
+
+class Tensor:
+    """An array with autograd; see the module docstring."""
+
+    __array_ufunc__ = None  # `ndarray + Tensor` defers to Tensor.__radd__ instead of looping in NumPy
+    __hash__ = object.__hash__  # `==` is elementwise, but Tensors stay usable as dict keys
+
+    def __init__(self, data: Any, requires_grad: bool = False) -> None:
+        if isinstance(data, Tensor):
+            data = data.data
+        xp = get_array_module(data)
+        self.data = data if isinstance(data, xp.ndarray) else _default_array(data)
+        self.grad: Tensor | None = None
+        self.grad_fn: Any = None
+        self._hooks: list | None = None
+        self._requires_grad = False
+        self.requires_grad = requires_grad
+
+    @classmethod
+    def _wrap(cls, array: Any, requires_grad: bool = False) -> Tensor:
+        """Wrap a raw array without copying or checks (ops use this for their results)."""
+        t = cls.__new__(cls)
+        xp = get_array_module(array)
+        t.data = array if isinstance(array, xp.ndarray) else xp.asarray(array)
+        t.grad = None
+        t.grad_fn = None
+        t._hooks = None
+        t._requires_grad = requires_grad
+        return t
+
+    @staticmethod
+    def _coerce_array(value: Any, like: Any) -> Any:
+        """``value`` as an array on the device and with the dtype of ``like``."""
+        xp = get_array_module(like)
+        if isinstance(value, Tensor):
+            value = value.data
+        if hasattr(value, "shape"):
+            value = backend.to_device(value, backend.device_of(like))
+        return xp.asarray(value, dtype=like.dtype)
+
+    # ----- properties -------------------------------------------------------------------------------
+    @property
+    def requires_grad(self) -> bool:
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, flag: bool) -> None:
+        if self.grad_fn is not None and not flag:
+            raise GraphError(
+                "requires_grad: a non-leaf tensor cannot be set to not require grad; use detach()"
+            )
+        if flag and self.data.dtype.kind not in "fc":
+            raise DTypeError(
+                f"requires_grad: only floating-point tensors can require gradients, got {self.dtype}"
+            )
+        self._requires_grad = bool(flag)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.data.shape)
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def device(self) -> str:
+        return backend.device_of(self.data)
+
+    @property
+    def is_leaf(self) -> bool:
+        return self.grad_fn is None
+
+    @property
+    def T(self) -> Tensor:  # noqa: N802 - PyTorch's name
+        return self.permute(*range(self.ndim - 1, -1, -1))
+
+    def size(self, dim: int | None = None) -> Any:
+        return self.shape if dim is None else self.shape[dim]
+
+    def numel(self) -> int:
+        return int(self.data.size)
+
+    def dim(self) -> int:
+        return self.ndim
+
+    def __len__(self) -> int:
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    def __iter__(self) -> Iterator[Tensor]:
+        return (self[i] for i in range(len(self)))
+
+    def __repr__(self) -> str:
+        body = np.array2string(self.numpy(), separator=", ", prefix="tensor(")
+        extra = ""
+        if self.dtype not in (float32, int64, bool_):
+            extra += f", dtype={self.dtype}"
+        if self.device != "cpu":
+            extra += f", device='{self.device}'"
+        if self.grad_fn is not None:
+            extra += f", grad_fn={self.grad_fn!r}"
+        elif self.requires_grad:
+            extra += ", requires_grad=True"
+        return f"tensor({body}{extra})"
+
+    # ----- autograd ---------------------------------------------------------------------------------
+    def backward(self, gradient: Any = None, retain_graph: bool = False) -> None:
+        """Accumulate d(self)/d(leaf) into every leaf's ``.grad``; see ``autograd.backward``."""
+        from .autograd import backward
+
+        backward(self, gradient, retain_graph)
+
+    def detach(self) -> Tensor:
+        """The same data, cut from the graph."""
+        return Tensor._wrap(self.data)
+
+    def detach_(self) -> Tensor:
+        self.grad_fn = None
+        self._requires_grad = False
+        return self
+
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        self.requires_grad = requires_grad
+        return self
+
+    def register_hook(self, hook: Any) -> Any:
+        """Call ``hook(grad)`` when this tensor's gradient is computed; a returned Tensor replaces it."""
+        if not self.requires_grad:
+            raise GraphError("register_hook: cannot register a hook on a tensor that does not require grad")
+        owner = self.grad_fn if self.grad_fn is not None else self
+        if owner._hooks is None:
+            owner._hooks = []
+        owner._hooks.append(hook)
+        return _HookHandle(owner._hooks, hook)
+
+    def retain_grad(self) -> None:
+        """Keep ``.grad`` on this non-leaf tensor after backward (leaves keep it anyway)."""
+        if self.grad_fn is not None:
+            self.grad_fn._retain_grad = True
+
+    # ----- conversion and devices -------------------------------------------------------------------
+    def numpy(self) -> np.ndarray:
+        """A NumPy copy of the data (copied back from the GPU when needed)."""
+        return np.array(backend.to_numpy(self.data), copy=True)
+
+    def tolist(self) -> Any:
+        return self.numpy().tolist()
+
+    def item(self) -> Any:
+        if self.numel() != 1:
+            raise ShapeError(
+                f"item: only a one-element tensor can be converted to a Python scalar, got {self.shape}"
+            )
+        return self.data.reshape(()).item()
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __bool__(self) -> bool:
+        return bool(self.item())
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        arr = backend.to_numpy(self.data)
+        return arr if dtype is None else arr.astype(dtype)
+
+    def to(self, *args: Any, device: Any = None, dtype: Any = None) -> Tensor:
+        """``to("cuda")``, ``to(mr.float64)``, ``to(device, dtype)``; differentiable, like PyTorch's."""
+        for a in args:
+            if isinstance(a, str) and a.split(":")[0] in ("cpu", "cuda"):
+                device = a
+            elif isinstance(a, (np.dtype, type)) or isinstance(a, str) and _is_dtype_name(a):
+                dtype = a
+            else:  # a device object with a .type, as torch.device has
+                device = a
+        from .ops.shape import to_device, to_dtype
+
+        out = self
+        if dtype is not None and as_dtype(dtype) != self.dtype:
+            out = to_dtype(out, as_dtype(dtype))
+        if device is not None and backend.normalize_device(device) != self.device:
+            out = to_device(out, backend.normalize_device(device))
+        return out
+
+    def cpu(self) -> Tensor:
+        return self.to("cpu")
+
+    def cuda(self) -> Tensor:
+        return self.to("cuda")
+
+    def float(self) -> Tensor:
+        return self.to(float32)
+
+    def double(self) -> Tensor:
+        return self.to(float64)
+
+    def long(self) -> Tensor:
+        return self.to(int64)
+
+    def int(self) -> Tensor:
+        return self.to(int32)
+
+    def type(self, dtype: Any) -> Tensor:
+        return self.to(dtype)
+
+    def clone(self) -> Tensor:
+        from .ops.shape import clone
+
+        return clone(self)
+
+    def contiguous(self) -> Tensor:
+        return self
+
+    # ----- in-place updates (optimizers, init): on data, never through the graph --------------------
+    def _check_inplace(self, op: str) -> None:
+        if is_grad_enabled() and self.requires_grad:
+            raise GraphError(
+                f"{op}: a tensor that requires grad is being modified in place; do it inside mr.no_grad()"
+            )
+
+    def zero_(self) -> Tensor:
+        self._check_inplace("zero_")
+        self.data[...] = 0
+        return self
+
+    def fill_(self, value: Any) -> Tensor:
+        self._check_inplace("fill_")
+        self.data[...] = value
+        return self
+
+    def copy_(self, src: Any) -> Tensor:
+        self._check_inplace("copy_")
+        self.data[...] = Tensor._coerce_array(src, like=self.data)
+        return self
+
+    def add_(self, other: Any, alpha: float = 1) -> Tensor:
+        self._check_inplace("add_")
+        other = other.data if isinstance(other, Tensor) else other
+        self.data += other if alpha == 1 else alpha * other
+        return self
+
+    def sub_(self, other: Any, alpha: float = 1) -> Tensor:
+        return self.add_(other, alpha=-alpha)
+
+    def mul_(self, other: Any) -> Tensor:
+        self._check_inplace("mul_")
+        self.data *= other.data if isinstance(other, Tensor) else other
+        return self
+
+    def div_(self, other: Any) -> Tensor:
+        self._check_inplace("div_")
+        self.data /= other.data if isinstance(other, Tensor) else other
+        return self
+
+    # ----- ops as methods (each defined once, in minires/ops) ----------------------------------------
+    def __add__(self, other: Any) -> Tensor:
+        return ops.elementwise.add(self, other)
+
+    def __radd__(self, other: Any) -> Tensor:
+        return ops.elementwise.add(other, self)
+
+    def __sub__(self, other: Any) -> Tensor:
+        return ops.elementwise.sub(self, other)
+
+    def __rsub__(self, other: Any) -> Tensor:
+        return ops.elementwise.sub(other, self)
+
+    def __mul__(self, other: Any) -> Tensor:
+        return ops.elementwise.mul(self, other)
+
+    def __rmul__(self, other: Any) -> Tensor:
+        return ops.elementwise.mul(other, self)
+
+    def __truediv__(self, other: Any) -> Tensor:
+        return ops.elementwise.div(self, other)
+
+    def __rtruediv__(self, other: Any) -> Tensor:
+        return ops.elementwise.div(other, self)
+
+    def __pow__(self, other: Any) -> Tensor:
+        return ops.elementwise.pow(self, other)
+
+    def __rpow__(self, other: Any) -> Tensor:
+        return ops.elementwise.pow(other, self)
+
+    def __matmul__(self, other: Any) -> Tensor:
+        return ops.linalg.matmul(self, other)
+
+    def __rmatmul__(self, other: Any) -> Tensor:
+        return ops.linalg.matmul(other, self)
+
+    def __neg__(self) -> Tensor:
+        return ops.elementwise.neg(self)
+
+    def __pos__(self) -> Tensor:
+        return self
+
+    def __abs__(self) -> Tensor:
+        return ops.elementwise.abs(self)
+
+    def __getitem__(self, index: Any) -> Tensor:
+        return ops.shape.getitem(self, index)
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        self._check_inplace("__setitem__")
+        if isinstance(index, Tensor):
+            index = index.data
+        self.data[index] = value.data if isinstance(value, Tensor) else value
+
+    # Comparisons give bool tensors and carry no gradient.
+    def _compare(self, other: Any, name: str) -> Tensor:
+        other = other.data if isinstance(other, Tensor) else other
+        return Tensor._wrap(getattr(self.data, name)(other))
+
+    def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return self._compare(other, "__eq__")
+
+    def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
+        return self._compare(other, "__ne__")
+
+    def __lt__(self, other: Any) -> Tensor:
+        return self._compare(other, "__lt__")
+
+    def __le__(self, other: Any) -> Tensor:
+        return self._compare(other, "__le__")
+
+    def __gt__(self, other: Any) -> Tensor:
+        return self._compare(other, "__gt__")
+
+    def __ge__(self, other: Any) -> Tensor:
+        return self._compare(other, "__ge__")
+
+    def eq(self, other: Any) -> Tensor:
+        return self == other
+
+    def exp(self) -> Tensor:
+        return ops.elementwise.exp(self)
+
+    def log(self) -> Tensor:
+        return ops.elementwise.log(self)
+
+    def sqrt(self) -> Tensor:
+        return ops.elementwise.sqrt(self)
+
+    def abs(self) -> Tensor:
+        return ops.elementwise.abs(self)
+
+    def pow(self, exponent: Any) -> Tensor:
+        return ops.elementwise.pow(self, exponent)
+
+    def clamp(self, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002 - PyTorch's names
+        return ops.elementwise.clamp(self, min, max)
+
+    def relu(self) -> Tensor:
+        return ops.activation.relu(self)
+
+    def sigmoid(self) -> Tensor:
+        return ops.activation.sigmoid(self)
+
+    def tanh(self) -> Tensor:
+        return ops.activation.tanh(self)
+
+    def softmax(self, dim: int) -> Tensor:
+        return ops.activation.softmax(self, dim)
+
+    def log_softmax(self, dim: int) -> Tensor:
+        return ops.activation.log_softmax(self, dim)
+
+    def sum(self, dim: Any = None, keepdim: bool = False) -> Tensor:
+        return ops.reduction.sum(self, dim, keepdim)
+
+    def mean(self, dim: Any = None, keepdim: bool = False) -> Tensor:
+        return ops.reduction.mean(self, dim, keepdim)
+
+    def max(self, dim: int | None = None, keepdim: bool = False) -> Any:
+        return ops.reduction.max(self, dim, keepdim)
+
+    def min(self, dim: int | None = None, keepdim: bool = False) -> Any:
+        return ops.reduction.min(self, dim, keepdim)
+
+    def argmax(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
+        return ops.reduction.argmax(self, dim, keepdim)
+
+    def argmin(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
+        return ops.reduction.argmin(self, dim, keepdim)
+
+    def matmul(self, other: Any) -> Tensor:
+        return ops.linalg.matmul(self, other)
+
+    def reshape(self, *shape: Any) -> Tensor:
+        return ops.shape.reshape(self, *shape)
+
+    def view(self, *shape: Any) -> Tensor:
+        return ops.shape.reshape(self, *shape)
+
+    def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+        return ops.shape.flatten(self, start_dim, end_dim)
+
+    def permute(self, *dims: Any) -> Tensor:
+        return ops.shape.permute(self, *dims)
+
+    def transpose(self, dim0: int, dim1: int) -> Tensor:
+        return ops.shape.transpose(self, dim0, dim1)
+
+    def t(self) -> Tensor:
+        return ops.shape.transpose(self, 0, 1) if self.ndim == 2 else self
+
+    def unsqueeze(self, dim: int) -> Tensor:
+        return ops.shape.unsqueeze(self, dim)
+
+    def squeeze(self, dim: int | None = None) -> Tensor:
+        return ops.shape.squeeze(self, dim)
+
+    def expand(self, *shape: Any) -> Tensor:
+        return ops.shape.expand(self, *shape)
+
+    def view_as(self, other: Tensor) -> Tensor:
+        return self.reshape(other.shape)
+
+
+class _HookHandle:
+    """What ``register_hook`` returns: ``remove()`` takes the hook off again."""
+
+    def __init__(self, hooks: list, hook: Any) -> None:
+        self.hooks, self.hook = hooks, hook
+
+    def remove(self) -> None:
+        if self.hook in self.hooks:
+            self.hooks.remove(self.hook)
+
+
+# ----- creation functions ------------------------------------------------------------------------------
+def tensor(data: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    """A new leaf tensor holding a copy of ``data`` (an array, nested list, scalar or Tensor)."""
+    dtype = as_dtype(dtype)
+    if isinstance(data, Tensor):
+        data = data.data
+    xp = get_array_module(data)
+    if isinstance(data, np.generic):  # a NumPy scalar keeps its dtype, as an array does
+        data = np.asarray(data)
+    if isinstance(data, xp.ndarray):
+        arr = data.astype(dtype or data.dtype, copy=True)
+    else:
+        arr = _default_array(data) if dtype is None else np.array(data, dtype=dtype)
+    target = backend.normalize_device(device) if device is not None else backend.device_of(arr)
+    arr = backend.to_device(arr, target)
+    return Tensor(arr, requires_grad=requires_grad)
+
+
+def _shape_arg(shape: tuple) -> tuple[int, ...]:
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    return tuple(int(s) for s in shape)
+
+
+def _filled(kind: str, shape: tuple, dtype: Any, device: Any, requires_grad: bool) -> Tensor:
+    dev = backend.normalize_device(device)
+    xp = backend.array_module_for(dev)
+    dtype = as_dtype(dtype) or float32
+    shape = _shape_arg(shape)
+    if kind in ("zeros", "ones"):
+        arr = getattr(xp, kind)(shape, dtype=dtype)
+    else:
+        from . import rng
+
+        gen = rng.generator(dev)
+        if dtype.kind != "f":
+            raise DTypeError(f"{kind}: expected a floating-point dtype, got {dtype}")
+        arr = gen.standard_normal(shape, dtype=dtype) if kind == "randn" else gen.random(shape, dtype=dtype)
+    return Tensor(arr, requires_grad=requires_grad)
+
+
+def zeros(*shape: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    return _filled("zeros", shape, dtype, device, requires_grad)
+
+
+def ones(*shape: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    return _filled("ones", shape, dtype, device, requires_grad)
+
+
+def randn(*shape: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    """Standard normal samples from the generator seeded by ``mr.manual_seed``."""
+    return _filled("randn", shape, dtype, device, requires_grad)
+
+
+def rand(*shape: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    """Uniform samples in [0, 1) from the generator seeded by ``mr.manual_seed``."""
+    return _filled("rand", shape, dtype, device, requires_grad)
+
+
+def zeros_like(t: Tensor, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    return zeros(t.shape, dtype=dtype or t.dtype, device=device or t.device, requires_grad=requires_grad)
+
+
+def ones_like(t: Tensor, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    return ones(t.shape, dtype=dtype or t.dtype, device=device or t.device, requires_grad=requires_grad)
+
+
+def arange(
+    start: float, end: float | None = None, step: float = 1, dtype: Any = None, device: Any = None
+) -> Tensor:
+    if end is None:
+        start, end = 0, start
+    dev = backend.normalize_device(device)
+    arr = backend.array_module_for(dev).arange(start, end, step)
+    return Tensor(arr.astype(as_dtype(dtype) or (int64 if arr.dtype.kind in "iu" else float32)))
+
+
+from . import ops  # noqa: E402 - the ops need Tensor defined first; Tensor's methods need the ops

@@ -1,0 +1,88 @@
+"""Shared test setup: hypothesis profiles, the `torch` and `backend` fixtures, and GPU skipping.
+
+Environment:
+    HYPOTHESIS_PROFILE     "ci" or "dev"; default "dev", or "ci" when CI is set (as CI runs do).
+    MINIRES_REQUIRE_TORCH  "1" makes a missing torch fail the tests that compare with it instead of skipping.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Iterator
+from types import ModuleType
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+# ci: fixed examples (the same ones every run), few of them, and the blob to reproduce a failure.
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    max_examples=25,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+# dev: fresh random examples each run, more of them.
+settings.register_profile("dev", max_examples=200, deadline=None)
+
+
+def _running_in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if _running_in_ci() else "dev"))
+
+
+def _gpu_available() -> bool:
+    """True when minires sees CuPy and a GPU; minires is imported here, not at the top of this file."""
+    try:
+        from minires.backend import cuda_available
+    except ImportError:  # the tests themselves report a broken package
+        return False
+    return cuda_available()
+
+
+@pytest.fixture(scope="session")
+def torch() -> ModuleType:
+    """The torch module, the reference the PyTorch comparisons check against.
+
+    Skips the test when torch is not installed, or fails it when MINIRES_REQUIRE_TORCH=1 (as in CI),
+    so that a broken install cannot turn the comparisons into silent skips.
+    """
+    try:
+        return importlib.import_module("torch")
+    except ImportError as exc:
+        reason = str(exc)
+    if os.environ.get("MINIRES_REQUIRE_TORCH") == "1":
+        pytest.fail(
+            f"torch is required (MINIRES_REQUIRE_TORCH=1) but cannot be imported: {reason}. "
+            "Install the test extra: pip install -e '.[test]'",
+            pytrace=False,
+        )
+    pytest.skip(f"torch not installed ({reason})")
+
+
+@pytest.fixture(
+    scope="session",
+    params=["numpy", pytest.param("cupy", marks=pytest.mark.gpu)],
+)
+def backend(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The device each test runs on: "cpu" (NumPy), then "cuda" (CuPy) where a GPU is there."""
+    if request.param == "cupy":
+        if not _gpu_available():
+            pytest.skip("CuPy with an NVIDIA GPU not available")
+        yield "cuda"
+    else:
+        yield "cpu"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip the tests marked gpu on a machine without one, so that CI there skips them cleanly."""
+    gpu_items = [item for item in items if item.get_closest_marker("gpu") is not None]
+    if not gpu_items or _gpu_available():
+        return
+    skip_gpu = pytest.mark.skip(reason="needs CuPy and an NVIDIA GPU")
+    for item in gpu_items:
+        item.add_marker(skip_gpu)
