@@ -3,10 +3,11 @@
     import minires as mr
     import minires.nn.functional as F
 
-Every op is a ``Function`` in ``minires/ops`` whose docstring derives its backward.
+Every op is a ``Function`` in ``minires/ops`` whose docstring derives its backward. The layers are in
+``minires.nn``, the ResNet zoo in ``minires.models``, ``save``/``load`` in ``minires.serialization``.
 """
 
-from . import cuda, nn
+from . import cuda, models, nn, utils
 from .errors import DeviceError, DTypeError, GraphError, ShapeError, TargetIndexError
 from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .gradcheck import GradcheckError, directional_gradcheck, gradcheck
@@ -16,6 +17,7 @@ from .ops.linalg import matmul
 from .ops.reduction import argmax, argmin, max, mean, min, sum
 from .ops.shape import cat, flatten, permute, reshape, squeeze, stack, transpose, unsqueeze
 from .rng import manual_seed
+from .serialization import load, save
 from .tensor import (
     Tensor,
     arange,

@@ -10,6 +10,7 @@ integers become int64 (class labels), and ``mr.tensor`` always copies.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,7 +18,7 @@ import numpy as np
 
 from . import backend
 from .backend import get_array_module
-from .errors import DTypeError, GraphError, ShapeError
+from .errors import DeviceError, DTypeError, GraphError, ShapeError
 from .grad_mode import is_grad_enabled
 
 float16 = np.dtype("float16")
@@ -329,6 +330,69 @@ class Tensor:
         self._check_inplace("div_")
         self.data /= other.data if isinstance(other, Tensor) else other
         return self
+
+    # ----- in-place operators: x += y, x -= y, x *= y, x /= y ------------------------------------------
+    def _inplace(self, other: Any, name: str) -> Tensor:
+        """``self <name>= other`` in place, as PyTorch does it.
+
+        Outside the graph (no grad needed, or inside ``no_grad``) the data is updated in place: the manual
+        SGD step ``p -= lr * p.grad``. A leaf that requires grad cannot be modified in place in grad mode.
+        A non-leaf (``Y += X`` in a residual block's forward) is recorded in the graph: the result is
+        computed out of place and then becomes this very Tensor object, so that every alias of ``Y`` sees
+        it, while the arrays that earlier ops saved for backward stay untouched.
+        """
+        other_needs_grad = isinstance(other, Tensor) and other.requires_grad
+        if is_grad_enabled() and (self.requires_grad or other_needs_grad):
+            if self.requires_grad and self.grad_fn is None:
+                raise GraphError(
+                    f"{name}: a leaf tensor that requires grad is being used in an in-place operation; "
+                    "do it inside mr.no_grad()"
+                )
+            out = getattr(ops.elementwise, name)(self, other)
+            if out.shape != self.shape:
+                other_shape = tuple(getattr(other, "shape", ()))
+                raise ShapeError(
+                    f"{name}: an operand of shape {other_shape} cannot be broadcast in place "
+                    f"to shape {self.shape}"
+                )
+            if out.dtype != self.dtype:
+                out = out.to(self.dtype)
+            self.data, self.grad_fn, self._requires_grad = out.data, out.grad_fn, True
+            self.grad_fn._output_ref = weakref.ref(self)
+            return self
+        if isinstance(other, Tensor):
+            if other.device != self.device:
+                raise DeviceError(
+                    f"{name}: expected both tensors on one device, got {self.device} and {other.device}"
+                )
+            other = other.data
+        xp = get_array_module(self.data)
+        ufunc = {"add": xp.add, "sub": xp.subtract, "mul": xp.multiply, "div": xp.true_divide}[name]
+        try:
+            ufunc(self.data, other, out=self.data, casting="same_kind")
+        except TypeError as exc:
+            raise DTypeError(
+                f"{name}: the result cannot be stored in place in a tensor of dtype {self.dtype}"
+            ) from exc
+        except ValueError as exc:
+            shape = getattr(other, "shape", ())
+            raise ShapeError(
+                f"{name}: an operand of shape {tuple(shape)} cannot be broadcast in place "
+                f"to shape {self.shape}"
+            ) from exc
+        return self
+
+    def __iadd__(self, other: Any) -> Tensor:
+        return self._inplace(other, "add")
+
+    def __isub__(self, other: Any) -> Tensor:
+        return self._inplace(other, "sub")
+
+    def __imul__(self, other: Any) -> Tensor:
+        return self._inplace(other, "mul")
+
+    def __itruediv__(self, other: Any) -> Tensor:
+        return self._inplace(other, "div")
 
     # ----- ops as methods (each defined once, in minires/ops) ----------------------------------------
     def __add__(self, other: Any) -> Tensor:

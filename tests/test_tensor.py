@@ -671,6 +671,92 @@ def test_inplace_on_tensor_not_requiring_grad_works_anywhere() -> None:
     assert x.numpy().tolist() == [0.0, 0.0, 0.0]
 
 
+INPLACE_OPERATORS = {
+    "+=": operator.iadd,
+    "-=": operator.isub,
+    "*=": operator.imul,
+    "/=": operator.itruediv,
+}
+
+
+@pytest.mark.parametrize("op", list(INPLACE_OPERATORS))
+def test_inplace_operator_under_no_grad_is_the_manual_sgd_step(torch: Any, op: str) -> None:
+    """``p -= lr * p.grad`` inside no_grad: the same object, the same array, torch's values."""
+    fn = INPLACE_OPERATORS[op]
+    data = RNG.uniform(0.5, 2.0, (3, 4))
+    other = RNG.uniform(0.5, 2.0, (4,))  # broadcast along the first dimension
+    p, tp = pair(torch, data, requires_grad=True)
+    array = p.data
+    with mr.no_grad():
+        q = fn(p, mr.tensor(other))
+        q = fn(q, 0.5)
+    with torch.no_grad():
+        fn(fn(tp, torch.tensor(other)), 0.5)
+    assert q is p and p.data is array and p.is_leaf and p.requires_grad
+    assert_same(p, tp, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("op", list(INPLACE_OPERATORS))
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_inplace_operator_on_non_leaf_is_recorded_like_torch(torch: Any, op: str, dtype: str) -> None:
+    """``Y += X`` in a residual block's forward: every alias of Y sees the new value and the gradients of
+    both inputs are torch's, the saved inputs of earlier ops untouched."""
+    fn = INPLACE_OPERATORS[op]
+    a_data = RNG.uniform(0.5, 2.0, (2, 3)).astype(dtype)
+    b_data = RNG.uniform(0.5, 2.0, (2, 3)).astype(dtype)
+    results = []
+    for lib in (mr, torch):
+        a = lib.tensor(a_data, requires_grad=True)
+        b = lib.tensor(b_data, requires_grad=True)
+        y = a * a  # saves a; y is a non-leaf
+        alias = y
+        y = fn(y, b)
+        assert y is alias
+        z = (y * y).sum() + y.sum()
+        z.backward()
+        results.append((y.detach().numpy().copy(), a.grad.numpy(), b.grad.numpy()))
+    (y_m, ga_m, gb_m), (y_t, ga_t, gb_t) = results
+    tol = 1e-6 if dtype == "float32" else 1e-13
+    for mine, ref in ((y_m, y_t), (ga_m, ga_t), (gb_m, gb_t)):
+        assert mine.dtype == ref.dtype
+        np.testing.assert_allclose(mine, ref, rtol=tol, atol=tol)
+
+
+def test_inplace_operator_into_a_tensor_that_needs_no_grad_joins_the_graph(torch: Any) -> None:
+    """``acc = zeros(); acc += x`` with x requiring grad: acc joins the graph, as in torch."""
+    x_data = RNG.standard_normal((2, 2))
+    x, tx = pair(torch, x_data, requires_grad=True)
+    acc, tacc = mr.zeros(2, 2, dtype=mr.float64), torch.zeros(2, 2, dtype=torch.float64)
+    acc += x * 3
+    tacc += tx * 3
+    acc *= x
+    tacc *= tx
+    assert acc.requires_grad and not acc.is_leaf and acc.grad_fn is not None
+    acc.sum().backward()
+    tacc.sum().backward()
+    assert_same(x.grad, tx.grad, rtol=1e-13, atol=1e-13)
+
+
+def test_inplace_operator_errors() -> None:
+    leaf = mr.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(mr.GraphError, match="add: a leaf tensor that requires grad"):
+        leaf += 1.0
+    assert leaf.numpy().tolist() == [1.0, 2.0]
+    ints = mr.tensor([1, 2])
+    with pytest.raises(mr.DTypeError, match="div: the result cannot be stored in place.*int64"):
+        ints /= 2
+    ints += 3  # integer arithmetic stays integer, as in torch
+    assert ints.numpy().tolist() == [4, 5] and ints.dtype == mr.int64
+    small = mr.zeros(3)
+    with pytest.raises(
+        mr.ShapeError, match=r"add: an operand of shape \(2, 3\) cannot be broadcast in place"
+    ):
+        small += mr.ones(2, 3)
+    y = mr.tensor([1.0, 2.0, 3.0], requires_grad=True) * 2
+    with pytest.raises(mr.ShapeError, match=r"mul: an operand of shape \(2, 3\)"):
+        y *= mr.ones(2, 3)
+
+
 # ----- repr ---------------------------------------------------------------------------------------------
 def test_repr_matches_torch_for_plain_tensors(torch: Any) -> None:
     for data in ([1.0, 2.0], [[1, 2], [3, 4]], [True, False]):

@@ -1,0 +1,129 @@
+"""``BatchNorm1d`` and ``BatchNorm2d``: batch normalization with PyTorch's parameters, running statistics
+and ``num_batches_tracked``; the math is ``F.batch_norm`` (minires/ops/norm.py derives its backward)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ...errors import ShapeError
+from ...tensor import Tensor, ones, tensor, zeros
+from .. import functional as F
+from .. import init
+from ..module import Module
+from ..parameter import Parameter
+
+
+class _BatchNorm(Module):
+    """Per-channel y = gamma * (x - mu) / sqrt(var + eps) + beta over every axis but the channel axis 1.
+
+    Training: mu, var are the batch's statistics, and (when ``track_running_stats``) the running estimates
+    are updated in place, running = (1 - m) * running + m * batch (unbiased variance), with m = ``momentum``,
+    or m = 1 / num_batches_tracked (a cumulative average) when ``momentum`` is None; ``num_batches_tracked``
+    counts the training batches. Eval: the running estimates; without ``track_running_stats`` there are
+    none, and the batch statistics are used in eval too.
+    """
+
+    _version = 2  # version 2 added num_batches_tracked (an older state_dict lacks it)
+    _expected_ndim: tuple[int, ...] = ()
+
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        device: Any = None,
+        dtype: Any = None,
+        *,
+        bias: bool = True,
+    ) -> None:
+        super().__init__()
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.affine, self.track_running_stats = affine, track_running_stats
+        if affine:
+            self.weight = Parameter(zeros(num_features, dtype=dtype, device=device))
+            if bias:
+                self.bias = Parameter(zeros(num_features, dtype=dtype, device=device))
+            else:
+                self.register_parameter("bias", None)
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        if track_running_stats:
+            self.register_buffer("running_mean", zeros(num_features, dtype=dtype, device=device))
+            self.register_buffer("running_var", ones(num_features, dtype=dtype, device=device))
+            self.register_buffer("num_batches_tracked", tensor(0, dtype=np.int64, device=device))
+        else:
+            self.register_buffer("running_mean", None)
+            self.register_buffer("running_var", None)
+            self.register_buffer("num_batches_tracked", None)
+        self.reset_parameters()
+
+    def reset_running_stats(self) -> None:
+        if self.track_running_stats:
+            self.running_mean.data[...] = 0
+            self.running_var.data[...] = 1
+            self.num_batches_tracked.data[...] = 0
+
+    def reset_parameters(self) -> None:
+        self.reset_running_stats()
+        if self.affine:
+            init.ones_(self.weight)
+            if self.bias is not None:
+                init.zeros_(self.bias)
+
+    def _check_input_dim(self, input: Tensor) -> None:  # noqa: A002 - PyTorch's name
+        if input.ndim not in self._expected_ndim:
+            want = " or ".join(f"{n}D" for n in self._expected_ndim)
+            raise ShapeError(
+                f"{type(self).__name__}: expected {want} input "
+                f"(got {input.ndim}D input of shape {input.shape})"
+            )
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002 - PyTorch's name
+        self._check_input_dim(input)
+        factor = 0.0 if self.momentum is None else self.momentum
+        if self.training and self.track_running_stats and self.num_batches_tracked is not None:
+            self.num_batches_tracked.data += 1
+            if self.momentum is None:  # cumulative moving average
+                factor = 1.0 / float(self.num_batches_tracked.data)
+        use_batch_stats = self.training or (self.running_mean is None and self.running_var is None)
+        track = not self.training or self.track_running_stats  # running stats passed only to be used/updated
+        return F.batch_norm(
+            input,
+            self.running_mean if track else None,
+            self.running_var if track else None,
+            self.weight,
+            self.bias,
+            use_batch_stats,
+            factor,
+            self.eps,
+        )
+
+    def _upgrade_state_dict(self, state_dict: dict, prefix: str, version: int | None) -> None:
+        """A state_dict without version metadata (or from before version 2) may lack num_batches_tracked:
+        keep the current count then, as PyTorch does."""
+        key = prefix + "num_batches_tracked"
+        if (version is None or version < 2) and self.track_running_stats and key not in state_dict:
+            state_dict[key] = self.num_batches_tracked
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+            f"bias={self.bias is not None}, track_running_stats={self.track_running_stats}"
+        )
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch normalization of a (N, C) or (N, C, L) input, per channel C."""
+
+    _expected_ndim = (2, 3)
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch normalization of a (N, C, H, W) input, per channel C (over the N*H*W values of each)."""
+
+    _expected_ndim = (4,)
