@@ -41,6 +41,7 @@ from hypothesis.extra import numpy as hnp
 import minires as mr
 import minires.nn.functional as F
 from minires.errors import DeviceError, DTypeError, GraphError, ShapeError
+from minires.ops.conv import conv_layout
 
 
 class _TorchName:
@@ -598,7 +599,8 @@ def conv2d_samples(
         kwargs["dilation"] = _int_or_pair(draw, dh, dw)
     if groups > 1:
         kwargs["groups"] = groups
-    return Sample((x, weight, bias), kwargs, grad=(0, 1) if bias is None else (0, 1, 2))
+    layout = draw(st.sampled_from(list(CONV_LAYOUTS)))
+    return Sample((x, weight, bias), kwargs, grad=(0, 1) if bias is None else (0, 1, 2), variant=layout)
 
 
 @st.composite
@@ -626,6 +628,20 @@ def pool2d_samples(
     if ceil_mode:
         kwargs["ceil_mode"] = True
     return Sample((x,), kwargs, grad=(0,))
+
+
+CONV_LAYOUTS = {"per_layer": None, "channels_first": False, "channels_last": True}
+
+
+def _conv2d_in_layout(layout: str) -> Callable[..., Any]:
+    """F.conv2d with its unfold layout forced (minires.ops.conv.conv_layout); "per_layer" is the default."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        with conv_layout(CONV_LAYOUTS[layout]):
+            return F.conv2d(*args, **kwargs)
+
+    call.__name__ = f"F.conv2d[{layout}]"
+    return call
 
 
 def _torch_conv2d(*args: Any, **kwargs: Any) -> Any:
@@ -1238,8 +1254,8 @@ OPS: list[OpInfo] = [
     # ----- nn.functional: conv, pools, norm, dropout, loss -----
     OpInfo(
         "conv2d",
-        _functional("conv2d"),
-        _torch_conv2d,
+        {layout: _conv2d_in_layout(layout) for layout in CONV_LAYOUTS},
+        {layout: _torch_conv2d for layout in CONV_LAYOUTS},
         conv2d_samples(),
         big=conv2d_samples(max_n=4, max_channels=8, max_k=3, max_extra=12, max_groups=2),
         bad=(

@@ -233,7 +233,10 @@ class Case(NamedTuple):
 # N*H*W = 8 values per channel: at 32x32 it sees 2, and a BatchNorm over 2 values passes back almost
 # nothing (x_hat = +-1, and the two terms of its backward cancel), leaving rounding noise below it.
 FORWARD_CASES = {
-    "resnet18": Case(lambda m: m.resnet18(num_classes=10), (2, 3, 64, 64)),
+    # float32 gradients of resnet18 left to float64: at this input one ReLU input of layer4.0 is exactly 0
+    # in float64 (a kink), and float32 rounding decides its sign and so its gradient (+3.9e-6 with the
+    # channels-last convs, -1.5e-5 with channels-first ones, whose gradients match torch float32)
+    "resnet18": Case(lambda m: m.resnet18(num_classes=10), (2, 3, 64, 64), grads32=False),
     "resnet50": Case(lambda m: m.resnet50(), (2, 3, 64, 64), grads32=False),
     "resnext50_32x4d": Case(lambda m: m.resnext50_32x4d(num_classes=10), (2, 3, 64, 64), float32=False),
     "resnet50_dilated": Case(

@@ -1,7 +1,7 @@
 """``minires.nn``: ``Module`` and ``Parameter``, the layers (``Conv2d``, ``BatchNorm2d``, ``Linear``, ...),
 the containers, ``init`` and the functional API (``minires.nn.functional``), with PyTorch's names."""
 
-from . import functional, init
+from . import functional, init, utils
 from .module import Module
 from .modules import (
     GELU,

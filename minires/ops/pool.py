@@ -82,16 +82,18 @@ class MaxPool2d(Function):
         # first kh with oh*SH + kh*DH >= PH, and likewise for kw.
         kh0 = (xp.maximum(PH - SH * xp.arange(OH), 0) + DH - 1) // DH  # (OH,)
         kw0 = (xp.maximum(PW - SW * xp.arange(OW), 0) + DW - 1) // DW  # (OW,)
-        arg = xp.broadcast_to((kh0[:, None] * KW + kw0[None, :]).astype(xp.int32), (N, C, OH, OW))
+        arg = xp.empty((N, C, OH, OW), dtype=xp.int32)
+        arg[...] = kh0[:, None] * KW + kw0[None, :]
         y = xp.full((N, C, OH, OW), lowest, dtype=x.dtype)
+        better = xp.empty((N, C, OH, OW), dtype=bool)
         for kh in range(KH):
             for kw in range(KW):
                 rows, cols = _window(kh, kw, geometry)
                 window = x_pad[:, :, rows, cols]  # (N, C, OH, OW): element (kh, kw) of every window
-                better = window > y  # strict: on ties the earlier offset keeps the max
+                xp.greater(window, y, out=better)  # strict: on ties the earlier offset keeps the max
                 if nan_wins:
                     better |= xp.isnan(window)
-                arg = xp.where(better, xp.int32(kh * KW + kw), arg)
+                xp.copyto(arg, kh * KW + kw, where=better)
                 xp.maximum(y, window, out=y)  # NaN-propagating, as the NaN rule above
         # Flat index ih*W + iw into the (H, W) plane: the window's corner plus the offset's displacement.
         corner = (SH * xp.arange(OH) - PH)[:, None] * W + (SW * xp.arange(OW) - PW)[None, :]  # (OH, OW)

@@ -1,0 +1,3 @@
+"""``minires.nn.utils``: helpers on parameters and their gradients, as ``torch.nn.utils``."""
+
+from .clip_grad import clip_grad_norm_

@@ -1,0 +1,237 @@
+"""Unfolding image patches into a matrix (``im2col``) and folding them back (``col2im``), in two layouts.
+
+Notation: N, C, H, W         batch size, input channels, input height and width
+          G, Cg              groups, input channels per group (C / G)
+          KH, KW             kernel height and width
+          SH, SW, DH, DW     stride and dilation
+          OH, OW             output height and width
+          T                  kernel taps (kh, kw) kept: KH*KW, or fewer when some see only padding
+          K, M               K = Cg*KH*KW values under one kernel position, M = N*OH*OW output pixels
+
+Both layouts copy, for each kernel offset (kh, kw), the pixels under it for every output position at once:
+one strided slice of the zero-padded input. They differ in which axis is innermost, and so in how long the
+contiguous runs of each copy are:
+
+- channels first (``im2col``, ``col2im``): the textbook matrix, one row per (c, kh, kw) and one column per
+  output pixel (n, oh, ow); the runs are image rows, OW values long. The reference layout, and the faster
+  one for large images with few channels (the 16- and 32-channel stages of a CIFAR ResNet).
+- channels last (``im2col_nhwc``, ``col2im_nhwc``): one row per output pixel (n, oh, ow), one column per
+  (kh, kw, c); the runs are the Cg channels of a pixel. Faster where the images are small and the channels
+  many (the late stages of every ResNet, where a row of a 7x7 or 2x2 image is too short a run).
+
+Channels last also drops the taps that see only padding (a 3x3 kernel with padding 1 on a 1x1 image has
+one live tap out of nine): their columns would be all zeros, and so their products.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..backend import get_array_module
+
+Pair = tuple[int, int]
+Padding = tuple[Pair, Pair]  # ((top, bottom), (left, right))
+
+
+def _pair(value: int | tuple[int, ...]) -> Pair:
+    """3 -> (3, 3); (3,) -> (3, 3); (3, 5) -> (3, 5)."""
+    if isinstance(value, (tuple, list)):
+        return (int(value[0]), int(value[-1]))
+    return (int(value), int(value))
+
+
+def _padding4(padding: int | tuple) -> Padding:
+    """int, (ph, pw) or ((top, bottom), (left, right)) -> ((top, bottom), (left, right))."""
+    if isinstance(padding, (tuple, list)) and len(padding) == 2 and isinstance(padding[0], (tuple, list)):
+        return (int(padding[0][0]), int(padding[0][1])), (int(padding[1][0]), int(padding[1][1]))
+    ph, pw = _pair(padding)
+    return (ph, ph), (pw, pw)
+
+
+def conv_output_size(size: int, kernel: int, stride: int, pad: tuple[int, int], dilation: int) -> int:
+    """floor((size + pad_before + pad_after - dilation*(kernel - 1) - 1) / stride) + 1."""
+    return (size + pad[0] + pad[1] - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def im2col(
+    x: Any,
+    kernel_size: int | Pair,
+    stride: int | Pair = 1,
+    padding: int | Pair | Padding = 0,
+    dilation: int | Pair = 1,
+    groups: int = 1,
+) -> Any:
+    r"""Unfold every kernel-sized patch of ``x`` into one column of a matrix (one matrix per group).
+
+    Notation: N, C, H, W (input), KH, KW (kernel), OH, OW (output), G groups of Cg = C/G channels,
+    SH, SW the stride, DH, DW the dilation.
+
+        cols[g, (c, kh, kw), (n, oh, ow)] = x_pad[n, g*Cg + c, oh*SH + kh*DH, ow*SW + kw*DW]
+
+    x_pad is x with zeros around it (``padding`` is an int, (PH, PW), or ((top, bottom), (left, right))).
+    The loop runs over the KH*KW kernel offsets: for offset (kh, kw) the pixels under it, for every output
+    position at once, are one strided slice of x_pad (rows kh*DH, kh*DH + SH, ...; likewise columns).
+
+    Shapes: x (N, C, H, W) -> cols (G, Cg*KH*KW, N*OH*OW).
+    """
+    xp = get_array_module(x)
+    N, C, H, W = x.shape
+    KH, KW = _pair(kernel_size)
+    (SH, SW), (DH, DW) = _pair(stride), _pair(dilation)
+    (pt, pb), (pl, pr) = _padding4(padding)
+    G, Cg = groups, C // groups
+    OH = conv_output_size(H, KH, SH, (pt, pb), DH)
+    OW = conv_output_size(W, KW, SW, (pl, pr), DW)
+    # Padded input with the batch axis second, (C, N, H, W): each channel's images form one block, and so
+    # does each row of cols below (measured 1.4x faster than NCHW for im2col and 1.8x for col2im).
+    x_pad = xp.zeros((C, N, H + pt + pb, W + pl + pr), dtype=x.dtype)
+    x_pad[:, :, pt : pt + H, pl : pl + W] = x.transpose(1, 0, 2, 3)
+    cols = xp.empty((C, KH, KW, N, OH, OW), dtype=x.dtype)
+    for kh in range(KH):
+        rows = slice(kh * DH, kh * DH + SH * (OH - 1) + 1, SH)  # x_pad rows oh*SH + kh*DH, all oh
+        for kw in range(KW):
+            columns = slice(kw * DW, kw * DW + SW * (OW - 1) + 1, SW)
+            cols[:, kh, kw] = x_pad[:, :, rows, columns]  # (C, N, OH, OW)
+    return cols.reshape(G, Cg * KH * KW, N * OH * OW)  # (G, K, M)
+
+
+def col2im(
+    cols: Any,
+    x_shape: tuple[int, int, int, int],
+    kernel_size: int | Pair,
+    stride: int | Pair = 1,
+    padding: int | Pair | Padding = 0,
+    dilation: int | Pair = 1,
+) -> Any:
+    r"""Fold patch columns back onto the image, adding where patches overlap: the adjoint of ``im2col``.
+
+    Notation: N, C, H, W (input), KH, KW (kernel), OH, OW (output), G groups of Cg = C/G channels,
+    SH, SW the stride, DH, DW the dilation.
+
+        x_pad[n, g*Cg + c, oh*SH + kh*DH, ow*SW + kw*DW] += cols[g, (c, kh, kw), (n, oh, ow)]
+
+    then the padding is cropped off. im2col copies each pixel into every patch that covers it, so
+    <im2col(x), cols> = <x, col2im(cols)>: the gradient of a pixel is the sum of the gradients of its
+    copies. The same loop over the KH*KW kernel offsets as im2col, with += in place of =: patches overlap
+    (stride < kernel), so the slices of different offsets land on shared pixels and must add up.
+
+    Shapes: cols (G, Cg*KH*KW, N*OH*OW), as im2col returns it for any G -> x (N, C, H, W) = x_shape.
+    """
+    xp = get_array_module(cols)
+    N, C, H, W = x_shape
+    KH, KW = _pair(kernel_size)
+    (SH, SW), (DH, DW) = _pair(stride), _pair(dilation)
+    (pt, pb), (pl, pr) = _padding4(padding)
+    OH = conv_output_size(H, KH, SH, (pt, pb), DH)
+    OW = conv_output_size(W, KW, SW, (pl, pr), DW)
+    cols = cols.reshape(C, KH, KW, N, OH, OW)  # channel c of group g is row block g*Cg + c
+    x_pad = xp.zeros((C, N, H + pt + pb, W + pl + pr), dtype=cols.dtype)  # batch axis second, as in im2col
+    for kh in range(KH):
+        rows = slice(kh * DH, kh * DH + SH * (OH - 1) + 1, SH)
+        for kw in range(KW):
+            columns = slice(kw * DW, kw * DW + SW * (OW - 1) + 1, SW)
+            x_pad[:, :, rows, columns] += cols[:, kh, kw]  # (C, N, OH, OW)
+    return xp.ascontiguousarray(x_pad[:, :, pt : pt + H, pl : pl + W].transpose(1, 0, 2, 3))  # (N, C, H, W)
+
+
+def live_taps(
+    size: tuple[int, int],
+    kernel_size: Pair,
+    stride: Pair,
+    padding: Padding,
+    dilation: Pair,
+) -> list[tuple[int, int]]:
+    """The kernel offsets (kh, kw) that fall on the input (not in the padding) for some output pixel.
+
+    Offset kh reads input row oh*SH + kh*DH - pad_top; it is live when some oh in [0, OH) puts that row in
+    [0, H): the least oh >= 0 with oh*SH >= pad_top - kh*DH must exist (< OH) and not overshoot H - 1.
+    """
+    live = []
+    for axis in (0, 1):
+        n, k, s, pad, d = size[axis], kernel_size[axis], stride[axis], padding[axis], dilation[axis]
+        out = conv_output_size(n, k, s, pad, d)
+        offsets = []
+        for i in range(k):
+            first = pad[0] - i * d  # the output index o must satisfy first <= o*s <= first + n - 1
+            o = max(0, -(-first // s))  # ceil(first / s), at least 0
+            if o < out and o * s <= first + n - 1:
+                offsets.append(i)
+        live.append(offsets)
+    return [(kh, kw) for kh in live[0] for kw in live[1]]
+
+
+def _tap_slices(tap: tuple[int, int], stride: Pair, dilation: Pair, OH: int, OW: int) -> tuple[slice, slice]:
+    """The rows and columns of the padded input under kernel offset ``tap`` for all output pixels."""
+    (kh, kw), (SH, SW), (DH, DW) = tap, stride, dilation
+    return (
+        slice(kh * DH, kh * DH + SH * (OH - 1) + 1, SH),  # rows oh*SH + kh*DH, all oh
+        slice(kw * DW, kw * DW + SW * (OW - 1) + 1, SW),  # columns ow*SW + kw*DW, all ow
+    )
+
+
+def im2col_nhwc(
+    x: Any,
+    taps: list[tuple[int, int]],
+    stride: Pair,
+    padding: Padding,
+    dilation: Pair,
+    groups: int,
+    out_size: tuple[int, int],
+) -> Any:
+    r"""Channels-last ``im2col``: one row per output pixel, the kept taps and the channels along it.
+
+        cols[g, (n, oh, ow), (t, c)] = x_pad[n, g*Cg + c, oh*SH + kh_t*DH, ow*SW + kw_t*DW]
+
+    for the taps t = (kh_t, kw_t) in ``taps``. ``x`` is (N, C, H, W) in any memory layout; a channels-last
+    one (x.transpose(0, 2, 3, 1) contiguous, as the convolutions here return) is read without reordering.
+
+    Shapes: x (N, C, H, W) -> cols (G, N*OH*OW, T*Cg).
+    """
+    xp = get_array_module(x)
+    N, C, H, W = x.shape
+    (pt, pb), (pl, pr) = padding
+    OH, OW = out_size
+    G, Cg = groups, C // groups
+    x_nhwc = x.transpose(0, 2, 3, 1)  # (N, H, W, C): a view
+    if pt or pb or pl or pr:
+        x_pad = xp.zeros((N, H + pt + pb, W + pl + pr, C), dtype=x.dtype)
+        x_pad[:, pt : pt + H, pl : pl + W] = x_nhwc
+    else:
+        x_pad = x_nhwc
+    x_groups = x_pad.reshape(*x_pad.shape[:3], G, Cg).transpose(3, 0, 1, 2, 4)  # (G, N, Hp, Wp, Cg)
+    cols = xp.empty((G, N, OH, OW, len(taps), Cg), dtype=x.dtype)
+    for t, tap in enumerate(taps):
+        rows, columns = _tap_slices(tap, stride, dilation, OH, OW)
+        cols[:, :, :, :, t] = x_groups[:, :, rows, columns]  # (G, N, OH, OW, Cg)
+    return cols.reshape(G, N * OH * OW, len(taps) * Cg)  # (G, M, T*Cg)
+
+
+def col2im_nhwc(
+    cols: Any,
+    x_shape: tuple[int, int, int, int],
+    taps: list[tuple[int, int]],
+    stride: Pair,
+    padding: Padding,
+    dilation: Pair,
+    out_size: tuple[int, int],
+) -> Any:
+    r"""The adjoint of ``im2col_nhwc``: each column block added back onto the pixels it was copied from.
+
+        x_pad[n, g*Cg + c, oh*SH + kh_t*DH, ow*SW + kw_t*DW] += cols[g, (n, oh, ow), (t, c)]
+
+    then the padding is cropped off (as ``col2im``, with the channels innermost).
+    Shapes: cols (G, N*OH*OW, T*Cg) -> x (N, C, H, W), returned as a view of a channels-last array.
+    """
+    xp = get_array_module(cols)
+    N, C, H, W = x_shape
+    (pt, pb), (pl, pr) = padding
+    OH, OW = out_size
+    G = cols.shape[0]
+    Cg = C // G
+    cols = cols.reshape(G, N, OH, OW, len(taps), Cg)
+    x_pad = xp.zeros((N, H + pt + pb, W + pl + pr, C), dtype=cols.dtype)
+    x_groups = x_pad.reshape(*x_pad.shape[:3], G, Cg).transpose(3, 0, 1, 2, 4)  # (G, N, Hp, Wp, Cg), a view
+    for t, tap in enumerate(taps):
+        rows, columns = _tap_slices(tap, stride, dilation, OH, OW)
+        x_groups[:, :, rows, columns] += cols[:, :, :, :, t]  # (G, N, OH, OW, Cg)
+    return x_pad[:, pt : pt + H, pl : pl + W].transpose(0, 3, 1, 2)  # (N, C, H, W)

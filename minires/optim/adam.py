@@ -1,0 +1,161 @@
+"""``Adam`` and ``AdamW``: adaptive moment estimation, with L2 or decoupled weight decay, as torch."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ..backend import get_array_module
+from .optimizer import Optimizer
+
+
+class Adam(Optimizer):
+    r"""``Adam(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False, *,
+    maximize=False, decoupled_weight_decay=False)``, ``torch.optim.Adam``'s rule, with gamma = lr,
+    lambda = weight_decay:
+
+        m_0 <- 0, v_0 <- 0, v_0^max <- 0
+        for t = 1, 2, ...:
+            g_t <- -grad f_t(theta_{t-1})  if maximize  else  grad f_t(theta_{t-1})
+            if lambda != 0:
+                if decoupled:  theta_{t-1} <- theta_{t-1} * (1 - gamma * lambda)     (AdamW)
+                else:          g_t <- g_t + lambda * theta_{t-1}                        (L2, Adam)
+            m_t <- beta_1 * m_{t-1} + (1 - beta_1) * g_t
+            v_t <- beta_2 * v_{t-1} + (1 - beta_2) * g_t^2
+            m_hat_t <- m_t / (1 - beta_1^t)
+            if amsgrad:  v_t^max <- max(v_{t-1}^max, v_t),  v_hat_t <- v_t^max / (1 - beta_2^t)
+            else:        v_hat_t <- v_t / (1 - beta_2^t)
+            theta_t <- theta_{t-1} - gamma * m_hat_t / (sqrt(v_hat_t) + eps)
+
+    eps sits outside the square root and after the bias correction: the code computes, as torch does,
+        denom = sqrt(v_t) / sqrt(1 - beta_2^t) + eps,
+        theta_t = theta_{t-1} - (gamma / (1 - beta_1^t)) * m_t / denom,
+    and m_t as torch's ``lerp``: m_{t-1} + (1 - beta_1)(g_t - m_{t-1}) (or, for 1 - beta_1 >= 1/2,
+    g_t - beta_1 (g_t - m_{t-1})), equal to the line above but for rounding.
+    ``t`` counts the steps at which the parameter had a gradient. State per parameter: ``step`` (t, a
+    float), ``exp_avg`` (m_t), ``exp_avg_sq`` (v_t) and, with amsgrad, ``max_exp_avg_sq`` (v_t^max).
+    Parameters whose ``.grad`` is None are skipped.
+    """
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0,
+        amsgrad: bool = False,
+        *,
+        maximize: bool = False,
+        decoupled_weight_decay: bool = False,
+    ) -> None:
+        name = type(self).__name__
+        if not lr >= 0.0:
+            raise ValueError(f"{name}: invalid learning rate lr={lr!r}; expected lr >= 0")
+        if not eps >= 0.0:
+            raise ValueError(f"{name}: invalid eps={eps!r}; expected eps >= 0")
+        if len(betas) != 2:
+            raise ValueError(f"{name}: betas must be a pair (beta1, beta2), got {betas!r}")
+        for i, beta in enumerate(betas):
+            if not 0.0 <= beta < 1.0:
+                raise ValueError(
+                    f"{name}: invalid beta parameter at index {i}: betas={betas!r}; expected [0, 1)"
+                )
+        if not weight_decay >= 0.0:
+            raise ValueError(f"{name}: invalid weight_decay={weight_decay!r}; expected weight_decay >= 0")
+        defaults = {
+            "lr": lr,
+            "betas": (float(betas[0]), float(betas[1])),
+            "eps": eps,
+            "weight_decay": weight_decay,
+            "amsgrad": amsgrad,
+            "maximize": maximize,
+            "decoupled_weight_decay": decoupled_weight_decay,
+        }
+        super().__init__(params, defaults)
+
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        loss = self._closure_loss(closure)
+        for group in self.param_groups:
+            lr, eps, lam = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
+            beta1, beta2 = float(group["betas"][0]), float(group["betas"][1])
+            amsgrad, maximize = group["amsgrad"], group["maximize"]
+            decoupled = group["decoupled_weight_decay"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                theta = p.data
+                xp = get_array_module(theta)
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0.0
+                    state["exp_avg"] = xp.zeros_like(theta)
+                    state["exp_avg_sq"] = xp.zeros_like(theta)
+                    if amsgrad:
+                        state["max_exp_avg_sq"] = xp.zeros_like(theta)
+                state["step"] += 1.0
+                t = state["step"]
+                m, v = state["exp_avg"], state["exp_avg_sq"]
+
+                if lam != 0 and decoupled:
+                    theta *= 1 - lr * lam  # theta_{t-1} (1 - gamma lambda)
+                g = self._effective_grad(p, 0.0 if decoupled else lam, maximize)  # grad or scratch slot 0
+                tmp = self._scratch(1, theta)
+
+                # m_t = beta1 m_{t-1} + (1 - beta1) g_t, as torch's exp_avg.lerp_(g, 1 - beta1)
+                w = 1 - beta1
+                xp.subtract(g, m, out=tmp)  # g_t - m_{t-1}
+                if w < 0.5:
+                    m += xp.multiply(tmp, w, out=tmp)
+                else:
+                    xp.subtract(g, xp.multiply(tmp, 1 - w, out=tmp), out=m)
+                # v_t = beta2 v_{t-1} + (1 - beta2) g_t^2, as torch's mul_(beta2).addcmul_(g, g, 1 - beta2)
+                v *= beta2
+                v += xp.multiply(xp.multiply(g, 1 - beta2, out=tmp), g, out=tmp)
+
+                bias_correction1 = 1 - beta1**t
+                bias_correction2 = 1 - beta2**t
+                step_size = lr / bias_correction1
+                if amsgrad:
+                    v_max = state["max_exp_avg_sq"]
+                    xp.maximum(v_max, v, out=v_max)
+                    v = v_max
+                # denom = sqrt(v_t) / sqrt(1 - beta2^t) + eps;  theta_t = theta_{t-1} - step_size m_t / denom
+                denom = xp.sqrt(v, out=tmp)
+                denom /= bias_correction2**0.5
+                denom += eps
+                update = self._scratch(0, theta)  # g_t is no longer needed: slot 0 is free
+                theta += xp.divide(xp.multiply(m, -step_size, out=update), denom, out=update)
+        return loss
+
+
+class AdamW(Adam):
+    r"""``AdamW(params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, *,
+    maximize=False)``: ``torch.optim.AdamW``, Adam with decoupled weight decay (Loshchilov & Hutter):
+
+        theta_{t-1} <- theta_{t-1} * (1 - gamma * lambda)        before the moments, which never see lambda
+        m_t, v_t, m_hat_t, v_hat_t, theta_t                       as in ``Adam`` with g_t the raw gradient
+
+    i.e. ``Adam(..., decoupled_weight_decay=True)``; see ``Adam`` for the whole rule and the state.
+    """
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+        amsgrad: bool = False,
+        *,
+        maximize: bool = False,
+    ) -> None:
+        super().__init__(
+            params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize, decoupled_weight_decay=True
+        )
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """As ``Optimizer.load_state_dict``; the groups stay decoupled (an Adam state dict loads too)."""
+        super().load_state_dict(state_dict)
+        for group in self.param_groups:
+            group["decoupled_weight_decay"] = True

@@ -1,0 +1,88 @@
+"""``SGD``: stochastic gradient descent with momentum, dampening, Nesterov and weight decay, as torch."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ..backend import get_array_module
+from .optimizer import Optimizer
+
+
+class SGD(Optimizer):
+    r"""``SGD(params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False, *, maximize=False)``,
+    ``torch.optim.SGD``'s rule, with gamma = lr, lambda = weight_decay, mu = momentum, tau = dampening:
+
+        for t = 1, 2, ...:
+            g_t <- -grad f_t(theta_{t-1})  if maximize  else  grad f_t(theta_{t-1})
+            if lambda != 0:  g_t <- g_t + lambda * theta_{t-1}
+            if mu != 0:
+                b_t <- mu * b_{t-1} + (1 - tau) * g_t  if t > 1  else  g_t   (a copy of g_t)
+                g_t <- g_t + mu * b_t  if nesterov  else  b_t
+            theta_t <- theta_{t-1} - gamma * g_t
+
+    ``t`` counts the steps at which the parameter had a gradient: b_1 is the first gradient as it is,
+    undamped. Nesterov needs mu > 0 and tau = 0. State per parameter: ``momentum_buffer`` (b_t), only
+    when mu != 0. Parameters whose ``.grad`` is None are skipped (no step, no state).
+    """
+
+    def __init__(
+        self,
+        params: Any,
+        lr: float = 1e-3,
+        momentum: float = 0,
+        dampening: float = 0,
+        weight_decay: float = 0,
+        nesterov: bool = False,
+        *,
+        maximize: bool = False,
+    ) -> None:
+        if not lr >= 0.0:
+            raise ValueError(f"SGD: invalid learning rate lr={lr!r}; expected lr >= 0")
+        if not momentum >= 0.0:
+            raise ValueError(f"SGD: invalid momentum={momentum!r}; expected momentum >= 0")
+        if not weight_decay >= 0.0:
+            raise ValueError(f"SGD: invalid weight_decay={weight_decay!r}; expected weight_decay >= 0")
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError(
+                f"SGD: Nesterov momentum requires a momentum and zero dampening, got momentum={momentum!r} "
+                f"and dampening={dampening!r}"
+            )
+        defaults = {
+            "lr": lr,
+            "momentum": momentum,
+            "dampening": dampening,
+            "weight_decay": weight_decay,
+            "nesterov": nesterov,
+            "maximize": maximize,
+        }
+        super().__init__(params, defaults)
+
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        loss = self._closure_loss(closure)
+        for group in self.param_groups:
+            lr, mu = float(group["lr"]), float(group["momentum"])
+            tau, lam = float(group["dampening"]), float(group["weight_decay"])
+            nesterov, maximize = group["nesterov"], group["maximize"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                theta = p.data
+                xp = get_array_module(theta)
+                g = self._effective_grad(p, lam, maximize)  # g_t: p.grad itself or scratch slot 0
+                tmp = self._scratch(1, theta)
+                if mu != 0:
+                    state = self.state[p]
+                    b = state.get("momentum_buffer")
+                    if b is None:
+                        b = state["momentum_buffer"] = g.copy()  # b_1 = g_1
+                    else:  # b_t = mu b_{t-1} + (1 - tau) g_t
+                        b *= mu
+                        b += g if tau == 0 else xp.multiply(g, 1 - tau, out=tmp)
+                    if nesterov:  # g_t + mu b_t, as torch's grad.add(buf, alpha=momentum)
+                        g = xp.add(g, xp.multiply(b, mu, out=tmp), out=tmp)
+                    else:
+                        g = b
+                # theta_t = theta_{t-1} - gamma g_t, as torch's param.add_(g, alpha=-lr)
+                theta += xp.multiply(g, -lr, out=tmp)
+        return loss

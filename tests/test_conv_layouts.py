@@ -1,0 +1,125 @@
+"""The two unfold layouts of conv2d (minires/ops/im2col.py): each against torch, and the live-tap pruning.
+
+The op table (tests/op_table.py) already runs conv2d through gradcheck and the torch comparison in each
+layout; here the layouts meet shapes the table's small strategies rarely draw (a kernel larger than the
+image with padding, 1x1 images, channels-last inputs), and the helpers are checked on their own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import minires as mr
+import minires.nn.functional as F
+from minires.ops.conv import conv_layout, prefer_channels_last
+from minires.ops.im2col import col2im_nhwc, im2col_nhwc, live_taps
+
+
+def _brute_force_live_taps(h: int, w: int, k: tuple, s: tuple, p: tuple, d: tuple) -> list:
+    """Every (kh, kw) for which some output pixel reads a real input pixel, by trying them all."""
+    oh = (h + 2 * p[0] - d[0] * (k[0] - 1) - 1) // s[0] + 1
+    ow = (w + 2 * p[1] - d[1] * (k[1] - 1) - 1) // s[1] + 1
+    rows = {kh for kh in range(k[0]) for o in range(oh) if 0 <= o * s[0] + kh * d[0] - p[0] < h}
+    cols = {kw for kw in range(k[1]) for o in range(ow) if 0 <= o * s[1] + kw * d[1] - p[1] < w}
+    return sorted((kh, kw) for kh in rows for kw in cols)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    hw=st.tuples(st.integers(1, 6), st.integers(1, 6)),
+    k=st.tuples(st.integers(1, 5), st.integers(1, 5)),
+    s=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    p=st.tuples(st.integers(0, 3), st.integers(0, 3)),
+    d=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+)
+def test_live_taps_are_exactly_those_that_touch_the_input(
+    hw: tuple, k: tuple, s: tuple, p: tuple, d: tuple
+) -> None:
+    h, w = hw
+    if d[0] * (k[0] - 1) + 1 > h + 2 * p[0] or d[1] * (k[1] - 1) + 1 > w + 2 * p[1]:
+        return  # no output at all: conv2d refuses these
+    taps = live_taps((h, w), k, s, ((p[0], p[0]), (p[1], p[1])), d)
+    assert taps == _brute_force_live_taps(h, w, k, s, p, d)
+
+
+def test_live_taps_examples() -> None:
+    assert live_taps((1, 1), (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1)) == [(1, 1)]  # 1x1 image: the centre
+    assert len(live_taps((2, 2), (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1))) == 9
+    # stride 2 on a 1-row image with padding 1: output row 0 reads row kh - 1, so only kh = 1 is live
+    assert live_taps((1, 4), (3, 1), (2, 1), ((1, 1), (0, 0)), (1, 1)) == [(1, 0)]
+
+
+def test_im2col_nhwc_and_col2im_nhwc_are_adjoint() -> None:
+    """<im2col(x), c> = <x, col2im(c)> for random x and c, with groups, stride, padding and dilation."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 6, 7, 5))
+    stride, padding, dilation, groups = (2, 1), ((1, 2), (0, 1)), (1, 2), 3
+    out = (4, 2)  # (7 + 3 - 2 - 1) // 2 + 1, (5 + 1 - 4 - 1) // 1 + 1
+    taps = live_taps((7, 5), (3, 3), stride, padding, dilation)
+    cols = im2col_nhwc(x, taps, stride, padding, dilation, groups, out)
+    assert cols.shape == (3, 2 * 4 * 2, len(taps) * 2)
+    c = rng.standard_normal(cols.shape)
+    back = col2im_nhwc(c, x.shape, taps, stride, padding, dilation, out)
+    assert back.shape == x.shape
+    np.testing.assert_allclose(np.vdot(cols, c), np.vdot(x, back), rtol=1e-12)
+
+
+CASES = [
+    # (N, C, H, W), (OC, KH, KW), stride, padding, dilation, groups
+    ((2, 8, 1, 1), (6, 3, 3), 1, 1, 1, 1),  # 1x1 image: one live tap
+    ((2, 8, 2, 2), (6, 3, 3), 2, 1, 1, 2),  # stride 2 on a 2x2 image
+    ((3, 6, 3, 5), (9, 5, 5), 1, 2, 1, 3),  # kernel larger than the image, padded
+    ((1, 4, 6, 6), (4, 3, 3), 1, 2, 2, 4),  # depthwise, dilated
+    ((2, 3, 9, 7), (5, 7, 7), 2, 3, 1, 1),  # a stem
+    ((2, 4, 5, 5), (8, 1, 1), 2, 0, 1, 1),  # a 1x1 downsample
+]
+
+
+@pytest.mark.parametrize("channels_last_input", [False, True], ids=["nchw_input", "nhwc_input"])
+@pytest.mark.parametrize("layout", [False, True], ids=["channels_first", "channels_last"])
+@pytest.mark.parametrize("case", CASES, ids=[str(c[0]) + str(c[1]) for c in CASES])
+def test_layouts_match_torch(torch: Any, case: tuple, layout: bool, channels_last_input: bool) -> None:
+    (n, c, h, w), (oc, kh, kw), stride, padding, dilation, groups = case
+    rng = np.random.default_rng(1)
+    x_np = rng.standard_normal((n, c, h, w))
+    if channels_last_input:  # the same values, stored NHWC
+        x_np = np.ascontiguousarray(x_np.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    w_np, b_np = rng.standard_normal((oc, c // groups, kh, kw)), rng.standard_normal(oc)
+    x, wt, b = (mr.tensor(a, requires_grad=True) for a in (x_np, w_np, b_np))
+    tx, tw, tb = (torch.tensor(np.ascontiguousarray(a), requires_grad=True) for a in (x_np, w_np, b_np))
+    with conv_layout(layout):
+        y = F.conv2d(x, wt, b, stride=stride, padding=padding, dilation=dilation, groups=groups)
+    ty = torch.nn.functional.conv2d(
+        tx, tw, tb, stride=stride, padding=padding, dilation=dilation, groups=groups
+    )
+    g = rng.standard_normal(tuple(ty.shape))
+    y.backward(mr.tensor(g))
+    ty.backward(torch.tensor(g))
+    for mine, ref in ((y, ty), (x.grad, tx.grad), (wt.grad, tw.grad), (b.grad, tb.grad)):
+        np.testing.assert_allclose(mine.numpy(), ref.detach().numpy(), rtol=1e-10, atol=1e-10)
+
+
+def test_channels_last_output_keeps_its_memory_format_through_elementwise_ops() -> None:
+    """A channels-last conv returns an NCHW view of an NHWC array, and ReLU and + keep that layout, so
+    the next conv reads its input without reordering."""
+    x = mr.randn(2, 16, 3, 3)
+    with conv_layout(True):
+        y = F.conv2d(x, mr.randn(16, 16, 3, 3), padding=1)
+    assert y.shape == (2, 16, 3, 3)
+    for t in (y, F.relu(y), y + y):
+        assert t.data.transpose(0, 2, 3, 1).flags.c_contiguous
+
+
+def test_per_layer_choice() -> None:
+    assert prefer_channels_last(64, 7) and prefer_channels_last(512, 1)
+    assert not prefer_channels_last(16, 28) and not prefer_channels_last(3, 14)
+    with conv_layout(False):
+        assert not prefer_channels_last(512, 1)
+    with conv_layout(True):
+        assert prefer_channels_last(3, 112)
+    assert prefer_channels_last(512, 1)  # restored
