@@ -1,12 +1,13 @@
 # make train   trains the example network (creates .venv on first use)
 # make test    ruff format --check, ruff check, then the whole pytest suite
+# make bench   times minires against PyTorch (benchmarks/bench.py; a few minutes)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 GPU_STAMP := $(VENV)/.installed-gpu
 
-.PHONY: venv test test-gpu train format clean
+.PHONY: venv test test-gpu train bench format clean
 
 venv: $(STAMP)
 
@@ -33,6 +34,9 @@ test-gpu: $(GPU_STAMP)
 
 train: venv
 	$(BIN)/python examples/train_fashion_mnist.py
+
+bench: venv
+	$(BIN)/python benchmarks/bench.py
 
 format: venv
 	$(BIN)/ruff format .

@@ -1,0 +1,115 @@
+"""benchmarks/bench.py: its FLOP counts against analytic and published numbers, its verdicts, its table and
+JSON, and one quick run end to end (a few seconds: one small model, two repeats, no memory probes)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import minires as mr
+from minires import nn
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+
+import bench  # noqa: E402
+
+
+def test_conv_macs_is_the_analytic_count() -> None:
+    # 3x32x32 -> 8x16x16 (stride 2, padding 1): each of the 2*8*16*16 outputs sums 3*3*3 products
+    assert bench.conv_macs(2, (3, 32, 32), bench.Conv(8, 3, stride=2, padding=1)) == 2 * 8 * 16 * 16 * 27
+    assert (
+        bench.conv_out(28, 7, 2, 3) == 14
+        and bench.conv_out(7, 3, 1, 1) == 7
+        and bench.conv_out(5, 1, 2, 0) == 3
+    )
+
+
+def test_model_macs_counts_convs_and_linears_and_restores_the_mode() -> None:
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3, stride=2, padding=1),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(8 * 16 * 16, 10),
+    )
+    model.train()
+    assert bench.model_macs(model, (3, 32, 32)) == 8 * 16 * 16 * 27 + 10 * 8 * 16 * 16
+    assert all(m.training for m in model.modules())
+
+
+def test_model_macs_matches_torchvisions_published_count() -> None:
+    # torchvision's ResNet18_Weights.IMAGENET1K_V1 lists 1.814 G "ops" (multiply-accumulates) at 224x224
+    assert round(bench.model_macs(mr.models.resnet18(), (3, 224, 224)) / 1e9, 3) == 1.814
+
+
+def test_workload_flops() -> None:
+    conv = bench.Workload("conv", 4, (16, 8, 8), bench.Target(), conv=bench.Conv(16, 3, padding=1), label="x")
+    macs = 4 * 16 * 8 * 8 * 16 * 9
+    assert bench.workload_flops(conv) == 6 * macs  # forward, dX and dW
+    stem = bench.Workload(
+        "conv", 4, (16, 8, 8), bench.Target(), conv=bench.Conv(16, 3, 1, 1, False), label="x"
+    )
+    assert bench.workload_flops(stem) == 4 * macs  # no dX
+    train = bench.Workload("train", 8, (1, 28, 28), bench.Target(), model="cifar_resnet20")
+    assert bench.workload_flops(train, 1000) == 6 * 1000 * 8
+    assert (
+        bench.workload_flops(bench.Workload("infer", 8, (1, 28, 28), bench.Target(), "m"), 1000) == 2 * 8000
+    )
+
+
+def _result(ratio: float, peak_fraction: float, memory_ratio: float) -> bench.Result:
+    w = bench.Workload("train", 256, (1, 28, 28), bench.Target(1.5, 0.5, 1.5), model="d2l_resnet18")
+    numbers = {"images_per_s": 500.0, "gflops": 50.0, "peak_fraction": peak_fraction, "memory_mb": 300.0}
+    torch_numbers = dict(numbers, images_per_s=500.0 * ratio, memory_mb=300.0 / memory_ratio)
+    return bench.Result(w, 1e9, {"minires": numbers, "torch": torch_numbers}, ratio, memory_ratio)
+
+
+@pytest.mark.parametrize(
+    ("ratio", "fraction", "memory", "expected"),
+    [
+        (1.5, 0.5, 1.5, {"time": "PASS", "gemm": "PASS", "memory": "PASS"}),
+        (1.51, 0.49, 1.6, {"time": "MISS", "gemm": "MISS", "memory": "MISS"}),
+    ],
+)
+def test_judge_at_the_targets(ratio: float, fraction: float, memory: float, expected: dict) -> None:
+    assert bench.judge(_result(ratio, fraction, memory)) == expected
+
+
+def test_table_and_json_hold_every_number() -> None:
+    r = _result(1.66, 0.2, 1.2)
+    r.verdicts = bench.judge(r)
+    info = bench.machine_info("cpu", 2, "test")
+    peaks = {"numpy": 250.0}
+    table = bench.format_table([r], info, peaks)
+    line = next(s for s in table.splitlines() if s.startswith("train d2l_resnet18 1x28x28 N256"))
+    assert "1.66" in line and "time MISS" in line and "memory PASS" in line and "20%" in line
+    assert "GEMM peak: numpy 250 GFLOP/s" in table
+    data = json.loads(bench.to_json([r], info, peaks, {"repeats": 5}))
+    (row,) = data["results"]
+    assert row["workload"]["name"] == r.workload.name and row["ratio"] == 1.66
+    assert row["target"]["max_time_ratio"] == 1.5 and row["frameworks"]["torch"]["memory_mb"] == 250.0
+    assert data["gemm_peak_gflops"] == peaks and data["machine"]["threads"] == 2
+
+
+@pytest.mark.slow  # about 10 s: imports, a GEMM peak, two rows of a small model
+def test_quick_run_writes_the_table_and_json(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    cmd = [sys.executable, str(BENCHMARKS / "bench.py"), "--quick", "--only", "cifar_resnet20 1x28x28 N16"]
+    run = subprocess.run([*cmd, "--json", str(out)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "train cifar_resnet20 1x28x28 N16" in run.stdout and "GEMM peak" in run.stdout
+    data = json.loads(out.read_text())
+    assert [row["workload"]["name"] for row in data["results"]] == [
+        "train cifar_resnet20 1x28x28 N16",
+        "infer cifar_resnet20 1x28x28 N16",
+    ]
+    for row in data["results"]:
+        mine = row["frameworks"]["minires"]
+        assert len(mine["times_s"]) == 2 and mine["images_per_s"] > 0 and mine["gflops"] > 0
+        if data["machine"]["torch"]:
+            assert row["ratio"] > 0 and row["frameworks"]["torch"]["images_per_s"] > 0
