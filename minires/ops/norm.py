@@ -12,11 +12,10 @@ from ..tensor import Tensor
 
 
 def _channel_dot(a: Any, b: Any) -> Any:
-    """sum over every axis but axis 1 of a * b, shape (C,), without making the array a * b (einsum)."""
-    N, C = a.shape[:2]
-    L = a[0, 0].size if N and C else 0  # prod of the spatial sizes
-    a3, b3 = a.reshape(N, C, L), b.reshape(N, C, L)  # (N, C, L): views of contiguous arrays
-    return get_array_module(a).einsum("ncl,ncl->c", a3, b3)  # (C,)
+    """sum over every axis but axis 1 of a * b, shape (C,), without making the array a * b (einsum reads
+    a and b in whatever memory layout they have, channels-last views included, without copying them)."""
+    axes = "nc" + "hwdefgijkl"[: a.ndim - 2]  # "nchw" for (N, C, H, W)
+    return get_array_module(a).einsum(f"{axes},{axes}->c", a, b)  # (C,)
 
 
 class BatchNorm(Function):
