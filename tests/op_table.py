@@ -630,7 +630,7 @@ def pool2d_samples(
     return Sample((x,), kwargs, grad=(0,))
 
 
-CONV_LAYOUTS = {"per_layer": None, "channels_first": False, "channels_last": True}
+CONV_LAYOUTS = {"per_layer": None, "nchw": "nchw", "rows": "rows", "nhwc": "nhwc"}
 
 
 def _conv2d_in_layout(layout: str) -> Callable[..., Any]:

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 import minires as mr
 import minires.nn.functional as F
-from minires.ops.conv import conv_layout, prefer_channels_last
-from minires.ops.im2col import col2im_nhwc, im2col_nhwc, live_taps
+from minires.ops.conv import LAYOUTS, choose_layout, conv_layout
+from minires.ops.im2col import col2im_nhwc, im2col, im2col_nhwc, im2col_rows, live_taps, rows_view
 
 
 def _brute_force_live_taps(h: int, w: int, k: tuple, s: tuple, p: tuple, d: tuple) -> list:
@@ -81,9 +81,9 @@ CASES = [
 
 
 @pytest.mark.parametrize("channels_last_input", [False, True], ids=["nchw_input", "nhwc_input"])
-@pytest.mark.parametrize("layout", [False, True], ids=["channels_first", "channels_last"])
+@pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("case", CASES, ids=[str(c[0]) + str(c[1]) for c in CASES])
-def test_layouts_match_torch(torch: Any, case: tuple, layout: bool, channels_last_input: bool) -> None:
+def test_layouts_match_torch(torch: Any, case: tuple, layout: str, channels_last_input: bool) -> None:
     (n, c, h, w), (oc, kh, kw), stride, padding, dilation, groups = case
     rng = np.random.default_rng(1)
     x_np = rng.standard_normal((n, c, h, w))
@@ -108,18 +108,34 @@ def test_channels_last_output_keeps_its_memory_format_through_elementwise_ops() 
     """A channels-last conv returns an NCHW view of an NHWC array, and ReLU and + keep that layout, so
     the next conv reads its input without reordering."""
     x = mr.randn(2, 16, 3, 3)
-    with conv_layout(True):
+    with conv_layout("nhwc"):
         y = F.conv2d(x, mr.randn(16, 16, 3, 3), padding=1)
     assert y.shape == (2, 16, 3, 3)
     for t in (y, F.relu(y), y + y):
         assert t.data.transpose(0, 2, 3, 1).flags.c_contiguous
 
 
+def test_im2col_rows_holds_im2col_at_the_output_pixels() -> None:
+    """The shifted-rows unfold's columns at the output pixels are im2col's columns, in the same order."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((3, 4, 5, 6))
+    padding, dilation = ((1, 2), (0, 1)), (2, 1)
+    cols, (Hp, Wp, L) = im2col_rows(x, (2, 3), padding, dilation, groups=2)
+    OH, OW = Hp - 2, Wp - 2  # dilated kernel extents 3 and 3
+    assert (Hp, Wp) == (8, 7) and L == 2 * Hp * Wp + (OH - 1) * Wp + OW and cols.shape == (2, 2 * 6, L)
+    reference = im2col(x, (2, 3), 1, padding, dilation, groups=2)  # (G, K, N*OH*OW)
+    picked = rows_view(cols.reshape(-1, L), 3, (OH, OW), (Hp, Wp))  # (G*K, N, OH, OW)
+    np.testing.assert_array_equal(picked.reshape(reference.shape), reference)
+
+
 def test_per_layer_choice() -> None:
-    assert prefer_channels_last(64, 7) and prefer_channels_last(512, 1)
-    assert not prefer_channels_last(16, 28) and not prefer_channels_last(3, 14)
-    with conv_layout(False):
-        assert not prefer_channels_last(512, 1)
-    with conv_layout(True):
-        assert prefer_channels_last(3, 112)
-    assert prefer_channels_last(512, 1)  # restored
+    assert choose_layout(64, 7, True) == "nhwc" and choose_layout(512, 1, False) == "nhwc"
+    assert choose_layout(16, 28, True) == "rows" and choose_layout(16, 28, False) == "nchw"
+    with conv_layout("nchw"):
+        assert choose_layout(512, 1, True) == "nchw"
+    with conv_layout("rows"):
+        assert choose_layout(3, 112, True) == "rows" and choose_layout(3, 112, False) == "nchw"
+    assert choose_layout(512, 1, True) == "nhwc"  # restored
+    with pytest.raises(ValueError, match="conv_layout: expected one of"):
+        with conv_layout("channels_last"):
+            pass

@@ -8,12 +8,12 @@ Notation: N, C, H, W         batch size, input channels, input height and width
           OH, OW             output height and width
           K, M               K = Cg*KH*KW values under one kernel position, M = N*OH*OW output pixels
 
-Layout. ``im2col.py`` unfolds the patches channels first (the textbook matrix, the reference) or channels
-last, and the convolution picks, per layer, the one that copies in longer runs: channels last when the
-channels of a group outnumber a few output rows' width (the small late-stage images), channels first
-otherwise. Measured forward + backward (float32, 2 threads, batch 128-256): channels last 1.5-2.5x faster on
-(64, 7x7), (128, 4x4), (256, 2x2) and (512, 1x1) layers; channels first 1.5-2.5x faster on (16, 28x28) and
-(32, 14x14); even on (64, 28x28). A channels-last convolution returns its output as an NCHW view of an
+Layout. ``im2col.py`` unfolds the patches in one of three ways, and the convolution picks one per layer
+(``choose_layout``): channels last ("nhwc") when a pixel's channels make a longer run than an output row
+(the small images of the late stages: 1.5-2.5x faster there than channels first); otherwise channels
+first, by shifted rows ("rows", stride 1: one contiguous copy per channel and tap, 1.5-2x faster to unfold
+than row by row, for 15-30% more GEMM columns) or row by row ("nchw", the textbook im2col, the reference,
+and the unfold of strided layers). A channels-last convolution returns its output as an NCHW view of an
 NHWC array (PyTorch's channels_last memory format): the elementwise ops after it keep that layout, and the
 next convolution reads it without reordering. The public shapes are NCHW throughout.
 """
@@ -37,28 +37,38 @@ from .im2col import (
     conv_output_size,
     im2col,
     im2col_nhwc,
+    im2col_rows,
     live_taps,
+    rows_view,
 )
 from .shape import squeeze, unsqueeze
 
 CHUNK_BYTES = 4 << 20  # the cols of one batch chunk: about 4 MiB, to stay in the cache (L3 here: 32 MiB)
-_forced_layout: list[bool | None] = [None]  # set by conv_layout; None: prefer_channels_last decides
+LAYOUTS = ("nchw", "rows", "nhwc")  # im2col, im2col_rows, im2col_nhwc
+_forced_layout: list[str | None] = [None]  # set by conv_layout; None: choose_layout decides per layer
 
 
-def prefer_channels_last(channels_per_group: int, out_width: int) -> bool:
-    """Whether the channels-last unfold copies in longer runs than the channels-first one (see the module
-    docstring): Cg contiguous values a pixel against an output row of OW values."""
-    if _forced_layout[0] is not None:
-        return _forced_layout[0]
-    return channels_per_group >= 4 * out_width
+def choose_layout(channels_per_group: int, out_width: int, stride_one: bool) -> str:
+    """The unfold of one layer (see the module docstring): channels last when a pixel's Cg channels make a
+    longer run than an output row of OW values; otherwise channels first, by shifted rows when the
+    convolution has stride 1 (and padding at most the dilated kernel's extent), else row by row."""
+    forced = _forced_layout[0]
+    if forced is not None:
+        return "nchw" if forced == "rows" and not stride_one else forced
+    if channels_per_group >= 4 * out_width:
+        return "nhwc"
+    return "rows" if stride_one else "nchw"
 
 
 @contextlib.contextmanager
-def conv_layout(channels_last: bool | None) -> Iterator[None]:
-    """Within the block every conv2d unfolds channels last (True) or channels first (False); None restores
-    the per-layer choice. For tests (both layouts against the same references) and benchmarks."""
+def conv_layout(layout: str | None) -> Iterator[None]:
+    """Within the block every conv2d unfolds in ``layout`` ("nchw", "rows" (stride-1 layers only; the
+    others fall back to "nchw") or "nhwc"); None is the per-layer choice. For tests (every layout
+    against the same references) and benchmarks."""
+    if layout is not None and layout not in LAYOUTS:
+        raise ValueError(f"conv_layout: expected one of {LAYOUTS} or None, got {layout!r}")
     saved = _forced_layout[0]
-    _forced_layout[0] = channels_last
+    _forced_layout[0] = layout
     try:
         yield
     finally:
@@ -86,7 +96,9 @@ class Conv2d(Function):
 
     Channels last is the same algebra transposed: cols (M, T*Cg) with one row per output pixel, and
         Y_g = cols_g @ W_g^T,   dW_g = dY_g^T @ cols_g,   dcols_g = dY_g @ W_g      (Y, dY: (M, OCg))
-    where W_g keeps only the T live taps (the others multiply zeros: their dW is 0).
+    where W_g keeps only the T live taps (the others multiply zeros: their dW is 0). By rows, the same
+    products as channels first, over L >= M columns of which the output pixels are a strided subset: Y is
+    read there, and dY is put there with zeros in the other columns (so they add nothing to dW).
     Batch chunks. Both products are done a few images at a time (``chunk_images``), so that a chunk's
     cols (about CHUNK_BYTES) stays in the cache between the unfold and the GEMM that reads it: measured
     1.3-1.7x faster than one unfold of the whole batch. Backward unfolds each chunk again instead of
@@ -96,10 +108,10 @@ class Conv2d(Function):
     """
 
     def __init__(
-        self, stride: Pair, padding: Padding, dilation: Pair, groups: int, channels_last: bool | None = None
+        self, stride: Pair, padding: Padding, dilation: Pair, groups: int, layout: str | None = None
     ) -> None:
         self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
-        self.channels_last = channels_last  # None: chosen per call by prefer_channels_last
+        self.layout = layout  # one of LAYOUTS; None: chosen per call by choose_layout
 
     def _chunks(self, N: int, K: int, pixels: int, itemsize: int) -> list[slice]:
         """Slices of the batch axis whose cols (K values for each of ``pixels`` output pixels per image)
@@ -108,8 +120,10 @@ class Conv2d(Function):
         return [slice(i, min(i + B, N)) for i in range(0, N, B)]
 
     def _unfold(self, x: Any) -> Any:
-        """cols of the images ``x``: (G, K, M) channels first, (G, M, T*Cg) channels last."""
-        if self.channels_last:
+        """cols of the images ``x``: (G, K, M) nchw, (G, K, L) rows, (G, M, T*Cg) nhwc."""
+        if self.layout == "rows":
+            return im2col_rows(x, self.w_shape[2:], self.padding, self.dilation, self.groups)[0]
+        if self.layout == "nhwc":
             return im2col_nhwc(
                 x, self.taps, self.stride, self.padding, self.dilation, self.groups, self.out_size
             )
@@ -118,7 +132,7 @@ class Conv2d(Function):
     def _fold(self, dcols: Any, n: int) -> Any:
         """The adjoint of _unfold, for a chunk of n images: (n, C, H, W)."""
         x_shape = (n, *self.x_shape[1:])
-        if self.channels_last:
+        if self.layout == "nhwc":
             return col2im_nhwc(
                 dcols, x_shape, self.taps, self.stride, self.padding, self.dilation, self.out_size
             )
@@ -131,9 +145,17 @@ class Conv2d(Function):
         G, OCg = self.groups, OC // self.groups
         OH = conv_output_size(H, KH, self.stride[0], self.padding[0], self.dilation[0])
         OW = conv_output_size(W, KW, self.stride[1], self.padding[1], self.dilation[1])
-        if self.channels_last is None:
-            self.channels_last = prefer_channels_last(Cg, OW)
         self.x_shape, self.w_shape, self.out_size = x.shape, w.shape, (OH, OW)
+        if self.layout is None:
+            self.layout = choose_layout(Cg, OW, self._dx_as_convolution())
+        elif self.layout == "rows" and not self._dx_as_convolution():
+            self.layout = "nchw"
+        self.channels_last = self.layout == "nhwc"
+        pixels = OH * OW  # columns of cols per image
+        if self.layout == "rows":
+            (pt, pb), (pl, pr) = self.padding
+            self.padded = (H + pt + pb, W + pl + pr)
+            pixels = self.padded[0] * self.padded[1]
         if self.channels_last:  # only the live taps: W_mat (G, OCg, T*Cg), columns in (t, c) order
             self.taps = live_taps((H, W), (KH, KW), self.stride, self.padding, self.dilation)
             self.tap_index = [kh * KW + kw for kh, kw in self.taps]
@@ -144,12 +166,15 @@ class Conv2d(Function):
             W_mat = w.reshape(G, OCg, Cg * KH * KW)  # (G, OCg, K)
             y = xp.empty((N, OC, OH, OW), dtype=x.dtype)
         self.W_mat_width = W_mat.shape[2]
-        self.chunks = self._chunks(N, W_mat.shape[2], OH * OW, x.dtype.itemsize)
+        self.chunks = self._chunks(N, W_mat.shape[2], pixels, x.dtype.itemsize)
         for chunk in self.chunks:
             n, cols = chunk.stop - chunk.start, self._unfold(x[chunk])
             if self.channels_last:
                 Y = cols @ W_mat.transpose(0, 2, 1)  # (G, m, OCg), m = n*OH*OW
                 y[chunk] = (Y.transpose(1, 0, 2) if G > 1 else Y).reshape(n, OH, OW, OC)
+            elif self.layout == "rows":
+                Y = (W_mat @ cols).reshape(OC, -1)  # (OC, L): the output pixels among its columns
+                y[chunk] = rows_view(Y, n, (OH, OW), self.padded).transpose(1, 0, 2, 3)
             else:
                 Y = W_mat @ cols  # (G, OCg, m)
                 y[chunk] = Y.reshape(OC, n, OH, OW).transpose(1, 0, 2, 3)
@@ -207,6 +232,11 @@ class Conv2d(Function):
                 dY = xp.ascontiguousarray(g[chunk].transpose(0, 2, 3, 1)).reshape(1, -1, OC)
                 if G > 1:  # contiguous per group: matmul loops slowly over strides BLAS cannot take
                     dY = xp.ascontiguousarray(dY.reshape(-1, G, OCg).transpose(1, 0, 2))
+            elif self.layout == "rows":  # dY (G, OCg, L), 0 at the columns that are no output pixel
+                L = (n - 1) * self.padded[0] * self.padded[1] + (OH - 1) * self.padded[1] + OW
+                dY = xp.zeros((OC, L), dtype=g.dtype)
+                rows_view(dY, n, (OH, OW), self.padded)[...] = g[chunk].transpose(1, 0, 2, 3)
+                dY = dY.reshape(G, OCg, L)
             else:  # dY (G, OCg, m)
                 dY = xp.ascontiguousarray(g[chunk].transpose(1, 0, 2, 3)).reshape(G, OCg, -1)
             if need_dw:
