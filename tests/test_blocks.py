@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given, reject, settings
 from hypothesis import strategies as st
 
 import minires as mr
@@ -107,7 +107,9 @@ def test_block_matches_torch(
         cout = 4 * max(1, cout // 4)
     model, twin = _block_pair(twins, kind, cin, cout, stride, option)
     rtol = RTOL64 if dtype == "float64" else RTOL32
-    twins.compare_with_twin(model, twin, (n, cin, *hw), dtype, rtol, device=backend, seed=seed)
+    twins.compare_with_twin(
+        model, twin, (n, cin, *hw), dtype, rtol, device=backend, seed=seed, on_kink=lambda _: reject()
+    )
 
 
 @pytest.mark.parametrize(

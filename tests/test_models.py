@@ -245,7 +245,9 @@ FORWARD_CASES = {
         float32=False,
     ),
     "resnet18_gray_7": Case(lambda m: m.resnet18(num_classes=7, in_channels=1), (2, 1, 64, 64), False),
-    "d2l_resnet18": Case(lambda m: m.d2l_resnet18(), (2, 1, 64, 64)),
+    # at this input torch's own float32 gradients of d2l_resnet18 are off its float64 ones by up to 4% of
+    # their scale (a kink within rounding, see torch_twins.KINK_LIMIT): its gradients are float64 only
+    "d2l_resnet18": Case(lambda m: m.d2l_resnet18(), (2, 1, 64, 64), grads32=False),
     "d2l_resnet18_rgb_5": Case(lambda m: m.d2l_resnet18(in_channels=3, num_classes=5), (2, 3, 64, 64), False),
     "cifar_resnet20_A": Case(lambda m: m.cifar_resnet(20), (2, 3, 16, 16)),
     "cifar_resnet20_B": Case(lambda m: m.cifar_resnet(20, shortcut="B"), (2, 3, 16, 16)),
