@@ -99,7 +99,8 @@ class Conv2d(Function):
     where W_g keeps only the T live taps (the others multiply zeros: their dW is 0). By rows, the same
     products as channels first, over L >= M columns of which the output pixels are a strided subset: Y is
     read there, and dY is put there with zeros in the other columns (so they add nothing to dW).
-    Batch chunks. Both products are done a few images at a time (``chunk_images``), so that a chunk's
+
+    Batch chunks. Both products are done a few images at a time (``_chunks``), so that a chunk's
     cols (about CHUNK_BYTES) stays in the cache between the unfold and the GEMM that reads it: measured
     1.3-1.7x faster than one unfold of the whole batch. Backward unfolds each chunk again instead of
     keeping cols of the whole batch from forward: a ResNet's cols are many times its activations.
