@@ -151,13 +151,13 @@ class Conv2d(Function):
             self.layout = choose_layout(Cg, OW, self._dx_as_convolution())
         elif self.layout == "rows" and not self._dx_as_convolution():
             self.layout = "nchw"
-        self.channels_last = self.layout == "nhwc"
+        nhwc = self.layout == "nhwc"
         pixels = OH * OW  # columns of cols per image
         if self.layout == "rows":
             (pt, pb), (pl, pr) = self.padding
             self.padded = (H + pt + pb, W + pl + pr)
             pixels = self.padded[0] * self.padded[1]
-        if self.channels_last:  # only the live taps: W_mat (G, OCg, T*Cg), columns in (t, c) order
+        if nhwc:  # only the live taps: W_mat (G, OCg, T*Cg), columns in (t, c) order
             self.taps = live_taps((H, W), (KH, KW), self.stride, self.padding, self.dilation)
             self.tap_index = [kh * KW + kw for kh, kw in self.taps]
             W_taps = w.reshape(G, OCg, Cg, KH * KW)[..., self.tap_index]  # (G, OCg, Cg, T)
@@ -166,11 +166,10 @@ class Conv2d(Function):
         else:
             W_mat = w.reshape(G, OCg, Cg * KH * KW)  # (G, OCg, K)
             y = xp.empty((N, OC, OH, OW), dtype=x.dtype)
-        self.W_mat_width = W_mat.shape[2]
         self.chunks = self._chunks(N, W_mat.shape[2], pixels, x.dtype.itemsize)
         for chunk in self.chunks:
             n, cols = chunk.stop - chunk.start, self._unfold(x[chunk])
-            if self.channels_last:
+            if nhwc:
                 Y = cols @ W_mat.transpose(0, 2, 1)  # (G, m, OCg), m = n*OH*OW
                 y[chunk] = (Y.transpose(1, 0, 2) if G > 1 else Y).reshape(n, OH, OW, OC)
             elif self.layout == "rows":
@@ -179,12 +178,13 @@ class Conv2d(Function):
             else:
                 Y = W_mat @ cols  # (G, OCg, m)
                 y[chunk] = Y.reshape(OC, n, OH, OW).transpose(1, 0, 2, 3)
-        if self.channels_last:
+        if nhwc:
             y = y.transpose(0, 3, 1, 2)  # (N, OC, OH, OW), a view of the channels-last array
         if b is not None:
             y += b.reshape(OC, 1, 1)
-        if self.needs_input_grad[0]:
-            self.W_mat, self.w = W_mat, w
+        if self.needs_input_grad[0]:  # dx from w itself when it is a convolution, else from W_mat
+            self.flipped = self._dx_as_convolution()
+            self.w_for_dx = w if self.flipped else W_mat
         if self.needs_input_grad[1]:
             self.x = x
         return y
@@ -206,7 +206,7 @@ class Conv2d(Function):
         """
         G, (OC, Cg, KH, KW) = self.groups, self.w_shape
         (DH, DW), (pt, pb), (pl, pr) = self.dilation, *self.padding
-        w = self.w.reshape(G, OC // G, Cg, KH, KW).transpose(0, 2, 1, 3, 4)[..., ::-1, ::-1]
+        w = self.w_for_dx.reshape(G, OC // G, Cg, KH, KW).transpose(0, 2, 1, 3, 4)[..., ::-1, ::-1]
         w = w.reshape(G * Cg, OC // G, KH, KW)  # (C, OCg, KH, KW)
         padding = ((DH * (KH - 1) - pt, DH * (KH - 1) - pb), (DW * (KW - 1) - pl, DW * (KW - 1) - pr))
         transposed = Conv2d((1, 1), padding, self.dilation, G)
@@ -217,51 +217,50 @@ class Conv2d(Function):
         xp = get_array_module(g)
         N, OC, OH, OW = g.shape
         G, OCg = self.groups, OC // self.groups
+        nhwc = self.layout == "nhwc"
         need_dx, need_dw, need_db = self.needs_input_grad
         dx = dw = db = None
-        flipped = need_dx and self._dx_as_convolution()
-        if need_dx and flipped:
+        fold_dx = need_dx and not self.flipped  # dx by col2im, chunk by chunk in the loop below
+        if need_dx and self.flipped:
             dx = self._dx_by_flipped_kernel(g)
         elif need_dx:
             dx = xp.empty(self.x_shape, dtype=g.dtype)
-            if self.channels_last:
+            if nhwc:
                 dx = xp.empty((N, *self.x_shape[2:], self.x_shape[1]), dtype=g.dtype).transpose(0, 3, 1, 2)
-        dW = None  # (G, OCg, K) or (G, OCg, T*Cg), summed over the chunks
-        for chunk in self.chunks if (need_dx and not flipped) or need_dw else ():
+        dW = None  # (G, OCg, K), (G, OCg, T*Cg) or by rows (G, OCg, K), summed over the chunks
+        for chunk in self.chunks if fold_dx or need_dw else ():
             n = chunk.stop - chunk.start
-            if self.channels_last:  # dY (G, m, OCg)
+            cols = self._unfold(self.x[chunk]) if need_dw else None
+            if nhwc:  # dY (G, m, OCg)
                 dY = xp.ascontiguousarray(g[chunk].transpose(0, 2, 3, 1)).reshape(1, -1, OC)
                 if G > 1:  # contiguous per group: matmul loops slowly over strides BLAS cannot take
                     dY = xp.ascontiguousarray(dY.reshape(-1, G, OCg).transpose(1, 0, 2))
             elif self.layout == "rows":  # dY (G, OCg, L), 0 at the columns that are no output pixel
-                L = (n - 1) * self.padded[0] * self.padded[1] + (OH - 1) * self.padded[1] + OW
-                dY = xp.zeros((OC, L), dtype=g.dtype)
+                dY = xp.zeros((OC, cols.shape[2]), dtype=g.dtype)  # cols is there: rows loops only for dW
                 rows_view(dY, n, (OH, OW), self.padded)[...] = g[chunk].transpose(1, 0, 2, 3)
-                dY = dY.reshape(G, OCg, L)
+                dY = dY.reshape(G, OCg, -1)
             else:  # dY (G, OCg, m)
                 dY = xp.ascontiguousarray(g[chunk].transpose(1, 0, 2, 3)).reshape(G, OCg, -1)
             if need_dw:
-                cols = self._unfold(self.x[chunk])
-                if self.channels_last:
-                    part = dY.transpose(0, 2, 1) @ cols  # (G, OCg, T*Cg)
+                part = dY.transpose(0, 2, 1) @ cols if nhwc else dY @ cols.transpose(0, 2, 1)
+                if dW is None:
+                    dW = part
                 else:
-                    part = dY @ cols.transpose(0, 2, 1)  # (G, OCg, K)
-                dW = part if dW is None else dW + part
-            if need_dx and not flipped:
-                if self.channels_last:
-                    dcols = dY @ self.W_mat  # (G, m, T*Cg)
-                else:
-                    dcols = self.W_mat.transpose(0, 2, 1) @ dY  # (G, K, m)
+                    dW += part
+            if fold_dx:
+                W_mat = self.w_for_dx
+                dcols = dY @ W_mat if nhwc else W_mat.transpose(0, 2, 1) @ dY  # (G, m, T*Cg) / (G, K, m)
                 dx[chunk] = self._fold(dcols, n)
         if need_dw:
             if dW is None:  # an empty batch
-                dW = xp.zeros((G, OCg, self.W_mat_width), dtype=g.dtype)
-            if self.channels_last:  # columns (t, c) back to (c, kh, kw); the dead taps stay 0
+                dw = xp.zeros(self.w_shape, dtype=g.dtype)
+            elif nhwc:  # columns (t, c) back to (c, kh, kw); the dead taps stay 0
                 Cg, KH, KW = self.w_shape[1:]
-                full = xp.zeros((G, OCg, Cg, KH * KW), dtype=g.dtype)
-                full[..., self.tap_index] = dW.reshape(G, OCg, len(self.taps), Cg).transpose(0, 1, 3, 2)
-                dW = full
-            dw = dW.reshape(self.w_shape)  # (OC, Cg, KH, KW)
+                dw = xp.zeros((G, OCg, Cg, KH * KW), dtype=g.dtype)
+                dw[..., self.tap_index] = dW.reshape(G, OCg, len(self.taps), Cg).transpose(0, 1, 3, 2)
+                dw = dw.reshape(self.w_shape)
+            else:
+                dw = dW.reshape(self.w_shape)  # (OC, Cg, KH, KW)
         if need_db:
             db = g.sum(axis=(0, 2, 3))  # (OC,)
         return dx, dw, db
