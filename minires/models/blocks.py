@@ -22,6 +22,18 @@ from ..ops.shape import cat
 from ..tensor import Tensor, zeros
 
 
+def he_init_(model: nn.Module, mode: str = "fan_out") -> None:
+    """torchvision's ResNet initialization, in place: every Conv2d weight kaiming_normal_(``mode``, relu)
+    (He et al. 2015: variance 2 / fan keeps the activations' scale through ReLU layers), every
+    BatchNorm2d weight 1 and bias 0."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode=mode, nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.constant_(m.weight, 1)
+            nn.init.constant_(m.bias, 0)
+
+
 class Residual(nn.Module):
     """The d2l residual block (Dive into Deep Learning, section 8.6), as the book writes it:
 

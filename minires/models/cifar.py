@@ -18,7 +18,7 @@ from __future__ import annotations
 from .. import nn
 from ..ops.shape import flatten
 from ..tensor import Tensor
-from .blocks import BasicBlock, ZeroPadShortcut, conv1x1
+from .blocks import BasicBlock, ZeroPadShortcut, conv1x1, he_init_
 
 
 class CifarResNet(nn.Module):
@@ -48,12 +48,7 @@ class CifarResNet(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = nn.Linear(64, num_classes)
 
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.constant_(m.weight, 1)
-                nn.init.constant_(m.bias, 0)
+        he_init_(self, mode="fan_in")
 
     def _make_layer(self, planes: int, blocks: int, stride: int, shortcut: str) -> nn.Sequential:
         downsample: nn.Module | None = None

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from .. import nn
 from ..ops.shape import flatten
 from ..tensor import Tensor
-from .blocks import PreActBlock
+from .blocks import PreActBlock, he_init_
 
 
 class PreActResNet(nn.Module):
@@ -42,12 +42,7 @@ class PreActResNet(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = nn.Linear(512, num_classes)
 
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.constant_(m.weight, 1)
-                nn.init.constant_(m.bias, 0)
+        he_init_(self, mode="fan_out")
 
     def _make_layer(self, planes: int, blocks: int, stride: int) -> nn.Sequential:
         layers = []

@@ -23,7 +23,7 @@ from typing import Any
 from .. import nn
 from ..ops.shape import flatten
 from ..tensor import Tensor
-from .blocks import BasicBlock, Bottleneck, conv1x1
+from .blocks import BasicBlock, Bottleneck, conv1x1, he_init_
 
 
 class ResNet(nn.Module):
@@ -80,12 +80,7 @@ class ResNet(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = nn.Linear(512 * block.expansion, num_classes)
 
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.constant_(m.weight, 1)
-                nn.init.constant_(m.bias, 0)
+        he_init_(self, mode="fan_out")
         if zero_init_residual:
             for m in self.modules():
                 if isinstance(m, Bottleneck) and m.bn3.weight is not None:
