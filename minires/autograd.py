@@ -66,6 +66,20 @@ def accumulate_leaf(leaf: Tensor, grad: Any) -> None:
         leaf.grad.data += grad
 
 
+def zero_grads(leaves: Any, set_to_none: bool = True) -> None:
+    """Reset the ``.grad`` that backward accumulated on each leaf: to None, or to zeros in place (the grad,
+    detached, keeps its array), as ``Module.zero_grad`` and ``Optimizer.zero_grad`` do in PyTorch."""
+    for leaf in leaves:
+        if leaf.grad is None:
+            continue
+        if set_to_none:
+            leaf.grad = None
+        else:
+            leaf.grad.grad_fn = None
+            leaf.grad.requires_grad = False
+            leaf.grad.data[...] = 0
+
+
 def backward(root: Tensor, gradient: Any = None, retain_graph: bool = False) -> None:
     """Compute d(root)/d(leaf) for every leaf that requires grad, weighted by ``gradient``."""
     from .tensor import Tensor

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from .. import backend
+from ..autograd import zero_grads
 from ..errors import DTypeError
 from ..tensor import Tensor, as_dtype, float32, float64
 from .hooks import BackwardHook, RemovableHandle
@@ -387,14 +388,7 @@ class Module:
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Reset every parameter's ``.grad``: to None (the default, as torch 2.x), or to zeros in place."""
-        for p in self.parameters():
-            if p.grad is None:
-                continue
-            if set_to_none:
-                p.grad = None
-            else:
-                p.grad.grad_fn = None
-                p.grad.data[...] = 0
+        zero_grads(self.parameters(), set_to_none)
 
     def _apply(self, fn: Callable[[Any], Any]) -> Module:
         """Replace the array of every parameter, gradient and buffer by ``fn(array)``, in place: the Tensor

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from .. import backend
+from ..autograd import zero_grads
 from ..backend import get_array_module
 from ..grad_mode import enable_grad
 from ..tensor import Tensor
@@ -121,16 +122,7 @@ class Optimizer:
     # ----- gradients and steps ------------------------------------------------------------------------
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Reset every parameter's ``.grad``: to None (the default, as torch 2.x), or to zeros in place."""
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                if set_to_none:
-                    p.grad = None
-                else:
-                    p.grad.grad_fn = None
-                    p.grad.requires_grad = False
-                    p.grad.data[...] = 0
+        zero_grads((p for group in self.param_groups for p in group["params"]), set_to_none)
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One update of every parameter that has a gradient; returns ``closure()``'s loss, if given."""
