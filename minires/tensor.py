@@ -314,22 +314,47 @@ class Tensor:
 
     def add_(self, other: Any, alpha: float = 1) -> Tensor:
         self._check_inplace("add_")
-        other = other.data if isinstance(other, Tensor) else other
-        self.data += other if alpha == 1 else alpha * other
-        return self
+        if alpha != 1:  # scaled on its own device, so that _update_data still checks that device
+            other = Tensor._wrap(alpha * other.data) if isinstance(other, Tensor) else alpha * other
+        return self._update_data(other, "add")
 
     def sub_(self, other: Any, alpha: float = 1) -> Tensor:
         return self.add_(other, alpha=-alpha)
 
     def mul_(self, other: Any) -> Tensor:
         self._check_inplace("mul_")
-        self.data *= other.data if isinstance(other, Tensor) else other
-        return self
+        return self._update_data(other, "mul")
 
     def div_(self, other: Any) -> Tensor:
         self._check_inplace("div_")
-        self.data /= other.data if isinstance(other, Tensor) else other
+        return self._update_data(other, "div")
+
+    def _update_data(self, other: Any, name: str) -> Tensor:
+        """``self.data <name>= other`` in place, outside the graph: the array keeps its dtype (a result that
+        does not fit, a float into an int tensor, is a DTypeError) and its shape (ShapeError)."""
+        if isinstance(other, Tensor):
+            if other.device != self.device:
+                raise DeviceError(
+                    f"{name}: expected both tensors on one device, got {self.device} and {other.device}"
+                )
+            other = other.data
+        xp = get_array_module(self.data)
+        ufunc = {"add": xp.add, "sub": xp.subtract, "mul": xp.multiply, "div": xp.true_divide}[name]
+        try:
+            ufunc(self.data, other, out=self.data, casting="same_kind")
+        except TypeError as exc:
+            raise DTypeError(
+                f"{name}: the result cannot be stored in place in a tensor of dtype {self.dtype}"
+            ) from exc
+        except ValueError as exc:
+            raise self._broadcast_error(name, other) from exc
         return self
+
+    def _broadcast_error(self, name: str, other: Any) -> ShapeError:
+        return ShapeError(
+            f"{name}: an operand of shape {tuple(getattr(other, 'shape', ()))} cannot be broadcast in place "
+            f"to shape {self.shape}"
+        )
 
     # ----- in-place operators: x += y, x -= y, x *= y, x /= y ------------------------------------------
     def _inplace(self, other: Any, name: str) -> Tensor:
@@ -350,37 +375,13 @@ class Tensor:
                 )
             out = getattr(ops.elementwise, name)(self, other)
             if out.shape != self.shape:
-                other_shape = tuple(getattr(other, "shape", ()))
-                raise ShapeError(
-                    f"{name}: an operand of shape {other_shape} cannot be broadcast in place "
-                    f"to shape {self.shape}"
-                )
+                raise self._broadcast_error(name, other)
             if out.dtype != self.dtype:
                 out = out.to(self.dtype)
             self.data, self.grad_fn, self._requires_grad = out.data, out.grad_fn, True
             self.grad_fn._output_ref = weakref.ref(self)
             return self
-        if isinstance(other, Tensor):
-            if other.device != self.device:
-                raise DeviceError(
-                    f"{name}: expected both tensors on one device, got {self.device} and {other.device}"
-                )
-            other = other.data
-        xp = get_array_module(self.data)
-        ufunc = {"add": xp.add, "sub": xp.subtract, "mul": xp.multiply, "div": xp.true_divide}[name]
-        try:
-            ufunc(self.data, other, out=self.data, casting="same_kind")
-        except TypeError as exc:
-            raise DTypeError(
-                f"{name}: the result cannot be stored in place in a tensor of dtype {self.dtype}"
-            ) from exc
-        except ValueError as exc:
-            shape = getattr(other, "shape", ())
-            raise ShapeError(
-                f"{name}: an operand of shape {tuple(shape)} cannot be broadcast in place "
-                f"to shape {self.shape}"
-            ) from exc
-        return self
+        return self._update_data(other, name)
 
     def __iadd__(self, other: Any) -> Tensor:
         return self._inplace(other, "add")
