@@ -7,7 +7,7 @@ Every op is a ``Function`` in ``minires/ops`` whose docstring derives its backwa
 ``minires.nn``, the ResNet zoo in ``minires.models``, ``save``/``load`` in ``minires.serialization``.
 """
 
-from . import cuda, models, nn, optim, utils
+from . import cuda, data, models, nn, optim, utils
 from .errors import DeviceError, DTypeError, GraphError, ShapeError, TargetIndexError
 from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .gradcheck import GradcheckError, directional_gradcheck, gradcheck

@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 import zipfile
 from collections import OrderedDict
 from typing import Any
@@ -54,6 +53,7 @@ from typing import Any
 import numpy as np
 
 from . import backend
+from .fileio import atomic_open
 from .tensor import Tensor
 
 FORMAT = "minires.save"
@@ -78,7 +78,8 @@ def save(obj: Any, path: PathLike) -> None:
     # ensure_ascii: the JSON text is plain ASCII (so valid UTF-8) even for strings with lone surrogates.
     text = json.dumps(manifest, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
     arrays[MANIFEST_KEY] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
-    _write_atomically(path, arrays)
+    with atomic_open(path, "wb") as f:
+        _write_npz(f, arrays)
 
 
 def _encode(obj: Any, arrays: dict[str, np.ndarray], where: str, active: set[int]) -> dict:
@@ -166,27 +167,6 @@ def _is_parameter(t: Tensor) -> bool:
     return isinstance(t, Parameter)
 
 
-def _write_atomically(path: str, arrays: dict[str, np.ndarray]) -> None:
-    """Write ``arrays`` as an .npz to a temporary file beside ``path``, fsync it, rename it over ``path``."""
-    directory = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(directory, f".{os.path.basename(path)[:200]}.{uuid.uuid4().hex[:12]}.tmp")
-    # O_EXCL: never reuse an existing file; mode 0o666 minus the umask, as open(path, "wb") would give.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            _write_npz(f, arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_directory(directory)
-
-
 def _write_npz(f: Any, arrays: dict[str, np.ndarray]) -> None:
     """``numpy.savez`` spelled out, so that the writer too refuses pickle; with a fixed timestamp on every
     member, so that the same checkpoint always gives the same bytes."""
@@ -195,20 +175,6 @@ def _write_npz(f: Any, arrays: dict[str, np.ndarray]) -> None:
             info = zipfile.ZipInfo(key + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
             with zf.open(info, mode="w", force_zip64=True) as member:
                 np.lib.format.write_array(member, array, allow_pickle=False)
-
-
-def _fsync_directory(directory: str) -> None:
-    """Make the rename itself durable (POSIX); a no-op where directories cannot be opened."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # ----- load ---------------------------------------------------------------------------------------------

@@ -1,0 +1,121 @@
+"""``DataLoader``: batches of a dataset as Tensors, shuffled by a seed, moved to the device once.
+
+    loader = DataLoader(FashionMNIST(train=True), batch_size=256, shuffle=True, seed=0,
+                        transform=Compose([RandomCrop(28, padding=2), Normalize(0.286, 0.353)]))
+    for x, y in loader:   # x: float32 (256, 1, 28, 28); y: int64 (256,)
+        ...
+
+A dataset with ``.images`` and ``.labels`` arrays (FashionMNIST, MNIST) is batched by one fancy-index
+per batch; any other dataset by ``dataset[i] -> (image, label)``. uint8 images become float32 in [0, 1]
+(torchvision's ``ToTensor``), an (N, H, W) dataset gains the channel axis; float images pass unchanged.
+The batch is moved to ``device`` as uint8 (the smallest form) and converted and transformed there.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from .. import backend, rng
+from ..tensor import Tensor
+
+
+class DataLoader:
+    """``DataLoader(dataset, batch_size=1, shuffle=False, drop_last=False, seed=None, transform=None,
+    device="cpu")``.
+
+    Each pass (``iter(loader)``) draws a new order from the loader's own generator, seeded by ``seed``
+    (or, when ``seed`` is None, by a draw from minires's generator, so ``mr.manual_seed`` makes it
+    reproducible). ``transform(x, rng)`` (see ``minires.data.transforms``; a one-argument callable
+    ``transform(x)`` works too) runs on each float batch with the same generator. ``state_dict()`` and
+    ``load_state_dict()`` save and restore that generator, so a resumed run draws the same batches.
+    """
+
+    def __init__(
+        self,
+        dataset: Any,
+        batch_size: int = 1,
+        shuffle: bool = False,
+        drop_last: bool = False,
+        seed: int | None = None,
+        transform: Any = None,
+        device: Any = "cpu",
+    ) -> None:
+        if not isinstance(batch_size, int | np.integer) or isinstance(batch_size, bool) or batch_size < 1:
+            raise ValueError(f"DataLoader: batch_size must be a positive int, got {batch_size!r}")
+        if transform is not None and not callable(transform):
+            raise TypeError(f"DataLoader: transform must be callable, got {type(transform).__name__}")
+        self.dataset = dataset
+        self.batch_size = int(batch_size)
+        self.shuffle = bool(shuffle)
+        self.drop_last = bool(drop_last)
+        self.transform = transform
+        self._transform_takes_rng = transform is not None and _takes_two_args(transform)
+        self.device = backend.normalize_device(device)
+        if seed is None:
+            seed = int(rng.generator("cpu").integers(2**63))
+        self.seed = int(seed)
+        self.generator = np.random.default_rng(self.seed)
+
+    def __len__(self) -> int:
+        n = len(self.dataset)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        n = len(self.dataset)
+        order = self.generator.permutation(n) if self.shuffle else np.arange(n)
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            yield self._batch(order[start : start + self.batch_size])
+
+    def _batch(self, indices: np.ndarray) -> tuple[Tensor, Tensor]:
+        images, labels = _gather(self.dataset, indices)
+        xp = backend.array_module_for(self.device)
+        x = backend.to_device(images, self.device)
+        if x.dtype == np.uint8:
+            x = x.astype(xp.float32) * xp.float32(1 / 255)  # ToTensor's scaling
+        if x.ndim == 3:
+            x = x[:, None]  # (B, H, W) -> (B, 1, H, W)
+        if self.transform is not None:
+            x = self.transform(x, self.generator) if self._transform_takes_rng else self.transform(x)
+        y = backend.to_device(labels.astype(np.int64, copy=False), self.device)
+        return Tensor(x), Tensor(y)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The generator's state: restoring it replays the following passes exactly."""
+        return {"seed": self.seed, "generator": self.generator.bit_generator.state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.seed = int(state["seed"])
+        self.generator.bit_generator.state = state["generator"]
+
+    def __repr__(self) -> str:
+        return (
+            f"DataLoader({self.dataset!r}, batch_size={self.batch_size}, shuffle={self.shuffle}, "
+            f"drop_last={self.drop_last}, transform={self.transform!r}, device={self.device!r})"
+        )
+
+
+def _gather(dataset: Any, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Images and labels of ``indices``: one fancy index on array datasets, else item by item."""
+    images = getattr(dataset, "images", None)
+    labels = getattr(dataset, "labels", None)
+    if isinstance(images, np.ndarray) and isinstance(labels, np.ndarray):
+        return images[indices], labels[indices]
+    items = [dataset[int(i)] for i in indices]
+    return np.stack([np.asarray(item[0]) for item in items]), np.asarray([item[1] for item in items])
+
+
+def _takes_two_args(fn: Any) -> bool:
+    """Whether ``fn`` accepts ``(x, rng)``; the transforms here do, a plain ``lambda x: ...`` does not."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return True
+    try:
+        signature.bind(None, None)
+    except TypeError:
+        return False
+    return True

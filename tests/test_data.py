@@ -1,0 +1,447 @@
+"""minires.data: the IDX reader, the datasets' search, checksums and downloads, the DataLoader and the
+batch transforms (against torch where torch has the same operation).
+
+The tests write small IDX files of their own; the real Fashion-MNIST files are used only where they are
+installed (Debian's dataset-fashion-mnist).
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import http.server
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import minires as mr
+from minires.data import (
+    DataFileError,
+    DataLoader,
+    FashionMNIST,
+    IDXDataset,
+    file_sha256,
+    idx_bytes,
+    parse_idx,
+)
+from minires.data.transforms import (
+    Compose,
+    Normalize,
+    RandomCrop,
+    RandomHorizontalFlip,
+    Resize,
+    bilinear_matrix,
+)
+
+NAMES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+REAL_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+
+def synthetic_split(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8), rng.integers(0, 10, size=n, dtype=np.uint8)
+
+
+def write_idx_dir(directory: Path, n_train: int = 40, n_test: int = 20, gz: bool = False) -> dict[str, bytes]:
+    """The four files of a small random dataset in ``directory``; returns each file's uncompressed bytes."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (train_x, train_y), (test_x, test_y) = synthetic_split(n_train, 0), synthetic_split(n_test, 1)
+    contents = dict(zip(NAMES, [idx_bytes(a) for a in (train_x, train_y, test_x, test_y)], strict=True))
+    for name, content in contents.items():
+        if gz:
+            (directory / f"{name}.gz").write_bytes(gzip.compress(content))
+        else:
+            (directory / name).write_bytes(content)
+    return contents
+
+
+@pytest.fixture
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No $MINIRES_DATA, an empty user cache, no system copy: only what a test writes is found."""
+    monkeypatch.delenv("MINIRES_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(FashionMNIST, "system_dirs", (str(tmp_path / "system"),))
+    return tmp_path
+
+
+# ----- IDX ----------------------------------------------------------------------------------------------
+@settings(max_examples=30)
+@given(
+    st.sampled_from(["u1", "i1", "i2", "i4", "f4", "f8"]),
+    st.lists(st.integers(0, 5), min_size=0, max_size=4),
+    st.integers(0, 2**31 - 1),
+)
+def test_idx_round_trip(dtype: str, shape: list[int], seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    array = (rng.standard_normal(shape) * 100).astype(dtype)
+    content = idx_bytes(array)
+    assert len(content) == 4 + 4 * len(shape) + array.nbytes
+    back = parse_idx(content)
+    assert back.dtype == array.dtype.newbyteorder("=") and back.shape == array.shape
+    np.testing.assert_array_equal(back, array)
+
+
+def test_idx_header_is_big_endian() -> None:
+    content = idx_bytes(np.arange(6, dtype=np.int32).reshape(2, 3))
+    assert content[:4] == b"\x00\x00\x0c\x02" and content[4:12] == b"\x00\x00\x00\x02\x00\x00\x00\x03"
+    assert content[12:16] == b"\x00\x00\x00\x00" and content[16:20] == b"\x00\x00\x00\x01"
+
+
+@pytest.mark.parametrize(
+    "mangle, message",
+    [
+        (lambda b: b[:-1], "truncated"),
+        (lambda b: b[:10], "truncated header"),
+        (lambda b: b + b"\x00", "trailing bytes"),
+        (lambda b: b"\x01" + b[1:], "not an IDX file"),
+        (lambda b: b[:2] + b"\x07" + b[3:], "not an IDX file"),
+        (lambda b: b[:2], "too short"),
+    ],
+)
+def test_idx_rejects_malformed_content(mangle, message: str) -> None:
+    content = idx_bytes(np.zeros((3, 4, 5), np.uint8))
+    with pytest.raises(DataFileError, match=message):
+        parse_idx(mangle(content), "some-file")
+
+
+def test_gz_and_raw_read_alike_and_hash_the_uncompressed_content(tmp_path: Path) -> None:
+    contents = write_idx_dir(tmp_path / "raw")
+    write_idx_dir(tmp_path / "gz", gz=True)
+    for name in NAMES:
+        raw, gz = tmp_path / "raw" / name, tmp_path / "gz" / f"{name}.gz"
+        np.testing.assert_array_equal(mr.data.read_idx(raw), mr.data.read_idx(gz))
+        assert file_sha256(raw) == file_sha256(gz) == mr.data.idx.sha256_hex(contents[name])
+        assert raw.read_bytes() != gz.read_bytes()
+
+
+def test_truncated_and_corrupted_gzip_are_refused(tmp_path: Path) -> None:
+    packed = gzip.compress(idx_bytes(np.arange(4000, dtype=np.uint8).reshape(5, 800)))
+    cut = tmp_path / "cut.gz"
+    cut.write_bytes(packed[: len(packed) // 2])
+    with pytest.raises(DataFileError, match=r"cut\.gz.*truncated or corrupt"):
+        mr.data.read_idx(cut)
+    flipped = bytearray(packed)
+    flipped[len(packed) // 2] ^= 0xFF
+    bad = tmp_path / "bad.gz"
+    bad.write_bytes(bytes(flipped))
+    with pytest.raises(DataFileError, match=r"bad\.gz"):
+        mr.data.read_idx(bad)
+
+
+# ----- datasets: search order, checksums, structure -----------------------------------------------------
+def test_idx_dataset_reads_a_directory(isolated: Path) -> None:
+    write_idx_dir(isolated / "mine", n_train=40, n_test=20, gz=True)
+    train, test = IDXDataset(isolated / "mine"), IDXDataset(isolated / "mine", train=False)
+    assert train.images.shape == (40, 28, 28) and train.images.dtype == np.uint8
+    assert train.labels.shape == (40,) and train.labels.dtype == np.int64
+    assert len(test) == 20 and test[3][1] == int(test.labels[3])
+    np.testing.assert_array_equal(train.images, synthetic_split(40, 0)[0])
+    assert train.data is train.images and train.targets is train.labels
+
+
+def test_search_order_root_env_cache_system(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    class Small(IDXDataset):
+        name = "small"
+        system_dirs = (str(isolated / "system"),)
+
+    for place, n in (("system", 11), ("cache/minires/small", 12), ("env", 13), ("root/small", 14)):
+        write_idx_dir(isolated / place, n_train=n)
+    monkeypatch.setenv("MINIRES_DATA", str(isolated / "env"))
+    assert len(Small(isolated / "root")) == 14  # root first, in its <name>/ subdirectory
+    assert len(Small()) == 13  # then $MINIRES_DATA
+    monkeypatch.delenv("MINIRES_DATA")
+    assert len(Small()) == 12  # then the user cache
+    for name in NAMES:
+        (isolated / "cache/minires/small" / name).unlink()
+    assert len(Small()) == 11  # then the system directory
+    assert Small().files["train-images-idx3-ubyte"] == str(isolated / "system" / "train-images-idx3-ubyte")
+
+
+def test_missing_files_name_every_place_looked(isolated: Path) -> None:
+    with pytest.raises(FileNotFoundError) as info:
+        FashionMNIST(isolated / "nowhere", download=False)
+    text = str(info.value)
+    assert "train-images-idx3-ubyte" in text and str(isolated / "nowhere") in text
+    assert str(isolated / "cache" / "minires" / "fashion-mnist") in text and "dataset-fashion-mnist" in text
+
+
+def test_foreign_file_fails_the_checksum_with_a_fix(isolated: Path) -> None:
+    write_idx_dir(isolated / "root", n_train=60000 // 1000)  # right structure, wrong content
+    with pytest.raises(DataFileError) as info:
+        FashionMNIST(isolated / "root", download=False)
+    text = str(info.value)
+    assert str(isolated / "root" / "train-images-idx3-ubyte") in text
+    assert FashionMNIST.resources["train-images-idx3-ubyte"] in text  # the expected hash
+    assert "To fix" in text and "download=True" in text
+
+
+@pytest.mark.parametrize(
+    "images, labels, message",
+    [
+        (np.zeros((5, 28, 27), np.uint8), np.zeros(5, np.uint8), r"shape \(N, 28, 28\)"),
+        (np.zeros((5, 28, 28), np.float32), np.zeros(5, np.uint8), "uint8 images"),
+        (np.zeros((5, 28, 28), np.uint8), np.zeros(4, np.uint8), "4 labels for the 5 images"),
+        (
+            np.zeros((5, 28, 28), np.uint8),
+            np.array([0, 1, 2, 10, 3], np.uint8),
+            r"labels must lie in \[0, 10\)",
+        ),
+        (np.zeros((5, 28, 28), np.uint8), np.zeros((5, 1), np.uint8), "labels of shape"),
+    ],
+)
+def test_structure_checks(isolated: Path, images: np.ndarray, labels: np.ndarray, message: str) -> None:
+    root = isolated / "root"
+    root.mkdir()
+    (root / NAMES[0]).write_bytes(idx_bytes(images))
+    (root / NAMES[1]).write_bytes(idx_bytes(labels))
+    with pytest.raises(DataFileError, match=message):
+        IDXDataset(root)
+
+
+def test_split_size_is_checked(isolated: Path) -> None:
+    class Sized(IDXDataset):
+        split_sizes = {True: 41, False: None}
+
+    write_idx_dir(isolated / "root", n_train=40)
+    with pytest.raises(DataFileError, match="expected 41 images, got 40"):
+        Sized(isolated / "root")
+
+
+# ----- downloads, from a local HTTP server --------------------------------------------------------------
+@pytest.fixture
+def http_root(tmp_path: Path):
+    """A directory served over HTTP on localhost; yields (directory, base URL)."""
+    served = tmp_path / "served"
+    served.mkdir()
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    handler = functools.partial(Quiet, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield served, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def downloadable(contents: dict[str, bytes], mirrors: tuple[str, ...]) -> type[IDXDataset]:
+    class Remote(IDXDataset):
+        name = "remote"
+        resources = {name: mr.data.idx.sha256_hex(content) for name, content in contents.items()}
+
+    Remote.mirrors = mirrors
+    return Remote
+
+
+def test_download_tries_the_mirrors_and_verifies(isolated: Path, http_root) -> None:
+    served, url = http_root
+    contents = write_idx_dir(served / "good", gz=True)
+    Remote = downloadable(contents, (f"{url}/missing/", f"{url}/good/"))  # the first mirror answers 404
+    data = Remote(download=True)
+    target = isolated / "cache" / "minires" / "remote"
+    assert data.files["train-images-idx3-ubyte"] == str(target / "train-images-idx3-ubyte.gz")
+    assert sorted(os.listdir(target)) == ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"]
+    np.testing.assert_array_equal(data.images, synthetic_split(40, 0)[0])
+    assert len(Remote(download=False)) == 40  # found in the cache the second time
+
+
+def test_a_corrupt_download_is_never_kept(isolated: Path, http_root) -> None:
+    served, url = http_root
+    contents = write_idx_dir(served / "good", gz=True)
+    write_idx_dir(served / "bad", gz=True, n_train=41)  # valid IDX, another hash
+    Remote = downloadable(contents, (f"{url}/bad/",))
+    with pytest.raises(DataFileError) as info:
+        Remote(download=True)
+    assert "SHA-256" in str(info.value) and f"{url}/bad/train-images-idx3-ubyte.gz" in str(info.value)
+    target = isolated / "cache" / "minires" / "remote"
+    assert os.listdir(target) == []  # no half file, no temporary file
+
+
+def test_download_into_root(isolated: Path, http_root) -> None:
+    served, url = http_root
+    contents = write_idx_dir(served, gz=True)
+    Remote = downloadable(contents, (url,))
+    data = Remote(isolated / "root", train=False)
+    assert data.files["t10k-images-idx3-ubyte"] == str(
+        isolated / "root" / "remote" / "t10k-images-idx3-ubyte.gz"
+    )
+    assert len(data) == 20
+
+
+@pytest.mark.skipif(
+    not REAL_DIR.is_dir(), reason="Fashion-MNIST is not installed (apt-get install dataset-fashion-mnist)"
+)
+def test_real_fashion_mnist(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(FashionMNIST, "system_dirs", (str(REAL_DIR),))
+    train, test = FashionMNIST(download=False), FashionMNIST(train=False, download=False)
+    assert train.images.shape == (60000, 28, 28) and test.images.shape == (10000, 28, 28)
+    assert (
+        np.bincount(train.labels).tolist() == [6000] * 10 and np.bincount(test.labels).tolist() == [1000] * 10
+    )
+    assert train.classes[0] == "T-shirt/top" and train.classes[9] == "Ankle boot"
+    assert 0.28 < train.images.mean() / 255 < 0.29  # the pixel mean the example normalizes with (0.2860)
+
+
+# ----- DataLoader ---------------------------------------------------------------------------------------
+class ListDataset:
+    """A dataset without .images/.labels arrays: the item-by-item path."""
+
+    def __init__(self, n: int) -> None:
+        self.items = [(np.full((2, 3, 3), i, np.float32), i % 10) for i in range(n)]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int):
+        return self.items[i]
+
+
+def array_dataset(n: int) -> IDXDataset:
+    data = IDXDataset.__new__(IDXDataset)
+    data.images = (np.arange(n, dtype=np.int64)[:, None, None] % 256 * np.ones((1, 28, 28))).astype(np.uint8)
+    data.labels = np.arange(n, dtype=np.int64)
+    return data
+
+
+@pytest.mark.parametrize(
+    "n, batch, drop_last, expected", [(10, 3, False, [3, 3, 3, 1]), (10, 3, True, [3, 3, 3])]
+)
+def test_batching_and_drop_last(n: int, batch: int, drop_last: bool, expected: list[int]) -> None:
+    loader = DataLoader(array_dataset(n), batch_size=batch, drop_last=drop_last)
+    sizes = [len(y.data) for _, y in loader]
+    assert sizes == expected and len(loader) == len(expected)
+    x, y = next(iter(loader))
+    assert x.shape == (3, 1, 28, 28) and x.dtype == mr.float32 and y.dtype == mr.int64
+    np.testing.assert_array_equal(y.numpy(), [0, 1, 2])  # no shuffle: in order
+    np.testing.assert_allclose(x.numpy()[1], 1 / 255, rtol=1e-6)  # uint8 -> [0, 1]
+
+
+def test_shuffle_is_a_seeded_permutation_per_pass() -> None:
+    data = array_dataset(50)
+    a, b = DataLoader(data, 8, shuffle=True, seed=3), DataLoader(data, 8, shuffle=True, seed=3)
+    first_a = np.concatenate([y.numpy() for _, y in a])
+    second_a = np.concatenate([y.numpy() for _, y in a])
+    first_b = np.concatenate([y.numpy() for _, y in b])
+    assert sorted(first_a.tolist()) == list(range(50))  # every item exactly once
+    np.testing.assert_array_equal(first_a, first_b)  # same seed, same order
+    assert not np.array_equal(first_a, second_a)  # a new order each pass
+    other = np.concatenate([y.numpy() for _, y in DataLoader(data, 8, shuffle=True, seed=4)])
+    assert not np.array_equal(first_a, other)
+
+
+def test_seed_none_follows_manual_seed() -> None:
+    data = array_dataset(30)
+    mr.manual_seed(5)
+    a = np.concatenate([y.numpy() for _, y in DataLoader(data, 7, shuffle=True)])
+    mr.manual_seed(5)
+    b = np.concatenate([y.numpy() for _, y in DataLoader(data, 7, shuffle=True)])
+    np.testing.assert_array_equal(a, b)
+
+
+def test_state_dict_replays_the_next_passes() -> None:
+    data = array_dataset(40)
+    transform = Compose([RandomCrop(28, padding=3), RandomHorizontalFlip()])
+    loader = DataLoader(data, 16, shuffle=True, seed=1, transform=transform)
+    list(loader)
+    state = loader.state_dict()
+    expected = [(x.numpy(), y.numpy()) for x, y in loader]
+    replay = DataLoader(data, 16, shuffle=True, seed=99, transform=transform)
+    replay.load_state_dict(state)
+    for (x, y), (ex, ey) in zip(replay, expected, strict=True):
+        np.testing.assert_array_equal(x.numpy(), ex)
+        np.testing.assert_array_equal(y.numpy(), ey)
+
+
+def test_item_by_item_datasets_and_one_argument_transforms() -> None:
+    loader = DataLoader(ListDataset(7), batch_size=4, transform=lambda x: x * 2)
+    (x0, y0), (x1, y1) = list(loader)
+    assert x0.shape == (4, 2, 3, 3) and x1.shape == (3, 2, 3, 3)
+    np.testing.assert_array_equal(x1.numpy()[:, 0, 0, 0], [8, 10, 12])  # float images pass unscaled
+    np.testing.assert_array_equal(y1.numpy(), [4, 5, 6])
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, True])
+def test_bad_batch_size(bad) -> None:
+    with pytest.raises(ValueError, match="DataLoader: batch_size must be a positive int"):
+        DataLoader(array_dataset(3), batch_size=bad)
+
+
+# ----- transforms ---------------------------------------------------------------------------------------
+@settings(max_examples=25, deadline=None)
+@given(
+    st.integers(1, 3),
+    st.integers(2, 30),
+    st.integers(2, 30),
+    st.integers(1, 100),
+    st.integers(1, 100),
+    st.sampled_from([np.float32, np.float64]),
+)
+def test_resize_matches_torch_bilinear(torch, c: int, h: int, w: int, oh: int, ow: int, dtype) -> None:
+    x = np.random.default_rng(h * w).standard_normal((2, c, h, w)).astype(dtype)
+    got = Resize((oh, ow))(x)
+    want = torch.nn.functional.interpolate(
+        torch.from_numpy(x), size=(oh, ow), mode="bilinear", align_corners=False
+    )
+    assert got.shape == (2, c, oh, ow) and got.dtype == dtype
+    np.testing.assert_allclose(got, want.numpy(), rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-5)
+
+
+def test_resize_int_keeps_the_aspect_ratio_as_torchvision() -> None:
+    assert Resize(96).output_size(28, 28) == (96, 96)
+    assert Resize(10).output_size(20, 30) == (10, 15)
+    assert Resize(10).output_size(35, 20) == (17, 10)
+    rows = bilinear_matrix(28, 96)
+    np.testing.assert_allclose(rows.sum(axis=1), 1.0)  # an interpolation: weights sum to one
+
+
+def test_random_crop_cuts_a_window_of_the_padded_image() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 2, 9, 7)).astype(np.float32)
+    out = RandomCrop((9, 7), padding=2)(x, np.random.default_rng(1))
+    padded = np.pad(x, ((0, 0), (0, 0), (2, 2), (2, 2)))
+    draws = np.random.default_rng(1)
+    top, left = draws.integers(0, 5, size=64), draws.integers(0, 5, size=64)
+    for i in (0, 17, 63):  # spot checks against the draws the transform made
+        np.testing.assert_array_equal(out[i], padded[i, :, top[i] : top[i] + 9, left[i] : left[i] + 7])
+    assert len(set(zip(top.tolist(), left.tolist(), strict=True))) > 10  # offsets vary per image
+    np.testing.assert_array_equal(RandomCrop((9, 7))(x, rng), x)  # no padding, full size: the image itself
+    with pytest.raises(ValueError, match="RandomCrop: crop"):
+        RandomCrop(12, padding=1)(x, rng)
+
+
+def test_random_horizontal_flip() -> None:
+    x = np.random.default_rng(0).standard_normal((200, 1, 4, 5))
+    np.testing.assert_array_equal(RandomHorizontalFlip(0.0)(x, np.random.default_rng(0)), x)
+    np.testing.assert_array_equal(RandomHorizontalFlip(1.0)(x, np.random.default_rng(0)), x[..., ::-1])
+    out = RandomHorizontalFlip(0.5)(x, np.random.default_rng(0))
+    flipped = np.all(out == x[..., ::-1], axis=(1, 2, 3))
+    assert np.all(flipped | np.all(out == x, axis=(1, 2, 3)))
+    assert 70 < flipped.sum() < 130
+
+
+def test_normalize_per_channel(torch) -> None:
+    x = np.random.default_rng(0).random((3, 2, 4, 4)).astype(np.float32)
+    got = Normalize([0.5, 0.2], [0.25, 2.0])(x)
+    mean = torch.tensor([0.5, 0.2]).reshape(1, 2, 1, 1)
+    std = torch.tensor([0.25, 2.0]).reshape(1, 2, 1, 1)
+    np.testing.assert_allclose(got, ((torch.from_numpy(x) - mean) / std).numpy(), rtol=1e-6)
+    assert got.dtype == np.float32
+    with pytest.raises(ValueError, match="Normalize: mean and std need 1 or 2 values"):
+        Normalize([0.1, 0.2, 0.3], [1, 1, 1])(x)
+    with pytest.raises(ValueError, match="Normalize: std must be non-zero"):
+        Normalize(0.0, 0.0)
+    with pytest.raises(ValueError, match=r"Normalize: expected a batch of shape \(B, C, H, W\)"):
+        Normalize(0.0, 1.0)(x[0])
