@@ -60,6 +60,8 @@ DEVICE = "auto"  # auto picks the GPU when CuPy sees one
 SEED = 0
 DATASET = "fashion-mnist"  # fashion-mnist | mnist | idx (four IDX files in --data-root, no checksums)
 DATA_ROOT = None  # None: $MINIRES_DATA, ~/.cache/minires, /usr/share/datasets (see minires.data)
+NORMALIZE = True  # subtract the training set's pixel mean, divide by its std (MEAN, STD below)
+DROP_LAST = True  # drop the last, smaller training batch of each epoch
 EVAL_BATCH_SIZE = 500
 MEAN, STD = 0.2860, 0.3530  # Fashion-MNIST's training-set pixel mean and standard deviation
 
@@ -80,6 +82,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         augment="none",
         resize=96,
         init="xavier",
+        normalize=False,  # the book's loader is ToTensor() and Resize only
+        drop_last=False,
     ),
     # The ResNet training recipe (He et al.; Goyal et al.; Szegedy et al.): Nesterov momentum, weight
     # decay, Kaiming init, linear warmup then cosine, label smoothing, random crop and flip, long enough.
@@ -113,6 +117,9 @@ DEFAULTS = dict(
     augment=AUGMENT,
     resize=RESIZE,
     init=INIT,
+    normalize=NORMALIZE,
+    drop_last=DROP_LAST,
+    eval_batch_size=EVAL_BATCH_SIZE,
     device=DEVICE,
     seed=SEED,
     dataset=DATASET,
@@ -146,6 +153,9 @@ def parse_args(argv: list[str] | None) -> tuple[dict[str, Any], argparse.Namespa
     p.add_argument("--augment", choices=["none", "flip", "crop", "crop+flip"], help=f"default {AUGMENT}")
     p.add_argument("--resize", type=int, help="resize the images to this size, 0 for none (default 0)")
     p.add_argument("--init", choices=["kaiming", "xavier", "torch"], help=f"default {INIT}")
+    p.add_argument("--normalize", action=argparse.BooleanOptionalAction, help=f"default {NORMALIZE}")
+    p.add_argument("--drop-last", action=argparse.BooleanOptionalAction, help=f"default {DROP_LAST}")
+    p.add_argument("--eval-batch-size", type=int, help=f"default {EVAL_BATCH_SIZE}")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help=f"default {DEVICE}")
     p.add_argument("--seed", type=int, help=f"default {SEED}")
     p.add_argument("--dataset", choices=["fashion-mnist", "mnist", "idx"], help=f"default {DATASET}")
@@ -166,7 +176,13 @@ def parse_args(argv: list[str] | None) -> tuple[dict[str, Any], argparse.Namespa
         value = getattr(args, key, None)
         if value is not None:
             config[key] = value
-    for key, low in (("epochs", 1), ("batch_size", 1), ("limit_train", 1), ("limit_test", 1)):
+    for key, low in (
+        ("epochs", 1),
+        ("batch_size", 1),
+        ("eval_batch_size", 1),
+        ("limit_train", 1),
+        ("limit_test", 1),
+    ):
         if config[key] is not None and config[key] < low:
             p.error(f"--{key.replace('_', '-')} must be >= {low}, got {config[key]}")
     if not math.isfinite(config["lr"]) or config["lr"] <= 0:
@@ -248,23 +264,25 @@ def load_data(config: dict[str, Any], download: bool) -> tuple[Any, Any]:
 
 
 def make_loaders(train: Any, test: Any, config: dict[str, Any], device: str) -> tuple[DataLoader, DataLoader]:
-    augment, size = [], config["resize"] or 28
+    augment = []
     if "crop" in config["augment"]:
         augment.append(RandomCrop(28, padding=2))
     if "flip" in config["augment"]:
         augment.append(RandomHorizontalFlip())
-    resize = [Resize(size)] if config["resize"] else []
-    normalize = Normalize(MEAN, STD)
+    resize = [Resize(config["resize"])] if config["resize"] else []
+    normalize = [Normalize(MEAN, STD)] if config["normalize"] else []
     train_loader = DataLoader(
         train,
         config["batch_size"],
         shuffle=True,
-        drop_last=True,
+        drop_last=config["drop_last"],
         seed=config["seed"],
-        transform=Compose(augment + resize + [normalize]),
+        transform=Compose(augment + resize + normalize),
         device=device,
     )
-    test_loader = DataLoader(test, EVAL_BATCH_SIZE, transform=Compose(resize + [normalize]), device=device)
+    test_loader = DataLoader(
+        test, config["eval_batch_size"], transform=Compose(resize + normalize), device=device
+    )
     return train_loader, test_loader
 
 
@@ -345,8 +363,9 @@ def write_metrics(run_dir: str, history: list[dict[str, Any]]) -> None:
     write_text(os.path.join(run_dir, "metrics.csv"), buffer.getvalue())
 
 
-def plot_curves(run_dir: str, history: list[dict[str, Any]]) -> str:
-    """curves.png: loss and accuracy per epoch, train and test. Returns what was done, for the log."""
+def plot_curves(run_dir: str, history: list[dict[str, Any]], label_smoothing: float) -> str:
+    """curves.png: loss and accuracy per epoch, train and test. Returns what was done, for the log.
+    The train loss is the label-smoothed loss the model was trained on; the test loss is plain."""
     try:
         import matplotlib
 
@@ -356,9 +375,10 @@ def plot_curves(run_dir: str, history: list[dict[str, Any]]) -> str:
         return "curves.png skipped: matplotlib is not installed (pip install matplotlib, or minires[plot])"
     epochs = [row["epoch"] for row in history]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
-    for key, label in (("train", "train"), ("test", "test")):
-        ax_loss.plot(epochs, [row[f"{key}_loss"] for row in history], marker="o", label=label)
-        ax_acc.plot(epochs, [row[f"{key}_acc"] for row in history], marker="o", label=label)
+    smoothed = f"train (label smoothing {label_smoothing:g})" if label_smoothing else "train"
+    for key, label in (("train", smoothed), ("test", "test")):
+        ax_loss.plot(epochs, [float(row[f"{key}_loss"]) for row in history], marker="o", label=label)
+        ax_acc.plot(epochs, [float(row[f"{key}_acc"]) for row in history], marker="o", label=key)
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
     ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
     for ax in (ax_loss, ax_acc):
@@ -399,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.resume:
         run_dir = args.resume
         with open(os.path.join(run_dir, "config.json"), encoding="utf-8") as f:
-            config = json.load(f)
+            config = dict(DEFAULTS, **json.load(f))  # a key added since the run started takes its default
         if args.device:
             config["device"] = args.device
     else:
@@ -498,7 +518,7 @@ def main(argv: list[str] | None = None) -> int:
     if confusion is None:  # resumed a finished run: evaluate once more for the report
         _, test_acc, confusion = evaluate(model, test_loader, len(classes))
     final_acc = history[-1]["test_acc"] if history else test_acc
-    print(plot_curves(run_dir, history))
+    print(plot_curves(run_dir, history, config["label_smoothing"]))
     print(report(confusion, classes))
     total = sum(float(row["seconds"]) for row in history)
     print(

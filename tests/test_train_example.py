@@ -135,19 +135,17 @@ def test_target_acc_fails_the_run(idx_root: Path, tmp_path: Path, capsys) -> Non
 
 def test_presets_and_flags(tmp_path: Path) -> None:
     config, _ = example.parse_args(["--preset", "d2l"])
-    assert (config["model"], config["lr"], config["epochs"], config["batch_size"], config["resize"]) == (
-        "d2l_resnet18",
-        0.05,
-        10,
-        256,
-        96,
-    )
-    assert (config["init"], config["augment"], config["momentum"], config["weight_decay"]) == (
-        "xavier",
-        "none",
-        0,
-        0,
-    )
+    d2l = {
+        "model": "d2l_resnet18",
+        "lr": 0.05,
+        "epochs": 10,
+        "batch_size": 256,
+        "resize": 96,
+        "init": "xavier",
+    }
+    d2l |= {"augment": "none", "momentum": 0, "weight_decay": 0, "label_smoothing": 0, "warmup_epochs": 0}
+    d2l |= {"schedule": "constant", "normalize": False, "drop_last": False, "optimizer": "sgd"}
+    assert {key: config[key] for key in d2l} == d2l
     config, _ = example.parse_args(["--preset", "d2l", "--epochs", "2"])  # a flag overrides the preset
     assert config["epochs"] == 2 and config["lr"] == 0.05
     with pytest.raises(SystemExit):
