@@ -237,10 +237,12 @@ def http_root(tmp_path: Path):
     server.server_close()
 
 
-def downloadable(contents: dict[str, bytes], mirrors: tuple[str, ...]) -> type[IDXDataset]:
+def downloadable(contents: dict[str, bytes | None], mirrors: tuple[str, ...]) -> type[IDXDataset]:
+    """A dataset whose files come from ``mirrors``, pinned to the hashes of ``contents`` (None: no hash)."""
+
     class Remote(IDXDataset):
         name = "remote"
-        resources = {name: mr.data.idx.sha256_hex(content) for name, content in contents.items()}
+        resources = {name: None if c is None else mr.data.idx.sha256_hex(c) for name, c in contents.items()}
 
     Remote.mirrors = mirrors
     return Remote
@@ -268,6 +270,15 @@ def test_a_corrupt_download_is_never_kept(isolated: Path, http_root) -> None:
     assert "SHA-256" in str(info.value) and f"{url}/bad/train-images-idx3-ubyte.gz" in str(info.value)
     target = isolated / "cache" / "minires" / "remote"
     assert os.listdir(target) == []  # no half file, no temporary file
+
+
+def test_a_download_that_is_not_idx_is_never_kept(isolated: Path, http_root) -> None:
+    served, url = http_root
+    (served / "train-images-idx3-ubyte.gz").write_bytes(b"<html>rate limited</html>")
+    Remote = downloadable({name: None for name in NAMES}, (url,))  # no hash pinned, as MNIST
+    with pytest.raises(DataFileError, match="not an IDX file"):
+        Remote(download=True)
+    assert os.listdir(isolated / "cache" / "minires" / "remote") == []
 
 
 def test_download_into_root(isolated: Path, http_root) -> None:

@@ -150,7 +150,7 @@ class IDXDataset:
         for mirror in self.mirrors:
             url = f"{mirror.rstrip('/')}/{name}.gz"
             try:
-                _fetch(url, target, lambda path: self._verify(name, read_bytes(path), path))
+                _fetch(url, target, lambda path, url=url: self._verify_download(name, path, url))
                 return str(target)
             except (OSError, DataFileError) as exc:  # URLError is an OSError
                 errors.append(f"{url}: {exc}")
@@ -174,6 +174,13 @@ class IDXDataset:
                 f"corrupted or from another dataset). To fix: delete it and run again with download=True, "
                 f"or {self.fix_hint}."
             )
+
+    def _verify_download(self, name: str, path: str, url: str) -> None:
+        """A download is kept only if it hashes right (where a hash is pinned) and parses as IDX: an error
+        page or a cut-off transfer never lands in the cache."""
+        content = read_bytes(path)
+        self._verify(name, content, url)
+        parse_idx(content, url)
 
     def _load(self, name: str) -> np.ndarray:
         path = self.files[name]
@@ -261,7 +268,11 @@ def _fetch(url: str, target: Path, verify: Any) -> None:
         tqdm = None
     with atomic_open(target, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
         total = int(response.headers.get("Content-Length") or 0) or None
-        bar = None if tqdm is None else tqdm(total=total, unit="B", unit_scale=True, desc=target.name, leave=False)
+        bar = (
+            None
+            if tqdm is None
+            else tqdm(total=total, unit="B", unit_scale=True, desc=target.name, leave=False)
+        )
         while chunk := response.read(1 << 16):
             out.write(chunk)
             if bar is not None:
