@@ -16,12 +16,12 @@ venv: $(STAMP)
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
-	$(BIN)/python -m pip install -e '.[test]'
+	$(BIN)/python -m pip install -e '.[test,plot]'
 	touch $@
 
 # The gpu extra (CuPy) on top of the test tools; only useful on a machine with an NVIDIA GPU.
 $(GPU_STAMP): $(STAMP)
-	$(BIN)/python -m pip install -e '.[test,gpu]'
+	$(BIN)/python -m pip install -e '.[test,plot,gpu]'
 	touch $@
 
 test: venv
