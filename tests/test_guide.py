@@ -1,0 +1,180 @@
+"""docs/backward.md against the code: sections, links, quoted docstrings, worked examples, measured tables.
+
+The checks themselves live in tools/sync_guide.py (``python tools/sync_guide.py --check`` runs them
+without pytest; ``python tools/sync_guide.py`` refreshes what they compare). Each check is also run here
+on a deliberately broken copy of the guide, to show that it can fail.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from op_table import OPS
+
+from minires.explain import ALIASES, REGISTRY
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _load_sync_guide() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("sync_guide", ROOT / "tools" / "sync_guide.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["sync_guide"] = module  # before running it: its dataclasses look themselves up there
+    spec.loader.exec_module(module)
+    return module
+
+
+sync = _load_sync_guide()
+TEXT = sync.GUIDE.read_text()
+FIX = "run `python tools/sync_guide.py` (or fix docs/backward.md by hand)"
+
+
+def _section_of(text: str) -> dict[str, object]:
+    """Each name in an op section's heading -> its section."""
+    return {name: s for s in sync.sections(text) for name in s.names}
+
+
+def missing_sections(text: str) -> list[str]:
+    """Rows of the op table that no section heading names."""
+    named = _section_of(text)
+    return [row.name for row in OPS if row.name not in named]
+
+
+def section_problems(text: str, row: str) -> list[str]:
+    """What the section of op-table row ``row`` lacks: its row link, a code link into minires/, and a
+    verbatim block of each docstring that ``python -m minires.explain`` prints for the op."""
+    section = _section_of(text).get(row)
+    if section is None:
+        return [f"no section names `{row}` in its heading"]
+    problems = []
+    if not any(m["row"] == row for m in sync.ROW_LINK.finditer(section.body)):
+        problems.append(
+            f"section `{row}` has no link [row `{row}` in tests/op_table.py](../tests/op_table.py)"
+        )
+    if not any(m["label"].startswith("minires/") for m in sync.CODE_LINK.finditer(section.body)):
+        problems.append(f"section `{row}` has no link to its code in minires/")
+    entry = REGISTRY[row if row in REGISTRY else ALIASES[row]]
+    quoted = {m["target"] for m in sync.DOCSTRING_BLOCK.finditer(section.body)}
+    for source in entry.sources:
+        if sync.dotted_name(source) not in quoted:
+            problems.append(f"section `{row}` does not quote the docstring of {sync.dotted_name(source)}")
+    return problems
+
+
+# ----- the guide as it is ---------------------------------------------------------------------------------
+def test_every_op_table_row_has_a_section() -> None:
+    assert not missing_sections(TEXT), f"rows without a section in docs/backward.md: {missing_sections(TEXT)}"
+
+
+def test_section_names_are_ops_and_unique() -> None:
+    """A heading names op-table rows or explain entries (sum_to, broadcast_to), each in one section only."""
+    known = {row.name for row in OPS} | set(REGISTRY) | set(ALIASES)
+    seen: dict[str, int] = {}
+    for s in sync.sections(TEXT):
+        for name in s.names:
+            assert name in known, f"docs/backward.md:{s.line}: `{name}` in a heading is no op: {s.heading}"
+            assert name not in seen, f"`{name}` heads two sections (lines {seen[name]} and {s.line})"
+            seen[name] = s.line
+
+
+@pytest.mark.parametrize("row", [row.name for row in OPS])
+def test_section_links_and_quotes(row: str) -> None:
+    assert not section_problems(TEXT, row)
+
+
+def test_links_point_at_existing_code() -> None:
+    problems = sync.bad_links(TEXT)
+    assert not problems, "\n".join(problems)
+
+
+def test_docstring_blocks_are_verbatim() -> None:
+    problems = sync.stale_docstrings(TEXT)
+    assert not problems, "\n".join(problems) + f"\n{FIX}"
+
+
+def test_worked_examples_print_what_the_guide_shows() -> None:
+    examples = sum(len(ex) for _, ex in sync.pycon_examples(TEXT))
+    assert examples > 100, f"only {examples} examples found: the pycon blocks are not parsed"
+    problems = sync.stale_examples(TEXT)
+    assert not problems, "\n".join(problems) + f"\n{FIX}"
+
+
+def test_measured_tables_are_current() -> None:
+    assert len(list(sync.COMPUTED_BLOCK.finditer(TEXT))) == len(sync.COMPUTED)
+    problems = sync.stale_computed(TEXT)
+    assert not problems, "\n".join(problems) + f"\n{FIX}"
+
+
+# ----- the checks fail on a broken guide ------------------------------------------------------------------
+def _replace_once(text: str, old: str, new: str) -> str:
+    assert text.count(old) >= 1, f"the guide no longer contains {old!r}: update this test"
+    return text.replace(old, new, 1)
+
+
+def test_a_missing_section_is_found() -> None:
+    broken = _replace_once(TEXT, "#### `nll_loss`", "#### The negative log-likelihood")
+    assert missing_sections(broken) == ["nll_loss"]
+
+
+def test_a_section_without_its_links_or_docstring_is_found() -> None:
+    start = TEXT.index("### `relu`")
+    end = TEXT.index("### `gelu`")
+    broken = TEXT[:start] + "### `relu`\n\nmax(x, 0).\n\n" + TEXT[end:]
+    problems = section_problems(broken, "relu")
+    assert len(problems) == 3, problems
+
+
+def test_an_edited_docstring_block_is_found() -> None:
+    broken = _replace_once(TEXT, "dW_g    = dY_g @ cols_g^T", "dW_g    = cols_g @ dY_g^T")
+    assert sync.stale_docstrings(broken) == [
+        "docstring block minires.ops.conv.Conv2d differs from the docstring in the code"
+    ]
+
+
+def test_a_link_to_a_missing_name_is_found() -> None:
+    broken = _replace_once(
+        TEXT,
+        "[`Conv2d` in minires/ops/conv.py](../minires/ops/conv.py)",
+        "[`Conv3d` in minires/ops/conv.py](../minires/ops/conv.py)",
+    )
+    assert sync.bad_links(broken) == [
+        "link [Conv3d in minires/ops/conv.py]: minires/ops/conv.py defines no Conv3d"
+    ]
+    broken = _replace_once(TEXT, "(../tests/op_table.py)", "(../tests/op_tables.py)")
+    assert sync.bad_links(broken) == ["link to ../tests/op_tables.py: no such file"]
+
+
+def test_a_wrong_printed_number_is_found() -> None:
+    broken = _replace_once(TEXT, ">>> x.grad\ntensor([1.4])", ">>> x.grad\ntensor([1.5])")
+    problems = sync.stale_examples(broken)
+    assert len(problems) == 1 and "tensor([1.4])" in problems[0], problems
+
+
+def test_a_wrong_measured_number_is_found() -> None:
+    body = next(sync.COMPUTED_BLOCK.finditer(TEXT))["body"]
+    row = body.split("\n")[2]  # the first data row of the table
+    cells = row.split(" | ")
+    cells[1] = f"{float(cells[1]) * 1.01:.3e}"  # 1% off
+    broken = _replace_once(TEXT, row, " | ".join(cells))
+    assert sync.stale_computed(broken) == ["computed block residual_table differs from what it computes now"]
+
+
+@pytest.mark.parametrize(
+    ("expected", "got", "same"),
+    [
+        ("tensor([0.1234, 2.5   ])", "tensor([0.1235, 2.5   ])", True),  # the last digit
+        ("tensor([0.1234, 2.5   ])", "tensor([0.124 , 2.5   ])", False),
+        ("[ 0., -0.]", "[0., 0.]", True),  # a signed zero, and the alignment
+        ("8.544e-11", "8.545e-11", True),
+        ("tensor([1.4])", "tensor([1.5])", False),  # 1.4 means 1.4000
+        ("8.544e-11", "8.544e-10", False),
+        ("(True, True)", "(True, False)", False),
+        ("tensor([1., 2.])", "tensor([1., 2., 3.])", False),
+    ],
+)
+def test_numbers_are_compared_to_their_last_printed_digit(expected: str, got: str, same: bool) -> None:
+    assert sync.same_up_to_last_digits(expected, got) is same
