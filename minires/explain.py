@@ -461,4 +461,8 @@ def main(argv: Sequence[str] | None = None, registry: Mapping[str, Entry] | None
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except BrokenPipeError:  # the reader stopped early (``--list | head``): not an error of ours
+        sys.stdout = None
+        sys.exit(0)
