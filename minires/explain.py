@@ -27,8 +27,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from .grad_mode import enable_grad, no_grad
-from .gradcheck import GradcheckError, gradcheck
+from .gradcheck import GradcheckError, gradcheck, gradient_pairs
 from .nn import functional as F
 from .ops import (
     activation,
@@ -344,47 +343,14 @@ class InputReport:
     max_rel_diff: float  # max_abs_diff / max_numerical (0 when both are 0)
 
 
-def _float64(inputs: Sequence[Any]) -> list[Any]:
-    out = []
-    for t in inputs:
-        if isinstance(t, Tensor) and t.dtype.kind == "f":
-            out.append(tensor(t.data.astype(float64, copy=True), requires_grad=t.requires_grad))
-        else:
-            out.append(t)
-    return out
-
-
-def _objective(fn: Callable[..., Tensor], xs: list[Any], v: np.ndarray) -> float:
-    with no_grad():
-        return float((fn(*xs).data * v).sum())
-
-
 def compare(
     fn: Callable[..., Tensor], inputs: Sequence[Any], eps: float = EPS, seed: int = 0
 ) -> list[InputReport]:
     """The analytic gradient of L = <v, fn(*inputs)> against central differences, for every input that
-    requires grad; v ~ N(0, 1) drawn from ``seed`` as ``mr.gradcheck`` draws it."""
-    xs = _float64(inputs)
-    with enable_grad():
-        y = fn(*xs)
-    v = np.random.default_rng(seed).standard_normal(y.shape)
-    y.backward(tensor(v))
+    requires grad, as ``mr.gradcheck`` computes them (``gradient_pairs``), summarized per input."""
     reports = []
-    for pos, t in enumerate(xs):
-        if not (isinstance(t, Tensor) and t.requires_grad):
-            continue
-        analytic = np.zeros(t.shape) if t.grad is None else np.asarray(t.grad.data, dtype=np.float64)
-        flat = t.data.reshape(-1)  # a view: writing it perturbs the input in place
-        numerical = np.empty(flat.size)
-        for i in range(flat.size):
-            old = float(flat[i])
-            flat[i] = old + eps
-            f_plus = _objective(fn, xs, v)
-            flat[i] = old - eps
-            f_minus = _objective(fn, xs, v)
-            flat[i] = old
-            numerical[i] = (f_plus - f_minus) / (2 * eps)
-        diff = float(np.abs(analytic.reshape(-1) - numerical).max(initial=0.0))
+    for pos, t, analytic, numerical in gradient_pairs(fn, inputs, eps, seed):
+        diff = float(np.abs(analytic - numerical).max(initial=0.0))
         scale = float(np.abs(numerical).max(initial=0.0))
         reports.append(InputReport(pos, tuple(t.shape), diff, scale, diff / scale if scale else 0.0))
     return reports

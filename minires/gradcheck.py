@@ -71,6 +71,31 @@ def _analytic(fn: Callable[..., Tensor], xs: list[Any], seed: int) -> tuple[Any,
     return v, grads
 
 
+def gradient_pairs(
+    fn: Callable[..., Tensor], inputs: Any, eps: float = 1e-6, seed: int = 0
+) -> list[tuple[int, Tensor, np.ndarray, np.ndarray]]:
+    """For every input with requires_grad: (its position, its float64 copy, the analytic dL/dx and the
+    central-difference dL/dx, both flat float64 NumPy arrays), with L = <v, fn(*inputs)>, v ~ N(0, 1)
+    drawn from ``seed``. ``gradcheck`` judges these pairs; ``python -m minires.explain`` prints them."""
+    xs = _float64_inputs(inputs)
+    v, analytic = _analytic(fn, xs, seed)
+    checked = [(i, t) for i, t in enumerate(xs) if isinstance(t, Tensor) and t.requires_grad]
+    pairs = []
+    for (pos, t), a in zip(checked, analytic, strict=True):
+        flat = t.data.reshape(-1)  # a view: writing it perturbs the input in place
+        numeric = np.empty(flat.size)
+        for i in range(flat.size):
+            old = float(flat[i])
+            flat[i] = old + eps
+            f_plus = _objective(fn, xs, v)
+            flat[i] = old - eps
+            f_minus = _objective(fn, xs, v)
+            flat[i] = old
+            numeric[i] = (f_plus - f_minus) / (2 * eps)
+        pairs.append((pos, t, to_numpy(a).reshape(-1).astype(np.float64), numeric))
+    return pairs
+
+
 def gradcheck(
     fn: Callable[..., Tensor],
     inputs: Any,
@@ -85,23 +110,10 @@ def gradcheck(
     are copied to float64 first. An element fails when |analytic - numerical| > atol + rtol |numerical|.
     Returns True, or raises ``GradcheckError`` naming the input, the worst element and both values.
     """
-    xs = _float64_inputs(inputs)
-    v, analytic = _analytic(fn, xs, seed)
-    checked = [(i, t) for i, t in enumerate(xs) if isinstance(t, Tensor) and t.requires_grad]
-    if not checked:
+    pairs = gradient_pairs(fn, inputs, eps, seed)
+    if not pairs:
         raise ValueError("gradcheck: no input has requires_grad=True; nothing to check")
-    for (pos, t), a in zip(checked, analytic, strict=True):
-        flat = t.data.reshape(-1)  # a view: writing it perturbs the input in place
-        numeric = np.empty(flat.size)
-        for i in range(flat.size):
-            old = float(flat[i])
-            flat[i] = old + eps
-            f_plus = _objective(fn, xs, v)
-            flat[i] = old - eps
-            f_minus = _objective(fn, xs, v)
-            flat[i] = old
-            numeric[i] = (f_plus - f_minus) / (2 * eps)
-        analytic_np = to_numpy(a).reshape(-1).astype(np.float64)
+    for pos, t, analytic_np, numeric in pairs:
         excess = np.abs(analytic_np - numeric) - (atol + rtol * np.abs(numeric))
         if excess.size and excess.max() > 0:
             worst = int(excess.argmax())
