@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
+from scripts import load_script
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _load_example() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("gradient_flow", ROOT / "examples" / "gradient_flow.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["gradient_flow"] = module  # before running it: its dataclass looks itself up there
-    spec.loader.exec_module(module)
-    return module
-
-
-gf = _load_example()
+gf = load_script("examples/gradient_flow.py")
 SMALL = dict(blocks=4, channels=4, steps=3, batch_size=8)  # 9 conv layers; well under a second
 
 

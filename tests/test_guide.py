@@ -7,28 +7,13 @@ on a deliberately broken copy of the guide, to show that it can fail.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
-
 import pytest
 from op_table import OPS
+from scripts import load_script
 
 from minires.explain import ALIASES, REGISTRY
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _load_sync_guide() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("sync_guide", ROOT / "tools" / "sync_guide.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["sync_guide"] = module  # before running it: its dataclasses look themselves up there
-    spec.loader.exec_module(module)
-    return module
-
-
-sync = _load_sync_guide()
+sync = load_script("tools/sync_guide.py")
 TEXT = sync.GUIDE.read_text()
 FIX = "run `python tools/sync_guide.py` (or fix docs/backward.md by hand)"
 

@@ -6,31 +6,21 @@ run on the real Fashion-MNIST files where they are installed.
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+from scripts import load_script
 
 import minires as mr
 from minires.data import idx_bytes
 
-ROOT = Path(__file__).resolve().parents[1]
 REAL_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 
-def load_example():
-    spec = importlib.util.spec_from_file_location(
-        "train_fashion_mnist", ROOT / "examples" / "train_fashion_mnist.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-example = load_example()
+example = load_script("examples/train_fashion_mnist.py")
 
 
 @pytest.fixture(scope="module")
