@@ -1,9 +1,12 @@
-"""Train a ResNet on Fashion-MNIST with minires: progress bars, one log line per epoch, a run folder with
-metrics, curves, config and checkpoints, and resume.
+"""Train a ResNet on Fashion-MNIST (or MNIST, or CIFAR-10) with minires: progress bars, one log line per
+epoch, a run folder with metrics, curves, config and checkpoints, and resume.
 
     python examples/train_fashion_mnist.py                    # the default run (what `make train` runs)
     python examples/train_fashion_mnist.py --preset d2l       # the d2l book's recipe, exactly
     python examples/train_fashion_mnist.py --preset best      # the recipe aiming at >= 0.95 test accuracy
+    python examples/train_fashion_mnist.py --preset cifar     # CIFAR-10, the CIFAR ResNet-20 with Adam
+    python examples/train_fashion_mnist.py --preset mnist     # MNIST, a small GELU ResNet with SGD momentum
+    python examples/train_fashion_mnist.py --dataset cifar10 --model cifar_resnet20   # any model, any data
     python examples/train_fashion_mnist.py --resume runs/X    # continue a stopped run where it stopped
     python examples/train_fashion_mnist.py --epochs 1 --limit-train 2000   # a quick look
 
@@ -33,7 +36,7 @@ import minires as mr
 import minires.nn as nn
 import minires.nn.functional as F
 import minires.optim as optim
-from minires.data import MNIST, DataLoader, FashionMNIST, IDXDataset
+from minires.data import CIFAR10, MNIST, DataLoader, FashionMNIST, IDXDataset
 from minires.data.transforms import Compose, Normalize, RandomCrop, RandomHorizontalFlip, Resize
 from minires.fileio import atomic_open
 
@@ -53,17 +56,35 @@ WEIGHT_DECAY = 5e-4  # on conv and linear weights only, not on biases and batch-
 SCHEDULE = "cosine"  # cosine | step | constant, stepped every batch, after the warmup
 WARMUP_EPOCHS = 1.0  # linear warmup from lr/10
 LABEL_SMOOTHING = 0.1
-AUGMENT = "flip"  # none | flip | crop | crop+flip (random crop with 2 pixels of padding)
+AUGMENT = "auto"  # auto | none | flip | crop | crop+flip (auto: the dataset's own, see DATASETS)
+ACTIVATION = "relu"  # relu | gelu (gelu replaces every nn.ReLU of the model by nn.GELU)
 RESIZE = 0  # 0 keeps 28x28; the d2l recipe resizes to 96
 INIT = "kaiming"  # kaiming (the model's own), xavier (the d2l book's), or torch (layer defaults)
 DEVICE = "auto"  # auto picks the GPU when CuPy sees one
 SEED = 0
-DATASET = "fashion-mnist"  # fashion-mnist | mnist | idx (four IDX files in --data-root, no checksums)
+DATASET = "fashion-mnist"  # fashion-mnist | mnist | cifar10 | idx (four IDX files in --data-root, unchecked)
 DATA_ROOT = None  # None: $MINIRES_DATA, ~/.cache/minires, /usr/share/datasets (see minires.data)
-NORMALIZE = True  # subtract the training set's pixel mean, divide by its std (MEAN, STD below)
+NORMALIZE = True  # subtract the training set's per-channel mean, divide by its std (DATASETS below)
 DROP_LAST = True  # drop the last, smaller training batch of each epoch
 EVAL_BATCH_SIZE = 500
-MEAN, STD = 0.2860, 0.3530  # Fashion-MNIST's training-set pixel mean and standard deviation
+
+# Each dataset: its class, image shape, training-set per-channel mean and std, crop padding and the
+# augmentation "auto" stands for (no flips for digits: a mirrored 2 is no digit).
+DATASETS: dict[str, dict[str, Any]] = {
+    "fashion-mnist": dict(
+        cls=FashionMNIST, shape=(1, 28, 28), mean=(0.2860,), std=(0.3530,), padding=2, augment="flip"
+    ),
+    "mnist": dict(cls=MNIST, shape=(1, 28, 28), mean=(0.1307,), std=(0.3081,), padding=2, augment="crop"),
+    "cifar10": dict(
+        cls=CIFAR10,
+        shape=(3, 32, 32),
+        mean=(0.4914, 0.4822, 0.4465),
+        std=(0.2470, 0.2435, 0.2616),
+        padding=4,
+        augment="crop+flip",
+    ),
+    "idx": dict(cls=IDXDataset, shape=(1, 28, 28), mean=(0.2860,), std=(0.3530,), padding=2, augment="flip"),
+}
 
 PRESETS: dict[str, dict[str, Any]] = {
     # d2l.ai, section 8.6: d2l_resnet18, plain SGD lr 0.05, 10 epochs, batch 256, images resized to 96,
@@ -102,6 +123,42 @@ PRESETS: dict[str, dict[str, Any]] = {
         resize=0,
         init="kaiming",
     ),
+    # He et al.'s CIFAR ResNet-20 on CIFAR-10, trained with Adam as the CIFAR seed program does: per-channel
+    # normalization, random crop with 4 pixels of padding and flips, cosine schedule.
+    "cifar": dict(
+        dataset="cifar10",
+        model="cifar_resnet20",
+        epochs=30,
+        batch_size=128,
+        lr=1e-3,
+        optimizer="adam",
+        weight_decay=1e-4,
+        schedule="cosine",
+        warmup_epochs=1.0,
+        label_smoothing=0.0,
+        augment="crop+flip",
+        resize=0,
+        init="kaiming",
+    ),
+    # The MNIST seed program: a small ResNet (ResNet-20 of the CIFAR family, 28x28, one channel) with GELU
+    # activations, SGD with momentum, random crops and no flips.
+    "mnist": dict(
+        dataset="mnist",
+        model="cifar_resnet20",
+        activation="gelu",
+        epochs=5,
+        batch_size=128,
+        lr=0.1,
+        optimizer="sgd",
+        momentum=0.9,
+        weight_decay=5e-4,
+        schedule="cosine",
+        warmup_epochs=0.5,
+        label_smoothing=0.0,
+        augment="crop",
+        resize=0,
+        init="kaiming",
+    ),
 }
 DEFAULTS = dict(
     model=MODEL,
@@ -115,6 +172,7 @@ DEFAULTS = dict(
     warmup_epochs=WARMUP_EPOCHS,
     label_smoothing=LABEL_SMOOTHING,
     augment=AUGMENT,
+    activation=ACTIVATION,
     resize=RESIZE,
     init=INIT,
     normalize=NORMALIZE,
@@ -150,7 +208,10 @@ def parse_args(argv: list[str] | None) -> tuple[dict[str, Any], argparse.Namespa
     p.add_argument("--schedule", choices=["cosine", "step", "constant"], help=f"default {SCHEDULE}")
     p.add_argument("--warmup-epochs", type=float, help=f"default {WARMUP_EPOCHS}")
     p.add_argument("--label-smoothing", type=float, help=f"default {LABEL_SMOOTHING}")
-    p.add_argument("--augment", choices=["none", "flip", "crop", "crop+flip"], help=f"default {AUGMENT}")
+    p.add_argument(
+        "--augment", choices=["auto", "none", "flip", "crop", "crop+flip"], help=f"default {AUGMENT}"
+    )
+    p.add_argument("--activation", choices=["relu", "gelu"], help=f"default {ACTIVATION}")
     p.add_argument("--resize", type=int, help="resize the images to this size, 0 for none (default 0)")
     p.add_argument("--init", choices=["kaiming", "xavier", "torch"], help=f"default {INIT}")
     p.add_argument("--normalize", action=argparse.BooleanOptionalAction, help=f"default {NORMALIZE}")
@@ -158,8 +219,8 @@ def parse_args(argv: list[str] | None) -> tuple[dict[str, Any], argparse.Namespa
     p.add_argument("--eval-batch-size", type=int, help=f"default {EVAL_BATCH_SIZE}")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help=f"default {DEVICE}")
     p.add_argument("--seed", type=int, help=f"default {SEED}")
-    p.add_argument("--dataset", choices=["fashion-mnist", "mnist", "idx"], help=f"default {DATASET}")
-    p.add_argument("--data-root", help="where the IDX files are (default: see minires.data)")
+    p.add_argument("--dataset", choices=sorted(DATASETS), help=f"default {DATASET}")
+    p.add_argument("--data-root", help="where the dataset's files are (default: see minires.data)")
     p.add_argument("--limit-train", type=int, help="train on the first N training images only")
     p.add_argument("--limit-test", type=int, help="evaluate on the first N test images only")
     p.add_argument("--out", help="the run folder (default runs/<model>-<date>-<time>)")
@@ -193,8 +254,11 @@ def parse_args(argv: list[str] | None) -> tuple[dict[str, Any], argparse.Namespa
 
 
 # ----- the pieces of a run ------------------------------------------------------------------------------
-def build_model(name: str, in_channels: int, num_classes: int, init: str) -> nn.Module:
-    """A model of the zoo for (1, 28, 28) images and 10 classes, initialized as ``init`` says."""
+def build_model(
+    name: str, in_channels: int, num_classes: int, init: str, activation: str = "relu"
+) -> nn.Module:
+    """A model of the zoo for ``in_channels`` and ``num_classes``, initialized as ``init`` says, with
+    ``activation`` (``gelu`` swaps each ``nn.ReLU`` module for an ``nn.GELU``)."""
     if name.startswith("cifar_resnet") and name[len("cifar_resnet") :].isdigit():
         model = mr.models.cifar_resnet(int(name[len("cifar_resnet") :]), num_classes, in_channels)
     elif (
@@ -212,7 +276,27 @@ def build_model(name: str, in_channels: int, num_classes: int, init: str) -> nn.
                     nn.init.xavier_uniform_(module.weight)  # the d2l book's init_cnn
                 else:
                     module.reset_parameters()  # torch's layer defaults
+    if activation == "gelu":
+        use_gelu(model, name)
     return model
+
+
+def use_gelu(model: nn.Module, name: str) -> None:
+    """Replace every ``nn.ReLU`` module by ``nn.GELU()`` (the exact erf form). Models whose blocks call
+    ``F.relu`` in ``forward`` (the d2l and pre-activation blocks) are refused: half of their activations
+    would stay ReLU."""
+    functional = [
+        type(m).__name__ for m in model.modules() if isinstance(m, mr.models.Residual | mr.models.PreActBlock)
+    ]
+    if functional:
+        raise SystemExit(
+            f"train_fashion_mnist: --activation gelu needs a model whose activations are nn.ReLU modules; "
+            f"{name}'s {functional[0]} blocks call F.relu. Use cifar_resnet20/32/56, resnet18/34/50, ..."
+        )
+    for parent in list(model.modules()):
+        for child_name, child in list(parent.named_children()):
+            if isinstance(child, nn.ReLU):
+                setattr(parent, child_name, nn.GELU())
 
 
 def make_optimizer(model: nn.Module, config: dict[str, Any]) -> optim.Optimizer:
@@ -252,7 +336,7 @@ def make_scheduler(opt: optim.Optimizer, config: dict[str, Any], steps_per_epoch
 
 
 def load_data(config: dict[str, Any], download: bool) -> tuple[Any, Any]:
-    cls = {"fashion-mnist": FashionMNIST, "mnist": MNIST, "idx": IDXDataset}[config["dataset"]]
+    cls = DATASETS[config["dataset"]]["cls"]
     if cls is IDXDataset and config["data_root"] is None:
         raise SystemExit("train_fashion_mnist: --dataset idx needs --data-root")
     train = cls(config["data_root"], train=True, download=download)
@@ -263,14 +347,20 @@ def load_data(config: dict[str, Any], download: bool) -> tuple[Any, Any]:
     return train, test
 
 
+def augmentation(config: dict[str, Any]) -> str:
+    """``--augment`` with ``auto`` resolved to the dataset's own."""
+    return DATASETS[config["dataset"]]["augment"] if config["augment"] == "auto" else config["augment"]
+
+
 def make_loaders(train: Any, test: Any, config: dict[str, Any], device: str) -> tuple[DataLoader, DataLoader]:
-    augment = []
-    if "crop" in config["augment"]:
-        augment.append(RandomCrop(28, padding=2))
-    if "flip" in config["augment"]:
+    spec = DATASETS[config["dataset"]]
+    augment, kinds = [], augmentation(config)
+    if "crop" in kinds:
+        augment.append(RandomCrop(spec["shape"][1:], padding=spec["padding"]))
+    if "flip" in kinds:
         augment.append(RandomHorizontalFlip())
     resize = [Resize(config["resize"])] if config["resize"] else []
-    normalize = [Normalize(MEAN, STD)] if config["normalize"] else []
+    normalize = [Normalize(spec["mean"], spec["std"])] if config["normalize"] else []
     train_loader = DataLoader(
         train,
         config["batch_size"],
@@ -405,6 +495,14 @@ def report(confusion: np.ndarray, classes: tuple[str, ...]) -> str:
     return "\n".join(lines)
 
 
+def data_source(dataset: Any) -> str:
+    """Where the data was read from, for the log."""
+    if hasattr(dataset, "source"):
+        return f"{dataset.source[0]} {dataset.source[1]}"
+    files = getattr(dataset, "files", None)
+    return os.path.dirname(next(iter(files.values()))) if files else "?"
+
+
 def pick_device(device: str) -> str:
     if device == "auto":
         return "cuda" if mr.cuda.is_available() else "cpu"
@@ -435,10 +533,13 @@ def main(argv: list[str] | None = None) -> int:
     train, test = load_data(config, download=not args.no_download)
     classes = tuple(getattr(train, "classes", [str(i) for i in range(10)]))
     train_loader, test_loader = make_loaders(train, test, config, device)
-    image = train_loader.transform(np.zeros((1, 1, 28, 28), np.float32), np.random.default_rng(0)).shape[1:]
-    model = build_model(config["model"], in_channels=1, num_classes=len(classes), init=config["init"]).to(
-        device
-    )
+    spec = DATASETS[config["dataset"]]
+    image = train_loader.transform(np.zeros((1, *spec["shape"]), np.float32), np.random.default_rng(0)).shape[
+        1:
+    ]
+    model = build_model(
+        config["model"], spec["shape"][0], len(classes), init=config["init"], activation=config["activation"]
+    ).to(device)
     opt = make_optimizer(model, config)
     sched = make_scheduler(opt, config, len(train_loader))
     checkpoint_path, best_path = os.path.join(run_dir, "checkpoint.npz"), os.path.join(run_dir, "best.npz")
@@ -460,7 +561,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{config['model']} ({n_params:,} parameters) on {device}, {len(train)} training and "
         f"{len(test)} test images of shape {tuple(image)}, {config['epochs']} epochs "
         f"of {len(train_loader)} batches of {config['batch_size']}; {config['optimizer']} lr {config['lr']}, "
-        f"{config['schedule']} schedule, augment {config['augment']}; run folder {run_dir}"
+        f"{config['schedule']} schedule, augment {augmentation(config)}, {config['activation']}; "
+        f"data {config['dataset']} ({data_source(train)}); run folder {run_dir}"
     )
     confusion = None
     for epoch in range(first_epoch, config["epochs"] + 1):

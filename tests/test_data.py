@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import hashlib
 import http.server
 import os
 import threading
@@ -21,6 +22,7 @@ from hypothesis import strategies as st
 
 import minires as mr
 from minires.data import (
+    MNIST,
     DataFileError,
     DataLoader,
     FashionMNIST,
@@ -169,10 +171,91 @@ def test_search_order_root_env_cache_system(isolated: Path, monkeypatch: pytest.
 
 def test_missing_files_name_every_place_looked(isolated: Path) -> None:
     with pytest.raises(FileNotFoundError) as info:
-        FashionMNIST(isolated / "nowhere", download=False)
+        FashionMNIST(download=False)
     text = str(info.value)
-    assert "train-images-idx3-ubyte" in text and str(isolated / "nowhere") in text
+    assert "train-images-idx3-ubyte" in text and "anywhere minires looks" in text
     assert str(isolated / "cache" / "minires" / "fashion-mnist") in text and "dataset-fashion-mnist" in text
+    assert "download=True" in text
+
+
+@pytest.mark.parametrize("cls", [FashionMNIST, MNIST, IDXDataset])
+def test_an_explicit_root_is_authoritative(isolated: Path, monkeypatch: pytest.MonkeyPatch, cls) -> None:
+    """torchvision's rule: files in $MINIRES_DATA, the cache or the system folder are not used when a
+    root is given; the error names that root and how to fix it."""
+    for place in ("env", f"cache/minires/{cls.name}", "system"):
+        write_idx_dir(isolated / place)
+    monkeypatch.setenv("MINIRES_DATA", str(isolated / "env"))
+    monkeypatch.setattr(cls, "system_dirs", (str(isolated / "system"),))
+    with pytest.raises(FileNotFoundError) as info:
+        cls(isolated / "nowhere", download=False)
+    text = str(info.value)
+    assert text.startswith(f"{cls.__name__}: train-images-idx3-ubyte was not found in root=")
+    assert str(isolated / "nowhere") in text and "the only place looked" in text
+    assert "root=None" in text and str(isolated / "cache") not in text and str(isolated / "env") not in text
+    if cls.mirrors:
+        assert "pass download=True" in text
+
+
+def test_torchvision_folder_under_root(isolated: Path) -> None:
+    """A root that torchvision downloaded into (<root>/FashionMNIST/raw) is read as it is."""
+    write_idx_dir(isolated / "root" / "FashionMNIST" / "raw", gz=True)
+
+    class Unpinned(FashionMNIST):
+        resources = {name: None for name in NAMES}
+        gz_md5 = {}
+        split_sizes = {True: None, False: None}
+
+    data = Unpinned(isolated / "root", download=False)
+    assert data.files[NAMES[0]] == str(isolated / "root" / "FashionMNIST" / "raw" / f"{NAMES[0]}.gz")
+
+
+def test_the_gz_file_is_taken_before_the_raw_one(isolated: Path) -> None:
+    write_idx_dir(isolated / "root", gz=True)
+    write_idx_dir(isolated / "root", gz=False)
+    assert IDXDataset(isolated / "root").files[NAMES[0]] == str(isolated / "root" / f"{NAMES[0]}.gz")
+
+
+def test_official_gz_by_md5_other_copies_by_content_sha256(isolated: Path) -> None:
+    """The compressed file whose MD5 is pinned passes by it; an unpacked or re-compressed copy of other
+    content must match the content SHA-256 (a re-compression of the right content passes by it)."""
+    contents = write_idx_dir(isolated / "official", gz=True)
+    md5 = {n: hashlib.md5((isolated / "official" / f"{n}.gz").read_bytes()).hexdigest() for n in NAMES}
+
+    class Pinned(IDXDataset):
+        gz_md5 = md5
+        resources = {n: "0" * 64 for n in NAMES}  # a content hash the files do not have
+
+    assert len(Pinned(isolated / "official")) == 40  # the official .gz files, by their MD5
+    write_idx_dir(isolated / "raw", gz=False)
+    with pytest.raises(DataFileError, match="SHA-256 of its uncompressed content is"):
+        Pinned(isolated / "raw")
+    Pinned.resources = {n: mr.data.idx.sha256_hex(c) for n, c in contents.items()}
+    recompressed = isolated / "recompressed"
+    recompressed.mkdir()
+    for name, content in contents.items():
+        (recompressed / f"{name}.gz").write_bytes(gzip.compress(content, compresslevel=1, mtime=1))
+    assert len(Pinned(recompressed)) == 40  # another gzip of the right content: by the content hash
+
+
+def test_mnist_accepts_only_the_official_gz(isolated: Path) -> None:
+    """MNIST pins the official .gz MD5s and no content hash: anything else is refused, saying why."""
+    assert MNIST.gz_md5 == {
+        "train-images-idx3-ubyte": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+        "train-labels-idx1-ubyte": "d53e105ee54ea40749a09fcbcd1e9432",
+        "t10k-images-idx3-ubyte": "9fb629c4189551a2d022fa330f9573f3",
+        "t10k-labels-idx1-ubyte": "ec29112dd5afa0611ce80d1b7f02629c",
+    }
+    assert FashionMNIST.gz_md5["train-images-idx3-ubyte"] == "8d4fb7e6c68d591d4c3dfef9ec88bf0d"
+    for gz in (True, False):
+        root = isolated / f"root-{gz}"
+        write_idx_dir(root, n_train=60000 // 1000, gz=gz)
+        with pytest.raises(DataFileError) as info:
+            MNIST(root, download=False)
+        text = str(info.value)
+        assert (
+            "expected f68b3c2dcbeaaa9fbdd348bbdeb94873" in text and "no SHA-256" in text and "To fix" in text
+        )
+        assert str(root / "train-images-idx3-ubyte") in text
 
 
 def test_foreign_file_fails_the_checksum_with_a_fix(isolated: Path) -> None:

@@ -161,3 +161,125 @@ def test_a_short_real_run_beats_chance_widely(tmp_path: Path, monkeypatch: pytes
     ]
     assert example.main([*args, f"--out={tmp_path / 'real'}", "--no-progress", "--no-download"]) == 0
     assert float(read_metrics(tmp_path / "real")[-1]["test_acc"]) >= 0.6  # chance is 0.1
+
+
+# ----- the other datasets: CIFAR-10 and MNIST, on small synthetic copies in the official formats ---------
+def learnable(rng: np.random.Generator, shape: tuple[int, ...], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """n uint8 images of ``shape``: ten blocky class templates plus noise, learnable in a few epochs."""
+    templates = np.kron(
+        rng.standard_normal((10, *shape[:-2], shape[-2] // 4, shape[-1] // 4)), np.ones((4, 4))
+    )
+    labels = rng.integers(0, 10, size=n).astype(np.uint8)
+    images = 110 + 60 * templates[labels] + 40 * rng.standard_normal((n, *shape))
+    return np.clip(images, 0, 255).astype(np.uint8), labels
+
+
+@pytest.fixture(scope="module")
+def cifar_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """cifar-10-binary.tar.gz with the official layout, 64 records per batch file."""
+    import io
+    import tarfile
+
+    root = tmp_path_factory.mktemp("cifar")
+    rng = np.random.default_rng(1)
+    all_images, all_labels = learnable(rng, (3, 32, 32), 6 * 64)
+    with tarfile.open(root / "cifar-10-binary.tar.gz", "w:gz") as tar:
+        names = [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]
+        for k, name in enumerate(names):
+            images, labels = all_images[64 * k : 64 * (k + 1)], all_labels[64 * k : 64 * (k + 1)]
+            content = np.concatenate([labels[:, None], images.reshape(64, -1)], axis=1).tobytes()
+            members = [(name, content)]
+            if k == 0:
+                members.append(("batches.meta.txt", "\n".join(mr.data.CIFAR10_CLASSES).encode()))
+            for member, blob in members:
+                info = tarfile.TarInfo(f"cifar-10-batches-bin/{member}")
+                info.size = len(blob)
+                tar.addfile(info, io.BytesIO(blob))
+    return root
+
+
+def test_cifar10_trains_through_the_example(
+    cifar_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    archive = cifar_root / "cifar-10-binary.tar.gz"
+    monkeypatch.setattr(mr.data.CIFAR10, "records_per_file", 64)
+    monkeypatch.setattr(mr.data.CIFAR10, "archive_size", archive.stat().st_size)
+    monkeypatch.setattr(mr.data.CIFAR10, "archive_md5", mr.data.store.file_md5(archive))
+    run = tmp_path / "cifar"
+    args = ["--dataset=cifar10", "--model=cifar_resnet20", f"--data-root={cifar_root}", "--epochs=5"]
+    args += ["--batch-size=32", "--warmup-epochs=0.5", "--optimizer=adam", "--lr=0.003", "--weight-decay=0"]
+    assert example.main([*args, f"--out={run}", "--no-progress", "--no-download"]) == 0
+    out = capsys.readouterr().out
+    assert "320 training and 64 test images of shape (3, 32, 32)" in out
+    assert f"augment crop+flip, relu; data cifar10 (archive {archive})" in out
+    assert "airplane" in out and "truck" in out  # the per-class report names CIFAR-10's classes
+    rows = read_metrics(run)
+    assert float(rows[-1]["train_loss"]) < 0.5 * float(rows[0]["train_loss"])
+    assert float(rows[-1]["test_acc"]) >= 0.5  # chance is 0.1
+
+
+def test_cifar_loader_crops_with_padding_4_and_normalizes_per_channel(cifar_root: Path, monkeypatch) -> None:
+    config, _ = example.parse_args(["--preset", "cifar", f"--data-root={cifar_root}"])
+    assert (
+        config["dataset"] == "cifar10"
+        and config["optimizer"] == "adam"
+        and config["model"] == "cifar_resnet20"
+    )
+    assert example.augmentation(config) == "crop+flip"
+    spec = example.DATASETS["cifar10"]
+    monkeypatch.setattr(mr.data.CIFAR10, "records_per_file", 64)
+    monkeypatch.setattr(mr.data.CIFAR10, "archive_size", None)
+    monkeypatch.setattr(mr.data.CIFAR10, "archive_md5", None)
+    train, test = example.load_data(config, download=False)
+    train_loader, test_loader = example.make_loaders(train, test, config, "cpu")
+    crop, flip, normalize = train_loader.transform.transforms
+    assert crop.padding == 4 and crop.size == (32, 32) and flip.p == 0.5
+    x, _ = next(iter(test_loader))  # the test loader only normalizes, per channel
+    raw = test.data[: x.shape[0]].transpose(0, 3, 1, 2) / np.float32(255)
+    mean, std = np.array(spec["mean"])[:, None, None], np.array(spec["std"])[:, None, None]
+    np.testing.assert_allclose(x.numpy(), (raw - mean) / std, rtol=1e-5, atol=1e-5)
+    model = example.build_model(config["model"], 3, 10, "kaiming")
+    assert model.conv1.weight.shape == (16, 3, 3, 3)
+
+
+def test_mnist_trains_with_gelu_through_the_example(
+    idx_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """--preset mnist: MNIST (here the synthetic IDX files, gzipped and pinned by their MD5 as the real
+    ones are), the CIFAR ResNet-20 with every ReLU replaced by GELU, SGD with momentum."""
+    import gzip
+    import hashlib
+
+    root = tmp_path / "mnist-root"
+    root.mkdir()
+    md5 = {}
+    for name in (
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ):
+        blob = gzip.compress((idx_root / name).read_bytes(), mtime=0)
+        (root / f"{name}.gz").write_bytes(blob)
+        md5[name] = hashlib.md5(blob).hexdigest()
+    monkeypatch.setattr(mr.data.MNIST, "gz_md5", md5)
+    monkeypatch.setattr(mr.data.MNIST, "split_sizes", {True: None, False: None})
+    run = tmp_path / "mnist"
+    args = ["--preset=mnist", f"--data-root={root}", "--epochs=4", "--batch-size=32", "--lr=0.05"]
+    assert example.main([*args, f"--out={run}", "--no-progress", "--no-download"]) == 0
+    out = capsys.readouterr().out
+    assert "augment crop, gelu; data mnist" in out
+    rows = read_metrics(run)
+    assert float(rows[-1]["train_loss"]) < 0.5 * float(rows[0]["train_loss"])
+    assert float(rows[-1]["test_acc"]) >= 0.5
+
+
+def test_gelu_swaps_every_relu_module_and_refuses_functional_blocks() -> None:
+    model = example.build_model("cifar_resnet20", 1, 10, "kaiming", activation="gelu")
+    kinds = [type(m).__name__ for m in model.modules()]
+    assert "ReLU" not in kinds and kinds.count("GELU") == 1 + 9  # the stem and one per BasicBlock
+    x = mr.randn(2, 1, 28, 28)
+    assert model(x).shape == (2, 10)
+    for name in ("d2l_resnet18", "preact_resnet18"):
+        with pytest.raises(SystemExit, match="--activation gelu needs a model whose activations are nn.ReLU"):
+            example.build_model(name, 1, 10, "kaiming", activation="gelu")

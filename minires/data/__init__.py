@@ -1,15 +1,19 @@
-"""``minires.data``: the Fashion-MNIST and MNIST datasets, batch transforms and the ``DataLoader``.
+"""``minires.data``: the Fashion-MNIST, MNIST and CIFAR-10 datasets, batch transforms and the ``DataLoader``.
 
-from minires.data import DataLoader, FashionMNIST
+from minires.data import CIFAR10, DataLoader, FashionMNIST
 from minires.data.transforms import Compose, Normalize, RandomCrop, RandomHorizontalFlip, Resize
 """
 
 from . import transforms
-from .datasets import FASHION_CLASSES, MNIST, FashionMNIST, IDXDataset, cache_dir
+from .cifar import CIFAR10, CIFAR10_CLASSES
+from .datasets import FASHION_CLASSES, MNIST, FashionMNIST, IDXDataset
 from .idx import DataFileError, file_sha256, idx_bytes, parse_idx, read_idx
 from .loader import DataLoader
+from .store import cache_dir
 
 __all__ = [
+    "CIFAR10",
+    "CIFAR10_CLASSES",
     "FASHION_CLASSES",
     "MNIST",
     "DataFileError",

@@ -1,32 +1,32 @@
 """``FashionMNIST`` and ``MNIST``: the four IDX files found, verified and read into NumPy arrays.
 
-Where the files are looked for, in order (each directory as ``<dir>/<name>/`` and as ``<dir>/``, where
-``<name>`` is ``fashion-mnist`` or ``mnist``, each file raw or gzipped):
+Where the files are looked for is ``minires.data.store``'s rule: in ``root`` only when it is given
+(``<root>/<name>/``, ``<root>/`` and torchvision's ``<root>/FashionMNIST/raw/``), else ``$MINIRES_DATA``,
+the user cache ``~/.cache/minires/<name>`` and the system copy (``/usr/share/datasets/fashion-mnist``,
+Debian's ``dataset-fashion-mnist``). In each folder the official ``.gz`` file is taken before a raw one.
+A missing file is downloaded when ``download=True`` from the official mirrors, with a progress bar, into a
+temporary file that is verified and then renamed.
 
-    1. ``root`` when given, else ``$MINIRES_DATA`` when set
-    2. the user cache, ``~/.cache/minires`` (``$XDG_CACHE_HOME/minires`` when that is set)
-    3. the system copy: ``/usr/share/datasets/fashion-mnist`` (Debian's ``dataset-fashion-mnist``)
+Every file is verified before use:
 
-A missing file is downloaded when ``download=True`` from the official mirrors, with a progress bar,
-into a temporary file that is verified and then renamed, into ``<dir>/<name>/`` of the first place.
+- the official compressed file is recognized by its published MD5 (what torchvision checks);
+- any other copy (unpacked, or re-compressed as Debian's) by the SHA-256 of its uncompressed content where
+  that is pinned (Fashion-MNIST); where it is not (MNIST), only the official ``.gz`` file is accepted;
+- and always by its IDX structure (shape, element type, the number of images and labels, the label range).
 
-Every file is verified before use: by the SHA-256 of its uncompressed content where the official hash
-is known (so a re-compressed copy passes and a truncated, corrupted or foreign one does not), and always
-by its IDX structure (shape, element type, the number of images and labels, the label range). A file that
-fails raises ``DataFileError`` naming the file, what was expected and how to fix it; it is never used.
+A file that fails raises ``DataFileError`` naming the file, what was expected and how to fix it; it is
+never used.
 """
 
 from __future__ import annotations
 
 import os
-import urllib.request
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from ..fileio import atomic_open
-from .idx import DataFileError, parse_idx, read_bytes, sha256_hex
+from . import store
+from .idx import GZIP_MAGIC, DataFileError, decompress, parse_idx, sha256_hex
 
 FASHION_CLASSES = (
     "T-shirt/top",
@@ -43,12 +43,6 @@ FASHION_CLASSES = (
 DIGIT_CLASSES = tuple(str(d) for d in range(10))
 
 
-def cache_dir() -> Path:
-    """The user cache of minires's datasets: ``$XDG_CACHE_HOME/minires`` or ``~/.cache/minires``."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "minires"
-
-
 class IDXDataset:
     """A 28x28 image classification dataset stored as the four MNIST-style IDX files.
 
@@ -57,9 +51,10 @@ class IDXDataset:
     path it was read from.
 
     A subclass names its files (``resources``: file name -> SHA-256 of the uncompressed content, or None
-    where no official hash is pinned), the sizes of its splits, its directory name, its mirrors and
-    system directories. Used directly, ``IDXDataset(root)`` reads the four files from ``root`` with the
-    structure checks only: a way to train on IDX files of one's own.
+    where no official hash is pinned; ``gz_md5``: file name -> MD5 of the official ``.gz`` file), the
+    sizes of its splits, its directory name, its mirrors, system folders and torchvision's folder.
+    Used directly, ``IDXDataset(root)`` reads the four files from ``root`` with the structure checks
+    only: a way to train on IDX files of one's own.
     """
 
     name = "idx"
@@ -69,10 +64,12 @@ class IDXDataset:
         "t10k-images-idx3-ubyte": None,
         "t10k-labels-idx1-ubyte": None,
     }
+    gz_md5: dict[str, str] = {}
     split_sizes: dict[bool, int | None] = {True: None, False: None}  # train -> expected N (None: any)
     classes: tuple[str, ...] = tuple(str(d) for d in range(10))
     mirrors: tuple[str, ...] = ()
     system_dirs: tuple[str, ...] = ()
+    torchvision_dirs: tuple[str, ...] = ()
     fix_hint = "put the four IDX files (raw or .gz) in one directory and pass it as root"
 
     def __init__(
@@ -113,86 +110,79 @@ class IDXDataset:
 
     # ----- finding the files ----------------------------------------------------------------------------
     def search_dirs(self) -> list[Path]:
-        """The directories looked in, in order (see the module docstring)."""
-        first = self.root if self.root is not None else os.environ.get("MINIRES_DATA") or None
-        dirs: list[Path] = []
-        if first is not None:
-            dirs += [Path(first) / self.name, Path(first)]
-        dirs += [cache_dir() / self.name]
-        dirs += [Path(d) for d in self.system_dirs]
-        return dirs
+        """The folders looked in, in order (see ``minires.data.store``)."""
+        return store.search_dirs(self.name, self.root, self.system_dirs, self.torchvision_dirs)
 
     def download_dir(self) -> Path:
         """Where a downloaded file goes: ``<root or $MINIRES_DATA or the cache>/<name>``."""
-        first = self.root if self.root is not None else os.environ.get("MINIRES_DATA") or None
-        return (Path(first) if first is not None else cache_dir()) / self.name
+        return store.download_dir(self.name, self.root)
 
     def _locate(self, name: str, download: bool) -> str:
         tried = []
         for directory in self.search_dirs():
-            for candidate in (directory / name, directory / f"{name}.gz"):
+            for candidate in (directory / f"{name}.gz", directory / name):
                 tried.append(str(candidate))
                 if candidate.is_file():
                     return str(candidate)
         if download and self.mirrors:
             return self._download(name)
-        how = "pass download=True, or " if self.mirrors and not download else ""
-        raise FileNotFoundError(
-            f"{type(self).__name__}: {name} was not found; looked for {', '.join(tried)}. "
-            f"To fix: {how}{self.fix_hint}."
-        )
+        raise store.not_found(type(self).__name__, name, self.root, self.name, tried, download, self.fix_hint)
 
     def _download(self, name: str) -> str:
-        target_dir = self.download_dir()
-        target_dir.mkdir(parents=True, exist_ok=True)
-        target = target_dir / f"{name}.gz"
-        errors = []
-        for mirror in self.mirrors:
-            url = f"{mirror.rstrip('/')}/{name}.gz"
-            try:
-                _fetch(url, target, lambda path, url=url: self._verify_download(name, path, url))
-                return str(target)
-            except (OSError, DataFileError) as exc:  # URLError is an OSError
-                errors.append(f"{url}: {exc}")
-        raise DataFileError(
-            f"{type(self).__name__}: could not download {name}:\n  "
-            + "\n  ".join(errors)
-            + f"\nTo fix: {self.fix_hint}."
+        return store.fetch_from_mirrors(
+            type(self).__name__,
+            f"{name}.gz",
+            self.mirrors,
+            self.download_dir() / f"{name}.gz",
+            lambda path, url: self._verify_download(name, path, url),
+            self.fix_hint,
         )
 
     # ----- verifying and reading ------------------------------------------------------------------------
-    def _verify(self, name: str, content: bytes, path: str | os.PathLike) -> None:
-        """Raise ``DataFileError`` unless ``content`` hashes to the official SHA-256 of ``name``."""
-        expected = self.resources[name]
-        if expected is None:
-            return
-        actual = sha256_hex(content)
-        if actual != expected:
+    def _verified_content(self, name: str, path: str | os.PathLike, where: str) -> bytes:
+        """The uncompressed content of ``path`` once it is shown to be the official ``name`` (see the
+        module docstring); ``where`` (the path or URL) is named in errors."""
+        with open(path, "rb") as f:
+            raw = f.read()
+        md5 = self.gz_md5.get(name)
+        if md5 is not None and raw.startswith(GZIP_MAGIC) and store.md5_hex(raw) == md5:
+            return decompress(raw, where)  # the official compressed file itself
+        content = decompress(raw, where) if raw.startswith(GZIP_MAGIC) else raw
+        expected = self.resources.get(name)
+        if expected is not None:
+            actual = sha256_hex(content)
+            if actual != expected:
+                raise DataFileError(
+                    f"{type(self).__name__}: {where} is not the official {name}: the SHA-256 of its "
+                    f"uncompressed content is {actual}, expected {expected} (the file is truncated, "
+                    f"corrupted or from another dataset). To fix: delete it and run again with "
+                    f"download=True, or {self.fix_hint}."
+                )
+        elif md5 is not None:
             raise DataFileError(
-                f"{type(self).__name__}: {os.fspath(path)} is not the official {name}: the SHA-256 of its "
-                f"uncompressed content is {actual}, expected {expected} (the file is truncated, "
-                f"corrupted or from another dataset). To fix: delete it and run again with download=True, "
-                f"or {self.fix_hint}."
+                f"{type(self).__name__}: {where} is not the official {name}.gz: its MD5 is "
+                f"{store.md5_hex(raw)}, expected {md5}; no SHA-256 of the uncompressed {name} is pinned, "
+                f"so only the official compressed file can be verified. To fix: delete it and run again "
+                f"with download=True, or {self.fix_hint}."
             )
+        return content
 
     def _verify_download(self, name: str, path: str, url: str) -> None:
-        """A download is kept only if it hashes right (where a hash is pinned) and parses as IDX: an error
-        page or a cut-off transfer never lands in the cache."""
-        content = read_bytes(path)
-        self._verify(name, content, url)
-        parse_idx(content, url)
+        """A download is kept only if it is verified and parses as IDX: an error page or a cut-off
+        transfer never lands in the cache."""
+        parse_idx(self._verified_content(name, path, url), url)
 
     def _load(self, name: str) -> np.ndarray:
         path = self.files[name]
         try:
-            content = read_bytes(path)
-            self._verify(name, content, path)
-            return parse_idx(content, path)
+            return parse_idx(self._verified_content(name, path, path), path)
         except DataFileError as exc:
             message = str(exc)
             if "To fix" not in message:
                 message += f". To fix: delete it and run again with download=True, or {self.fix_hint}."
-            raise DataFileError(f"{type(self).__name__}: {message}") from None
+            if not message.startswith(type(self).__name__):
+                message = f"{type(self).__name__}: {message}"
+            raise DataFileError(message) from None
 
     def _check(self, images: np.ndarray, labels: np.ndarray, image_name: str, label_name: str) -> None:
         """The structure every split must have, hash or no hash."""
@@ -229,6 +219,12 @@ class FashionMNIST(IDXDataset):
         "t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
         "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
     }
+    gz_md5 = {
+        "train-images-idx3-ubyte": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+        "train-labels-idx1-ubyte": "25c81989df183df01b3e8a0aad5dffbe",
+        "t10k-images-idx3-ubyte": "bef4ecab320f06d8554ea6380940ec79",
+        "t10k-labels-idx1-ubyte": "bb300cfdad3c16e7a12a480ee83cd310",
+    }
     split_sizes = {True: 60000, False: 10000}
     classes = FASHION_CLASSES
     mirrors = (
@@ -236,6 +232,7 @@ class FashionMNIST(IDXDataset):
         "https://github.com/zalandoresearch/fashion-mnist/raw/master/data/fashion/",
     )
     system_dirs = ("/usr/share/datasets/fashion-mnist",)
+    torchvision_dirs = ("FashionMNIST/raw",)
     fix_hint = (
         "install Debian's copy (apt-get install dataset-fashion-mnist), or put the official files in "
         "~/.cache/minires/fashion-mnist"
@@ -245,41 +242,22 @@ class FashionMNIST(IDXDataset):
 class MNIST(IDXDataset):
     """LeCun, Cortes and Burges's MNIST digits: 60,000 training and 10,000 test images.
 
-    ``MNIST(root=None, train=True, download=True)``. No SHA-256 of the uncompressed official files is
-    pinned here yet (none was at hand to compute it from), so MNIST files get the structure checks only:
-    the element type, the shapes, 60,000/10,000 items and labels in 0-9.
+    ``MNIST(root=None, train=True, download=True)``. The official compressed files are recognized by
+    their published MD5 (torchvision's). No SHA-256 of the uncompressed content is pinned (none was at
+    hand to compute it from), so an unpacked or re-compressed copy cannot be verified and is refused:
+    keep the official ``.gz`` files (torchvision's ``MNIST/raw`` folder has them beside the unpacked ones).
     """
 
     name = "mnist"
+    gz_md5 = {
+        "train-images-idx3-ubyte": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+        "train-labels-idx1-ubyte": "d53e105ee54ea40749a09fcbcd1e9432",
+        "t10k-images-idx3-ubyte": "9fb629c4189551a2d022fa330f9573f3",
+        "t10k-labels-idx1-ubyte": "ec29112dd5afa0611ce80d1b7f02629c",
+    }
     split_sizes = {True: 60000, False: 10000}
     classes = DIGIT_CLASSES
     mirrors = ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/")
     system_dirs = ("/usr/share/datasets/mnist",)
-    fix_hint = "put the official files in ~/.cache/minires/mnist"
-
-
-def _fetch(url: str, target: Path, verify: Any) -> None:
-    """Download ``url`` into a temporary file beside ``target``, ``verify(temp_path)``, then rename it:
-    ``target`` is either absent or whole and verified (``atomic_open`` removes the temporary file on any
-    failure)."""
-    try:
-        from tqdm import tqdm
-    except ImportError:  # tqdm is a dependency, but a download must not fail for want of a progress bar
-        tqdm = None
-    with atomic_open(target, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
-        total = int(response.headers.get("Content-Length") or 0) or None
-        bar = (
-            None
-            if tqdm is None
-            else tqdm(total=total, unit="B", unit_scale=True, desc=target.name, leave=False)
-        )
-        while chunk := response.read(1 << 16):
-            out.write(chunk)
-            if bar is not None:
-                bar.update(len(chunk))
-        if bar is not None:
-            bar.close()
-        if total is not None and out.tell() != total:
-            raise DataFileError(f"the download stopped after {out.tell()} of {total} bytes")
-        out.flush()
-        verify(out.name)
+    torchvision_dirs = ("MNIST/raw",)
+    fix_hint = "put the official .gz files in ~/.cache/minires/mnist"

@@ -21,7 +21,7 @@ import zlib
 
 import numpy as np
 
-_GZIP_MAGIC = b"\x1f\x8b"
+GZIP_MAGIC = b"\x1f\x8b"
 _DTYPES = {
     0x08: np.dtype("u1"),
     0x09: np.dtype("i1"),
@@ -42,12 +42,15 @@ def read_bytes(path: str | os.PathLike) -> bytes:
     path = os.fspath(path)
     with open(path, "rb") as f:
         raw = f.read()
-    if not raw.startswith(_GZIP_MAGIC):
-        return raw
+    return decompress(raw, path) if raw.startswith(GZIP_MAGIC) else raw
+
+
+def decompress(raw: bytes, name: str) -> bytes:
+    """The gunzipped ``raw``; a cut-off or damaged stream raises ``DataFileError`` naming ``name``."""
     try:
         return gzip.decompress(raw)
-    except (EOFError, OSError, zlib.error) as exc:  # a cut-off or damaged gzip stream
-        raise DataFileError(f"{path}: the gzip data is truncated or corrupt ({exc})") from None
+    except (EOFError, OSError, zlib.error) as exc:
+        raise DataFileError(f"{name}: the gzip data is truncated or corrupt ({exc})") from None
 
 
 def sha256_hex(content: bytes) -> str:

@@ -5,9 +5,10 @@
     for x, y in loader:   # x: float32 (256, 1, 28, 28); y: int64 (256,)
         ...
 
-A dataset with ``.images`` and ``.labels`` arrays (FashionMNIST, MNIST) is batched by one fancy-index
-per batch; any other dataset by ``dataset[i] -> (image, label)``. uint8 images become float32 in [0, 1]
-(torchvision's ``ToTensor``), an (N, H, W) dataset gains the channel axis; float images pass unchanged.
+A dataset with ``.images`` and ``.labels`` arrays (FashionMNIST, MNIST, CIFAR10) is batched by one
+fancy-index per batch; any other dataset by ``dataset[i] -> (image, label)``. uint8 images become float32
+in [0, 1] (torchvision's ``ToTensor``): an (N, H, W) dataset gains the channel axis, an (N, H, W, C) one
+(CIFAR-10's) is made channels-first; float images pass unchanged.
 The batch is moved to ``device`` as uint8 (the smallest form) and converted and transformed there.
 """
 
@@ -75,6 +76,8 @@ class DataLoader:
         xp = backend.array_module_for(self.device)
         x = backend.to_device(images, self.device)
         if x.dtype == np.uint8:
+            if x.ndim == 4:  # (B, H, W, C) images, as CIFAR10.data: ToTensor's channels-first
+                x = xp.ascontiguousarray(x.transpose(0, 3, 1, 2))  # (B, C, H, W)
             x = x.astype(xp.float32) * xp.float32(1 / 255)  # ToTensor's scaling
         if x.ndim == 3:
             x = x[:, None]  # (B, H, W) -> (B, 1, H, W)
