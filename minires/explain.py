@@ -132,6 +132,14 @@ REGISTRY: dict[str, Entry] = {
             [_normal(rng, 4, 3, 2, 2), _normal(rng, 3), _normal(rng, 3)],
         ),
     ),
+    "group_norm": Entry(
+        (norm.GroupNorm,),
+        "F.group_norm(x, 2, gamma, beta), x (2, 4, 2, 2), gamma, beta (4,)",
+        lambda rng: (
+            lambda x, gamma, beta: F.group_norm(x, 2, gamma, beta),
+            [_normal(rng, 2, 4, 2, 2), _normal(rng, 4), _normal(rng, 4)],
+        ),
+    ),
     "max_pool2d": Entry(
         (pool.MaxPool2d,),
         "F.max_pool2d(x, 3, stride=2, padding=1), x (1, 2, 5, 5) of distinct values",
@@ -238,6 +246,11 @@ REGISTRY: dict[str, Entry] = {
         "x.min(dim=0).values + x.min(), x (3, 4) of distinct values",
         lambda rng: (lambda x: x.min(dim=0)[0] + x.min(), [_distinct(rng, 3, 4)]),
     ),
+    "topk": Entry(
+        (reduction.TopK,),
+        "x.topk(2, dim=1).values, x (3, 4) of distinct values",
+        lambda rng: (lambda x: x.topk(2, dim=1)[0], [_distinct(rng, 3, 4)]),
+    ),
     # ----- matrix products -----
     "matmul": Entry(
         (linalg.MatMul,),
@@ -289,6 +302,11 @@ REGISTRY: dict[str, Entry] = {
         (shape.Stack,),
         "mr.stack([a, b], dim=1), a, b (2, 3)",
         lambda rng: (lambda a, b: shape.stack([a, b], dim=1), [_normal(rng, 2, 3), _normal(rng, 2, 3)]),
+    ),
+    "pad": Entry(
+        (shape.Pad,),
+        "F.pad(x, (1, 2, -1, 1)), x (2, 3, 4): columns padded, rows cropped then padded",
+        lambda rng: (lambda x: F.pad(x, (1, 2, -1, 1)), [_normal(rng, 2, 3, 4)]),
     ),
     "to": Entry(
         (shape.ToDevice, shape.ToDtype),

@@ -1,4 +1,5 @@
-"""Whether ops record the graph: ``no_grad``, ``enable_grad``, ``set_grad_enabled``, ``is_grad_enabled``.
+"""Whether ops record the graph: ``no_grad``, ``enable_grad``, ``set_grad_enabled``, ``inference_mode``,
+``is_grad_enabled``.
 
 The mode is per thread, as in PyTorch: a ``no_grad`` block in one thread leaves the others recording.
 """
@@ -84,3 +85,35 @@ class set_grad_enabled(_GradMode):  # noqa: N801 - PyTorch's name
     def __call__(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         _set(self.prev)  # used as a decorator: the mode belongs to the function, not to the caller
         return super().__call__(fn)
+
+
+class inference_mode(_GradMode):  # noqa: N801 - PyTorch's name
+    """``inference_mode(mode=True)``: context manager and decorator (with or without parentheses). With
+    ``mode=True`` it is ``no_grad`` (minires has no separate inference tensors: results are plain tensors
+    that record no graph); ``inference_mode(False)`` changes nothing, as in torch."""
+
+    def __new__(cls, mode: Any = True) -> Any:
+        if callable(mode):  # @inference_mode without parentheses
+            return cls()(mode)
+        return object.__new__(cls)
+
+    def __init__(self, mode: Any = True) -> None:
+        self.enabled = bool(mode)
+
+    def __enter__(self) -> None:
+        self.prev = is_grad_enabled()
+        _set(self.prev and not self.enabled)
+
+    def __call__(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        enabled = self.enabled
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            prev = is_grad_enabled()
+            _set(prev and not enabled)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                _set(prev)
+
+        return wrapper

@@ -182,8 +182,13 @@ class _BadFile(Exception):
     """Raised inside ``load``; turned into a ValueError that names the path."""
 
 
-def load(path: PathLike) -> Any:
+def load(path: PathLike, map_location: Any = None, weights_only: bool | None = None) -> Any:
     """Read a checkpoint written by ``save`` (with ``allow_pickle=False``); see the module docstring.
+
+    ``map_location`` and ``weights_only`` are accepted as ``torch.load``'s, so that a tutorial's
+    ``torch.load(PATH, map_location=device, weights_only=True)`` ports unchanged: the arrays come back as
+    NumPy arrays whatever ``map_location`` says (``load_state_dict`` moves them to the model's device),
+    and nothing is ever unpickled, as with ``weights_only=True``.
 
     Raises ``ValueError`` naming ``path`` and what is wrong when the file is not a zip archive, is
     truncated or corrupt, has no minires manifest, or has a manifest of another format or version.

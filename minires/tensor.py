@@ -36,6 +36,15 @@ _DTYPE_NAMES = {
     "int": int32,
     "bool": bool_,
 }
+_TYPE_NAMES = {  # Tensor.type()'s names, as torch's "torch.FloatTensor"
+    float32: "FloatTensor",
+    float64: "DoubleTensor",
+    float16: "HalfTensor",
+    int64: "LongTensor",
+    int32: "IntTensor",
+    uint8: "ByteTensor",
+    bool_: "BoolTensor",
+}
 
 
 def as_dtype(dtype: Any) -> np.dtype | None:
@@ -143,6 +152,10 @@ class Tensor:
         return backend.device_of(self.data)
 
     @property
+    def is_cuda(self) -> bool:
+        return self.device == "cuda"
+
+    @property
     def is_leaf(self) -> bool:
         return self.grad_fn is None
 
@@ -239,27 +252,53 @@ class Tensor:
     def __bool__(self) -> bool:
         return bool(self.item())
 
+    def __index__(self) -> int:
+        """A one-element integer tensor as a list index: ``classes[predicted[j]]``."""
+        if self.dtype.kind not in "iub" or self.numel() != 1:
+            raise TypeError(
+                f"only integer tensors of a single element can be converted to an index, got {self.dtype} "
+                f"of shape {self.shape}"
+            )
+        return int(self.item())
+
+    def __format__(self, spec: str) -> str:
+        """A 0-d tensor formats as its value, ``f"{loss:.4f}"``; any other only with an empty spec."""
+        if self.ndim == 0:
+            return self.item().__format__(spec)
+        return object.__format__(self, spec)
+
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         arr = backend.to_numpy(self.data)
         return arr if dtype is None else arr.astype(dtype)
 
-    def to(self, *args: Any, device: Any = None, dtype: Any = None) -> Tensor:
-        """``to("cuda")``, ``to(mr.float64)``, ``to(device, dtype)``; differentiable, like PyTorch's."""
+    def to(
+        self,
+        *args: Any,
+        device: Any = None,
+        dtype: Any = None,
+        non_blocking: bool = False,
+        copy: bool = False,
+    ) -> Tensor:
+        """``to("cuda")``, ``to(mr.float64)``, ``to(device, dtype)``, ``to(other)`` (other's device and
+        dtype); differentiable, like PyTorch's. ``non_blocking`` is accepted and has no effect; ``copy=True``
+        returns a new tensor even when nothing changes."""
         for a in args:
-            if isinstance(a, str) and a.split(":")[0] in ("cpu", "cuda"):
+            if isinstance(a, Tensor):
+                device, dtype = a.device, a.dtype
+            elif isinstance(a, str) and a.split(":")[0] in ("cpu", "cuda"):
                 device = a
             elif isinstance(a, (np.dtype, type)) or isinstance(a, str) and _is_dtype_name(a):
                 dtype = a
             else:  # a device object with a .type, as torch.device has
                 device = a
-        from .ops.shape import to_device, to_dtype
+        from .ops.shape import clone, to_device, to_dtype
 
         out = self
         if dtype is not None and as_dtype(dtype) != self.dtype:
             out = to_dtype(out, as_dtype(dtype))
         if device is not None and backend.normalize_device(device) != self.device:
             out = to_device(out, backend.normalize_device(device))
-        return out
+        return clone(out) if copy and out is self else out
 
     def cpu(self) -> Tensor:
         return self.to("cpu")
@@ -279,8 +318,28 @@ class Tensor:
     def int(self) -> Tensor:
         return self.to(int32)
 
-    def type(self, dtype: Any) -> Tensor:
+    def half(self) -> Tensor:
+        return self.to(float16)
+
+    def bool(self) -> Tensor:
+        return self.to(bool_)
+
+    def type(self, dtype: Any = None, non_blocking: bool = False) -> Any:
+        """``x.type(mr.int64)`` converts (as ``to``); ``x.type()`` names the type, "minires.FloatTensor"
+        (``"minires.cuda.FloatTensor"`` on the GPU), and such a name (or torch's) converts too."""
+        if dtype is None:
+            where = "minires.cuda." if self.device == "cuda" else "minires."
+            return where + _TYPE_NAMES.get(self.dtype, f"{self.dtype}Tensor")
+        if isinstance(dtype, str) and dtype.endswith("Tensor"):
+            by_name = {name: dt for dt, name in _TYPE_NAMES.items()}
+            kind = dtype.rsplit(".", 1)[-1]
+            if kind not in by_name or dtype.split(".")[0] not in ("torch", "minires"):
+                raise DTypeError(f"type: invalid type {dtype!r}")
+            return self.to(by_name[kind], device="cuda" if ".cuda." in dtype else "cpu")
         return self.to(dtype)
+
+    def type_as(self, other: Tensor) -> Tensor:
+        return self.to(other.dtype)
 
     def clone(self) -> Tensor:
         from .ops.shape import clone
@@ -476,6 +535,42 @@ class Tensor:
     def eq(self, other: Any) -> Tensor:
         return self == other
 
+    def ne(self, other: Any) -> Tensor:
+        return self != other
+
+    def lt(self, other: Any) -> Tensor:
+        return self < other
+
+    def le(self, other: Any) -> Tensor:
+        return self <= other
+
+    def gt(self, other: Any) -> Tensor:
+        return self > other
+
+    def ge(self, other: Any) -> Tensor:
+        return self >= other
+
+    def all(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
+        """True where every element (along ``dim``) is nonzero; a bool tensor, no gradient."""
+        return Tensor._wrap(self.data.astype(bool).all(axis=dim, keepdims=keepdim))
+
+    def any(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
+        """True where some element (along ``dim``) is nonzero; a bool tensor, no gradient."""
+        return Tensor._wrap(self.data.astype(bool).any(axis=dim, keepdims=keepdim))
+
+    # Arithmetic spelled as methods, as torch's ``x.add(y, alpha=2)``; each is the operator's op.
+    def add(self, other: Any, alpha: float = 1) -> Tensor:
+        return ops.elementwise.add(self, other if alpha == 1 else other * alpha)
+
+    def sub(self, other: Any, alpha: float = 1) -> Tensor:
+        return ops.elementwise.sub(self, other if alpha == 1 else other * alpha)
+
+    def mul(self, other: Any) -> Tensor:
+        return ops.elementwise.mul(self, other)
+
+    def div(self, other: Any) -> Tensor:
+        return ops.elementwise.div(self, other)
+
     def exp(self) -> Tensor:
         return ops.elementwise.exp(self)
 
@@ -503,29 +598,42 @@ class Tensor:
     def tanh(self) -> Tensor:
         return ops.activation.tanh(self)
 
-    def softmax(self, dim: int) -> Tensor:
-        return ops.activation.softmax(self, dim)
+    # ``axis`` and ``keepdims`` are accepted where torch accepts them, as aliases of ``dim`` and ``keepdim``
+    # (NumPy's spelling, which the d2l book uses: ``y_hat.argmax(axis=1)``).
+    def softmax(self, dim: int | None = None, *, axis: int | None = None) -> Tensor:
+        return ops.activation.softmax(self, dim, axis=axis)
 
-    def log_softmax(self, dim: int) -> Tensor:
-        return ops.activation.log_softmax(self, dim)
+    def log_softmax(self, dim: int | None = None, *, axis: int | None = None) -> Tensor:
+        return ops.activation.log_softmax(self, dim, axis=axis)
 
-    def sum(self, dim: Any = None, keepdim: bool = False) -> Tensor:
-        return ops.reduction.sum(self, dim, keepdim)
+    def sum(
+        self, dim: Any = None, keepdim: bool = False, *, axis: Any = None, keepdims: Any = None
+    ) -> Tensor:
+        return ops.reduction.sum(self, dim, keepdim, axis=axis, keepdims=keepdims)
 
-    def mean(self, dim: Any = None, keepdim: bool = False) -> Tensor:
-        return ops.reduction.mean(self, dim, keepdim)
+    def mean(
+        self, dim: Any = None, keepdim: bool = False, *, axis: Any = None, keepdims: Any = None
+    ) -> Tensor:
+        return ops.reduction.mean(self, dim, keepdim, axis=axis, keepdims=keepdims)
 
-    def max(self, dim: int | None = None, keepdim: bool = False) -> Any:
-        return ops.reduction.max(self, dim, keepdim)
+    def max(self, dim: Any = None, keepdim: bool = False, *, axis: Any = None, keepdims: Any = None) -> Any:
+        return ops.reduction.max(self, dim, keepdim, axis=axis, keepdims=keepdims)
 
-    def min(self, dim: int | None = None, keepdim: bool = False) -> Any:
-        return ops.reduction.min(self, dim, keepdim)
+    def min(self, dim: Any = None, keepdim: bool = False, *, axis: Any = None, keepdims: Any = None) -> Any:
+        return ops.reduction.min(self, dim, keepdim, axis=axis, keepdims=keepdims)
 
-    def argmax(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
-        return ops.reduction.argmax(self, dim, keepdim)
+    def argmax(
+        self, dim: int | None = None, keepdim: bool = False, *, axis: Any = None, keepdims: Any = None
+    ) -> Tensor:
+        return ops.reduction.argmax(self, dim, keepdim, axis=axis, keepdims=keepdims)
 
-    def argmin(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
-        return ops.reduction.argmin(self, dim, keepdim)
+    def argmin(
+        self, dim: int | None = None, keepdim: bool = False, *, axis: Any = None, keepdims: Any = None
+    ) -> Tensor:
+        return ops.reduction.argmin(self, dim, keepdim, axis=axis, keepdims=keepdims)
+
+    def topk(self, k: int, dim: int = -1, largest: bool = True, sorted: bool = True) -> Any:  # noqa: A002
+        return ops.reduction.topk(self, k, dim, largest, sorted)
 
     def matmul(self, other: Any) -> Tensor:
         return ops.linalg.matmul(self, other)
@@ -548,14 +656,17 @@ class Tensor:
     def t(self) -> Tensor:
         return ops.shape.transpose(self, 0, 1) if self.ndim == 2 else self
 
-    def unsqueeze(self, dim: int) -> Tensor:
-        return ops.shape.unsqueeze(self, dim)
+    def unsqueeze(self, dim: int | None = None, *, axis: int | None = None) -> Tensor:
+        return ops.shape.unsqueeze(self, dim, axis=axis)
 
-    def squeeze(self, dim: int | None = None) -> Tensor:
-        return ops.shape.squeeze(self, dim)
+    def squeeze(self, dim: int | None = None, *, axis: int | None = None) -> Tensor:
+        return ops.shape.squeeze(self, dim, axis=axis)
 
     def expand(self, *shape: Any) -> Tensor:
         return ops.shape.expand(self, *shape)
+
+    def expand_as(self, other: Tensor) -> Tensor:
+        return ops.shape.expand(self, *other.shape)
 
     def view_as(self, other: Tensor) -> Tensor:
         return self.reshape(other.shape)
@@ -590,17 +701,24 @@ def tensor(data: Any, dtype: Any = None, device: Any = None, requires_grad: bool
     return Tensor(arr, requires_grad=requires_grad)
 
 
-def _shape_arg(shape: tuple) -> tuple[int, ...]:
+def _shape_arg(shape: tuple, size: Any = None) -> tuple[int, ...]:
+    """``(2, 3)`` from ``zeros(2, 3)``, ``zeros((2, 3))`` or ``zeros(size=(2, 3))``."""
+    if size is not None:
+        if shape:
+            raise TypeError("expected the shape either as positional arguments or as size=, not both")
+        shape = (size,)
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
     return tuple(int(s) for s in shape)
 
 
-def _filled(kind: str, shape: tuple, dtype: Any, device: Any, requires_grad: bool) -> Tensor:
+def _filled(
+    kind: str, shape: tuple, dtype: Any, device: Any, requires_grad: bool, size: Any = None
+) -> Tensor:
     dev = backend.normalize_device(device)
     xp = backend.array_module_for(dev)
     dtype = as_dtype(dtype) or float32
-    shape = _shape_arg(shape)
+    shape = _shape_arg(shape, size)
     if kind in ("zeros", "ones"):
         arr = getattr(xp, kind)(shape, dtype=dtype)
     else:
@@ -613,22 +731,31 @@ def _filled(kind: str, shape: tuple, dtype: Any, device: Any, requires_grad: boo
     return Tensor(arr, requires_grad=requires_grad)
 
 
-def zeros(*shape: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
-    return _filled("zeros", shape, dtype, device, requires_grad)
+def zeros(
+    *shape: Any, size: Any = None, dtype: Any = None, device: Any = None, requires_grad: bool = False
+) -> Tensor:
+    return _filled("zeros", shape, dtype, device, requires_grad, size)
 
 
-def ones(*shape: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
-    return _filled("ones", shape, dtype, device, requires_grad)
+def ones(
+    *shape: Any, size: Any = None, dtype: Any = None, device: Any = None, requires_grad: bool = False
+) -> Tensor:
+    return _filled("ones", shape, dtype, device, requires_grad, size)
 
 
-def randn(*shape: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+def randn(
+    *shape: Any, size: Any = None, dtype: Any = None, device: Any = None, requires_grad: bool = False
+) -> Tensor:
     """Standard normal samples from the generator seeded by ``mr.manual_seed``."""
-    return _filled("randn", shape, dtype, device, requires_grad)
+    return _filled("randn", shape, dtype, device, requires_grad, size)
 
 
-def rand(*shape: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
-    """Uniform samples in [0, 1) from the generator seeded by ``mr.manual_seed``."""
-    return _filled("rand", shape, dtype, device, requires_grad)
+def rand(
+    *shape: Any, size: Any = None, dtype: Any = None, device: Any = None, requires_grad: bool = False
+) -> Tensor:
+    """Uniform samples in [0, 1) from the generator seeded by ``mr.manual_seed``; ``rand(size=(1, 1, 224,
+    224))`` as the d2l book writes it."""
+    return _filled("rand", shape, dtype, device, requires_grad, size)
 
 
 def zeros_like(t: Tensor, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
@@ -647,6 +774,71 @@ def arange(
     dev = backend.normalize_device(device)
     arr = backend.array_module_for(dev).arange(start, end, step)
     return Tensor(arr.astype(as_dtype(dtype) or (int64 if arr.dtype.kind in "iu" else float32)))
+
+
+def from_numpy(array: np.ndarray) -> Tensor:
+    """A tensor sharing ``array``'s memory and dtype, as ``torch.from_numpy`` (changes show in both)."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"from_numpy: expected a numpy.ndarray, got {type(array).__name__}")
+    if array.dtype.kind not in "fiub":
+        raise DTypeError(f"from_numpy: cannot make a tensor from an array of dtype {array.dtype}")
+    return Tensor(array)
+
+
+def as_tensor(data: Any, dtype: Any = None, device: Any = None) -> Tensor:
+    """``data`` as a tensor without copying when it already is one (or an array) of that dtype and device,
+    as ``torch.as_tensor``; otherwise a copy as ``mr.tensor`` makes it."""
+    if isinstance(data, Tensor):
+        return data.to(device=device, dtype=dtype)
+    xp = get_array_module(data)
+    if isinstance(data, xp.ndarray) and data.dtype.kind in "fiub":
+        return Tensor(data).to(device=device, dtype=dtype)
+    return tensor(data, dtype=dtype, device=device)
+
+
+def is_tensor(obj: Any) -> bool:
+    return isinstance(obj, Tensor)
+
+
+class device:  # noqa: N801 - PyTorch's name
+    """``mr.device("cuda")``, ``mr.device("cuda:0")``, ``mr.device("cpu")``, ``mr.device("cuda", 0)``: a
+    device as ``torch.device``, with ``.type`` and ``.index``, accepted wherever a device string is. It can
+    name "cuda" on a machine without a GPU; moving a tensor there is what fails.
+    """
+
+    def __init__(self, type: Any, index: int | None = None) -> None:  # noqa: A002 - PyTorch's name
+        if isinstance(type, device):
+            type, index = type.type, type.index if index is None else index
+        if not isinstance(type, str):
+            raise TypeError(f"device: expected a string such as 'cuda:0', got {type!r}")
+        kind, _, number = type.partition(":")
+        if kind not in ("cpu", "cuda"):
+            raise DeviceError(f"device: expected 'cpu' or 'cuda' (with an optional ':index'), got {type!r}")
+        if number:
+            if index is not None or not number.isdigit():
+                raise DeviceError(f"device: invalid device string {type!r}")
+            index = int(number)
+        self.type, self.index = kind, index
+
+    def __str__(self) -> str:
+        return self.type if self.index is None else f"{self.type}:{self.index}"
+
+    def __repr__(self) -> str:
+        index = "" if self.index is None else f", index={self.index}"
+        return f"device(type='{self.type}'{index})"
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, str):
+            try:
+                other = device(other)
+            except DeviceError:
+                return False
+        if not isinstance(other, device):
+            return NotImplemented
+        return (self.type, self.index) == (other.type, other.index)
+
+    def __hash__(self) -> int:
+        return hash((self.type, self.index))
 
 
 from . import ops  # noqa: E402 - the ops need Tensor defined first; Tensor's methods need the ops

@@ -413,6 +413,29 @@ def _reducer(fn: Callable[..., Any]) -> Callable[..., Any]:
     return lambda x, **kw: _values(fn(x, **kw))
 
 
+@st.composite
+def topk_samples(draw: Any) -> Sample:
+    """Any shape with a dim to select along, k from 0 to its size, largest or smallest, dim given or not."""
+    shape = draw(shapes(min_dims=1, max_dims=4))
+    x = normal(draw(RNG), shape)
+    d = draw(st.integers(0, len(shape) - 1))
+    kwargs: dict[str, Any] = {"k": draw(st.integers(0, shape[d]))}
+    if d != len(shape) - 1 or draw(st.booleans()):
+        kwargs["dim"] = _maybe_negative(draw, d, len(shape))
+    if draw(st.booleans()):
+        kwargs["largest"] = draw(st.booleans())
+    if draw(st.booleans()):
+        kwargs["sorted"] = True  # sorted=False leaves torch's order open
+    return Sample((x,), kwargs, grad=(0,), variant=draw(st.sampled_from(["mr.topk", "Tensor.topk"])))
+
+
+def _topk_kinks(s: Sample) -> bool:
+    """Two values along the dim nearly equal: the selection (or its order) could flip between them."""
+    x = np.moveaxis(s.args[0], s.kwargs.get("dim", -1), -1)
+    gaps = np.diff(np.sort(x, axis=-1), axis=-1)
+    return bool(np.any(gaps < KINK))
+
+
 # ----- softmax, log_softmax ---------------------------------------------------------------------------
 @st.composite
 def softmax_samples(draw: Any, spellings: tuple[str, ...]) -> Sample:
@@ -564,6 +587,23 @@ def stack_samples(draw: Any) -> Sample:
     return Sample(xs, kwargs, grad=grad, variant=draw(st.sampled_from(["list", "tuple"])))
 
 
+@st.composite
+def pad_samples(draw: Any) -> Sample:
+    """Widths for the last 1 to ndim dims, from -1 (a crop) to 2 on each side, never emptying a dim; the
+    value left out, None or a number; mode left out or "constant"."""
+    shape = draw(shapes(min_dims=1, max_dims=4, max_side=3))
+    widths: list[int] = []
+    for n in reversed(shape[len(shape) - draw(st.integers(1, len(shape))) :]):
+        before = draw(st.integers(max(-1, 1 - n), 2))
+        widths += [before, draw(st.integers(max(-1, 1 - n - before), 2))]
+    kwargs: dict[str, Any] = {}
+    if draw(st.booleans()):
+        kwargs["mode"] = "constant"
+    if draw(st.booleans()):
+        kwargs["value"] = draw(st.sampled_from([None, 0.0, 1.5, -2.0]))
+    return Sample((normal(draw(RNG), shape), tuple(widths)), kwargs, grad=(0,))
+
+
 # ----- conv, pools ------------------------------------------------------------------------------------
 @st.composite
 def conv2d_samples(
@@ -705,6 +745,31 @@ def batch_norm_samples(draw: Any, max_n: int = 4, max_c: int = 3, max_hw: int = 
         kwargs["eps"] = draw(st.sampled_from([1e-3, 1e-1]))
     grad = (0,) + tuple(i for i in (3, 4) if (weight, bias)[i - 3] is not None)
     return Sample((x, running_mean, running_var, weight, bias), kwargs, grad=grad)
+
+
+@st.composite
+def group_norm_samples(draw: Any, max_n: int = 3, max_per_group: int = 3, max_hw: int = 3) -> Sample:
+    """(N, C), (N, C, L) and (N, C, H, W) inputs with C = groups * channels per group, at least 2 values
+    per group (one value has x_hat = 0, whose gradient 0 torch's float32 rounds to 3e-5); weight and bias,
+    weight only or neither (torch 2.13's backward fails for a bias without a weight)."""
+    groups, per_group = draw(st.integers(1, 3)), draw(st.integers(1, max_per_group))
+    spatial = tuple(draw(st.integers(1, max_hw)) for _ in range(draw(st.sampled_from([0, 1, 2, 2]))))
+    if per_group * int(np.prod(spatial)) == 1:
+        per_group = 2
+    c = groups * per_group
+    rng = draw(RNG)
+    n = draw(st.integers(1, max_n))
+    x = 1.5 * normal(rng, (n, c) + spatial) + normal(rng, (n, c) + (1,) * len(spatial))
+    xg = x.reshape(n, groups, -1)  # spread each group to a std of at least 0.5: with a tiny variance,
+    mu, sd = xg.mean(axis=2, keepdims=True), xg.std(axis=2, keepdims=True)  # torch's float32 loses digits
+    x = (mu + (xg - mu) * np.where(sd < 0.5, 0.5 / np.maximum(sd, 1e-3), 1.0)).reshape(x.shape)
+    weight = normal(rng, (c,)) if draw(st.booleans()) else None
+    bias = normal(rng, (c,)) if weight is not None and draw(st.booleans()) else None
+    kwargs: dict[str, Any] = {}
+    if draw(st.booleans()):
+        kwargs["eps"] = draw(st.sampled_from([1e-3, 1e-1]))
+    grad = (0,) + tuple(i for i in (2, 3) if (weight, bias)[i - 2] is not None)
+    return Sample((x, groups, weight, bias), kwargs, grad=grad)
 
 
 @st.composite
@@ -1014,6 +1079,19 @@ OPS: list[OpInfo] = [
             ),
         ),
     ),
+    OpInfo(
+        "topk",
+        {"mr.topk": _reducer(mr.topk), "Tensor.topk": _reducer(_method("topk"))},
+        {"mr.topk": _reducer(torch.topk), "Tensor.topk": _reducer(_method("topk"))},
+        topk_samples(),
+        kinks=_topk_kinks,
+        bad=(
+            BadInput("k above the size", lambda d: t(2, 3, device=d).topk(4), ShapeError, ("topk", "4", "3")),
+            BadInput(
+                "dim out of range", lambda d: mr.topk(t(2, 3, device=d), 1, dim=2), ShapeError, ("topk", "2")
+            ),
+        ),
+    ),
     # ----- linear algebra -----
     OpInfo(
         "matmul",
@@ -1240,6 +1318,38 @@ OPS: list[OpInfo] = [
         ),
     ),
     OpInfo(
+        "pad",
+        _functional("pad"),
+        torch.nn.functional.pad,
+        pad_samples(),
+        bad=(
+            BadInput(
+                "an odd number of widths",
+                lambda d: F.pad(t(2, 3, device=d), (1, 1, 1)),
+                ShapeError,
+                ("pad", "(1, 1, 1)"),
+            ),
+            BadInput(
+                "more widths than dims",
+                lambda d: F.pad(t(3, device=d), (1, 1, 1, 1)),
+                ShapeError,
+                ("pad", "(1, 1, 1, 1)", "(3,)"),
+            ),
+            BadInput(
+                "a crop past the size",
+                lambda d: F.pad(t(2, 3, device=d), (-2, -2)),
+                ShapeError,
+                ("pad", "(-2, -2)", "(2, 3)"),
+            ),
+            BadInput(
+                "an unknown mode",
+                lambda d: F.pad(t(2, 3, device=d), (1, 1), mode="mirror"),
+                ValueError,
+                ("pad", "mirror"),
+            ),
+        ),
+    ),
+    OpInfo(
         "to",
         {"Tensor.to": lambda x: x.to("cpu"), "Tensor.cpu": _method("cpu")},
         {"Tensor.to": lambda x: x.to("cpu"), "Tensor.cpu": _method("cpu")},
@@ -1460,6 +1570,40 @@ OPS: list[OpInfo] = [
                 lambda d: F.batch_norm(t(3, device=d), t(3, device=d), t(3, device=d)),
                 ShapeError,
                 ("batch_norm", "(3,)"),
+            ),
+        ),
+        rtol32=3e-5,
+    ),
+    OpInfo(
+        "group_norm",
+        _functional("group_norm"),
+        torch.nn.functional.group_norm,
+        group_norm_samples(),
+        big=group_norm_samples(max_n=4, max_per_group=6, max_hw=8),
+        bad=(
+            BadInput(
+                "groups do not divide the channels",
+                lambda d: F.group_norm(t(2, 6, 3, 3, device=d), 4),
+                ShapeError,
+                ("group_norm", "6", "num_groups=4"),
+            ),
+            BadInput(
+                "weight of the wrong size",
+                lambda d: F.group_norm(t(2, 6, 3, 3, device=d), 3, t(3, device=d)),
+                ShapeError,
+                ("group_norm", "(3,)"),
+            ),
+            BadInput(
+                "a 1-d input",
+                lambda d: F.group_norm(t(6, device=d), 3),
+                ShapeError,
+                ("group_norm", "(6,)"),
+            ),
+            BadInput(
+                "one value per group",
+                lambda d: F.group_norm(t(1, 3, device=d), 3),
+                ValueError,
+                ("group_norm", "(1, 3)"),
             ),
         ),
         rtol32=3e-5,

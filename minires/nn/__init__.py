@@ -1,7 +1,8 @@
 """``minires.nn``: ``Module`` and ``Parameter``, the layers (``Conv2d``, ``BatchNorm2d``, ``Linear``, ...),
-the containers, ``init`` and the functional API (``minires.nn.functional``), with PyTorch's names."""
+their lazy forms (``LazyConv2d``, ...; ``nn.parameter.UninitializedParameter``), the containers, ``init``
+and the functional API (``minires.nn.functional``), with PyTorch's names."""
 
-from . import functional, init, utils
+from . import functional, init, parameter, utils
 from .module import Module
 from .modules import (
     GELU,
@@ -9,11 +10,17 @@ from .modules import (
     AvgPool2d,
     BatchNorm1d,
     BatchNorm2d,
+    ConstantPad2d,
     Conv2d,
     CrossEntropyLoss,
+    DataParallel,
     Dropout,
     Flatten,
+    GroupNorm,
     Identity,
+    LazyBatchNorm2d,
+    LazyConv2d,
+    LazyLinear,
     Linear,
     LogSoftmax,
     MaxPool2d,
@@ -25,5 +32,6 @@ from .modules import (
     Sigmoid,
     Softmax,
     Tanh,
+    ZeroPad2d,
 )
-from .parameter import Parameter
+from .parameter import Parameter, UninitializedBuffer, UninitializedParameter

@@ -9,8 +9,9 @@ from ..ops.conv import conv2d
 from ..ops.dropout import dropout
 from ..ops.linalg import linear
 from ..ops.loss import cross_entropy, nll_loss
-from ..ops.norm import batch_norm
+from ..ops.norm import batch_norm, group_norm
 from ..ops.pool import adaptive_avg_pool2d, avg_pool2d, max_pool2d
+from ..ops.shape import pad
 
 __all__ = [
     "adaptive_avg_pool2d",
@@ -21,9 +22,11 @@ __all__ = [
     "cross_entropy",
     "dropout",
     "gelu",
+    "group_norm",
     "linear",
     "log_softmax",
     "nll_loss",
+    "pad",
     "relu",
     "sigmoid",
     "softmax",

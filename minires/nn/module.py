@@ -9,6 +9,11 @@ PyTorch ``state_dict`` loads unchanged.
 
 ``module(x)`` runs ``forward(x)`` directly when the module has no hooks (the common case costs one
 attribute test); hooks are run by ``_call_with_hooks``, with the backward hooks of ``hooks.py``.
+
+The walks call a method of the module that owns each tensor for the step on that tensor:
+``_apply_to_tensor`` (``to``, ``double``), ``_save_to_state_dict``, ``_checkpoint_entry`` and
+``_copy_loaded`` (``load_state_dict``). The lazy layers (modules/lazy.py) override these four for their
+uninitialized parameters, which have no data yet.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from ..autograd import zero_grads
 from ..errors import DTypeError
 from ..tensor import Tensor, as_dtype, float32, float64
 from .hooks import BackwardHook, RemovableHandle
-from .parameter import Parameter
+from .parameter import Parameter, is_lazy
 
 _IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
@@ -50,6 +55,23 @@ def _checkpoint_array(value: Any) -> np.ndarray | None:
     except Exception:  # noqa: BLE001 - anything NumPy cannot read is "not array-like"
         return None
     return arr if arr.dtype.kind in "biufc" else None
+
+
+def _is_uninitialized_entry(value: Any) -> bool:
+    """Whether a checkpoint entry is an uninitialized parameter or buffer: minires's, or torch's (from the
+    state_dict of a torch model with lazy layers not run yet), which has no data to read either."""
+    return is_lazy(value) or (hasattr(value, "materialize") and hasattr(value, "cls_to_become"))
+
+
+def _checkpoint_array_or_error(key: str, value: Any, errors: list[str]) -> np.ndarray | None:
+    """``_checkpoint_array(value)``, or None with the reason appended to ``errors``."""
+    arr = _checkpoint_array(value)
+    if arr is None:
+        errors.append(
+            f'While copying the parameter named "{key}", expected a NumPy array or Tensor-like '
+            f"object from checkpoint but received {type(value)}"
+        )
+    return arr
 
 
 def _forward_unimplemented(self: Module, *args: Any, **kwargs: Any) -> Any:
@@ -395,12 +417,16 @@ class Module:
         objects stay the same, so an optimizer holding the parameters keeps working."""
         for module in self.modules():
             for t in itertools.chain(module._parameters.values(), module._buffers.values()):
-                if t is None:
-                    continue
-                t.data = fn(t.data)
-                if t.grad is not None:
-                    t.grad.data = fn(t.grad.data)
+                if t is not None:
+                    module._apply_to_tensor(t, fn)
         return self
+
+    def _apply_to_tensor(self, t: Tensor, fn: Callable[[Any], Any]) -> None:
+        """``fn`` on the array of one of this module's own parameters or buffers, and of its gradient
+        (the lazy modules' override converts an uninitialized one's placeholder instead)."""
+        t.data = fn(t.data)
+        if t.grad is not None:
+            t.grad.data = fn(t.grad.data)
 
     def to(self, *args: Any, device: Any = None, dtype: Any = None, non_blocking: bool = False) -> Module:
         """``to(device)``, ``to(dtype)``, ``to(device, dtype)`` or ``to(tensor)``: move every parameter and
@@ -453,16 +479,21 @@ class Module:
         metadata = getattr(destination, "_metadata", None)
         if metadata is not None:
             metadata[prefix[:-1]] = {"version": self._version}
+        self._save_to_state_dict(destination, prefix, keep_vars)
+        for name, module in self._modules.items():
+            if module is not None:
+                module.state_dict(destination=destination, prefix=prefix + name + ".", keep_vars=keep_vars)
+        return destination
+
+    def _save_to_state_dict(self, destination: dict, prefix: str, keep_vars: bool) -> None:
+        """Put this module's own parameters and persistent buffers (not its children's) in ``destination``
+        (the lazy modules' override puts an uninitialized one in as it is, having no data to copy)."""
         for name, param in self._parameters.items():
             if param is not None:
                 destination[prefix + name] = param if keep_vars else param.numpy()
         for name, buf in self._buffers.items():
             if buf is not None and name not in self._non_persistent_buffers_set:
                 destination[prefix + name] = buf if keep_vars else buf.numpy()
-        for name, module in self._modules.items():
-            if module is not None:
-                module.state_dict(destination=destination, prefix=prefix + name + ".", keep_vars=keep_vars)
-        return destination
 
     def _upgrade_state_dict(self, state_dict: dict, prefix: str, version: int | None) -> None:
         """Fill in what older versions of this module's state lacked (BatchNorm: num_batches_tracked)."""
@@ -478,7 +509,8 @@ class Module:
         errors: list[str],
     ) -> None:
         """PyTorch's ``_load_from_state_dict`` for ``self`` and (recursively) its children, without
-        copying anything: the copies to make go to ``plan``, the problems to the three lists."""
+        copying anything: the copies to make go to ``plan`` as ``(module, tensor, array)``, the problems
+        to the three lists."""
         local_meta = {} if metadata is None else metadata.get(prefix[:-1], {})
         self._upgrade_state_dict(state_dict, prefix, local_meta.get("version"))
         persistent = {k: v for k, v in self._buffers.items() if k not in self._non_persistent_buffers_set}
@@ -490,23 +522,9 @@ class Module:
             if key not in state_dict:
                 missing.append(key)
                 continue
-            value = state_dict[key]
-            arr = _checkpoint_array(value)
-            if arr is None:
-                errors.append(
-                    f'While copying the parameter named "{key}", expected a NumPy array or Tensor-like '
-                    f"object from checkpoint but received {type(value)}"
-                )
-                continue
-            if tensor.ndim == 0 and arr.shape == (1,):  # PyTorch 0.3 saved scalars as 1-d
-                arr = arr.reshape(())
-            if tuple(arr.shape) != tensor.shape:
-                errors.append(
-                    f"size mismatch for {key}: copying a param with shape {tuple(arr.shape)} from "
-                    f"checkpoint, the shape in current model is {tensor.shape}."
-                )
-                continue
-            plan.append((tensor, arr))
+            arr = self._checkpoint_entry(key, tensor, state_dict[key], errors)
+            if arr is not None:
+                plan.append((self, tensor, arr))
         for key in state_dict:
             if key.startswith(prefix):
                 head = key[len(prefix) :].split(".", 1)
@@ -519,6 +537,35 @@ class Module:
                 child_prefix = prefix + name + "."
                 child_state = {k: v for k, v in state_dict.items() if k.startswith(child_prefix)}
                 child._plan_load(child_state, child_prefix, metadata, plan, missing, unexpected, errors)
+
+    def _checkpoint_entry(self, key: str, tensor: Tensor, value: Any, errors: list[str]) -> np.ndarray | None:
+        """The array to copy from the checkpoint's ``value`` into ``tensor`` (one of this module's own, filed
+        under ``key``), or None with the problem appended to ``errors``: not array-like, the wrong shape,
+        or an uninitialized entry (the lazy modules' override accepts what fits an uninitialized tensor)."""
+        if _is_uninitialized_entry(value):
+            errors.append(
+                f'While copying the parameter named "{key}": the checkpoint holds an uninitialized '
+                "parameter or buffer (a lazy layer's, saved before its first forward), which cannot be "
+                "loaded into an initialized one. Run a forward pass on the saved model before saving it."
+            )
+            return None
+        arr = _checkpoint_array_or_error(key, value, errors)
+        if arr is None:
+            return None
+        if tensor.ndim == 0 and arr.shape == (1,):  # PyTorch 0.3 saved scalars as 1-d
+            arr = arr.reshape(())
+        if tuple(arr.shape) != tensor.shape:
+            errors.append(
+                f"size mismatch for {key}: copying a param with shape {tuple(arr.shape)} from "
+                f"checkpoint, the shape in current model is {tensor.shape}."
+            )
+            return None
+        return arr
+
+    def _copy_loaded(self, tensor: Tensor, arr: np.ndarray) -> None:
+        """Copy a checked checkpoint array into ``tensor`` in place, cast to its dtype and device (the
+        lazy modules' override first materializes an uninitialized tensor with the array's shape)."""
+        tensor.data[...] = backend.to_device(arr.astype(tensor.dtype, copy=False), tensor.device)
 
     def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> Any:
         """Copy ``state_dict``'s arrays (NumPy, or anything ``numpy.asarray`` reads: torch CPU tensors,
@@ -533,7 +580,7 @@ class Module:
             raise TypeError(f"Expected state_dict to be dict-like, got {type(state_dict)}.")
         metadata = getattr(state_dict, "_metadata", None)
         state_dict = OrderedDict(state_dict)  # a copy: the upgrade step may add keys
-        plan: list[tuple[Tensor, np.ndarray]] = []
+        plan: list[tuple[Module, Tensor, np.ndarray]] = []
         missing: list[str] = []
         unexpected: list[str] = []
         errors: list[str] = []
@@ -553,8 +600,8 @@ class Module:
                     type(self).__name__, "\n\t".join(errors)
                 )
             )
-        for tensor, arr in plan:  # every check passed: now copy
-            tensor.data[...] = backend.to_device(arr.astype(tensor.dtype, copy=False), tensor.device)
+        for module, tensor, arr in plan:  # every check passed: now copy
+            module._copy_loaded(tensor, arr)
         return _IncompatibleKeys(missing, unexpected)
 
     # ----- repr --------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from ..errors import ShapeError
 from ..function import Function
 from ..tensor import Tensor
 from .elementwise import erf_array
+from .reduction import dim_alias
 
 
 class ReLU(Function):
@@ -157,9 +158,16 @@ def tanh(x: Tensor) -> Tensor:
     return Tanh()(x)
 
 
-def softmax(x: Tensor, dim: int) -> Tensor:
-    return Softmax(_check_dim("softmax", x, dim))(x)
+def _softmax_dim(op: str, x: Tensor, dim: int | None, axis: int | None) -> int:
+    dim, _ = dim_alias(op, dim, axis)
+    if dim is None:
+        raise TypeError(f"{op}: missing dim, the dimension to normalize over (dim=1 for (N, C) logits)")
+    return _check_dim(op, x, dim)
 
 
-def log_softmax(x: Tensor, dim: int) -> Tensor:
-    return LogSoftmax(_check_dim("log_softmax", x, dim))(x)
+def softmax(x: Tensor, dim: int | None = None, *, axis: int | None = None) -> Tensor:
+    return Softmax(_softmax_dim("softmax", x, dim, axis))(x)
+
+
+def log_softmax(x: Tensor, dim: int | None = None, *, axis: int | None = None) -> Tensor:
+    return LogSoftmax(_softmax_dim("log_softmax", x, dim, axis))(x)

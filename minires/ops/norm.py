@@ -1,4 +1,5 @@
-"""Batch normalization over every axis but the channel axis 1, with PyTorch's running statistics."""
+"""Normalization: batch normalization (per channel, over the batch, with PyTorch's running statistics) and
+group normalization (per sample, over groups of channels)."""
 
 from __future__ import annotations
 
@@ -122,21 +123,79 @@ class BatchNorm(Function):
         return dx, dgamma, dbeta
 
 
-def _check_channel_vector(name: str, t: Tensor | None, input: Tensor) -> None:  # noqa: A002
+class GroupNorm(Function):
+    r"""y = gamma * x_hat + beta,  x_hat = (x - mu) * inv_std,  inv_std = 1 / sqrt(var + eps), where mu and
+    the biased var are taken per sample n and group k, over the m = (C / G) * prod(spatial) values of the
+    C / G channels of group k: channels are split into G consecutive groups. gamma, beta are per channel.
+    No running statistics: training and eval compute the same thing.
+
+    Backward, with g = dL/dy and sums/means over the m values of one (sample, group):
+        dbeta = sum over (n, spatial) of g,   dgamma = sum over (n, spatial) of g * x_hat   (per channel),
+        because dy/dbeta = 1 and dy/dgamma = x_hat.
+        dL/dx_hat = gamma * g =: h. As in batch norm, but within a group,
+            dx_hat_i/dx_j = inv_std (delta_ij - 1/m - x_hat_i x_hat_j / m)
+        (d mu/dx_j = 1/m and d var/dx_j = (2/m)(x_j - mu)), so summing over i:
+            dx_j = inv_std * (h_j - mean(h) - x_hat_j * mean(h * x_hat)).
+    gamma, beta None (affine=False) mean gamma = 1, beta = 0 and no parameter gradients.
+    Shapes: x, y (N, C, *); gamma, beta (C,); mu, inv_std (N, G, 1) over x viewed as (N, G, m).
+    """
+
+    def __init__(self, num_groups: int, eps: float) -> None:
+        self.num_groups, self.eps = num_groups, eps
+
+    def forward(self, x: Any, gamma: Any | None, beta: Any | None) -> Any:
+        xp = get_array_module(x)
+        N, C = x.shape[:2]
+        G = self.num_groups
+        bshape = (1, C) + (1,) * (x.ndim - 2)  # a (C,) vector broadcast against x
+        xg = x.reshape(N, G, -1)  # (N, G, m)
+        inv_m = 1.0 / max(xg.shape[2], 1)
+        mu = xg.sum(axis=2, keepdims=True) * inv_m  # (N, G, 1)
+        x_hat = xg - mu  # (N, G, m)
+        var = (x_hat * x_hat).sum(axis=2, keepdims=True) * inv_m  # (N, G, 1), biased
+        inv_std = 1 / xp.sqrt(var + self.eps)
+        x_hat *= inv_std
+        x_hat = x_hat.reshape(x.shape)  # (N, C, *)
+        self.x_hat, self.inv_std, self.gamma, self.bshape = x_hat, inv_std, gamma, bshape
+        y = x_hat * gamma.reshape(bshape) if gamma is not None else x_hat.copy()
+        if beta is not None:
+            y += beta.reshape(bshape)
+        return y
+
+    def backward(self, g: Any) -> tuple[Any, Any, Any]:
+        need_dx, need_dgamma, need_dbeta = self.needs_input_grad
+        x_hat, gamma = self.x_hat, self.gamma
+        dx = dgamma = dbeta = None
+        if need_dx:
+            N, G = x_hat.shape[0], self.num_groups
+            h = (g * gamma.reshape(self.bshape) if gamma is not None else g).reshape(N, G, -1)  # (N, G, m)
+            xh = x_hat.reshape(N, G, -1)  # (N, G, m)
+            inv_m = 1.0 / max(xh.shape[2], 1)
+            h_mean = h.sum(axis=2, keepdims=True) * inv_m  # (N, G, 1)
+            hx_mean = (h * xh).sum(axis=2, keepdims=True) * inv_m  # (N, G, 1)
+            dx = (self.inv_std * (h - h_mean - xh * hx_mean)).reshape(g.shape)  # (N, C, *)
+        if need_dgamma:
+            dgamma = _channel_dot(g, x_hat)  # (C,)
+        if need_dbeta:
+            dbeta = g.sum(axis=(0,) + tuple(range(2, g.ndim)))  # (C,)
+        return dx, dgamma, dbeta
+
+
+def _check_channel_vector(name: str, t: Tensor | None, input: Tensor, op: str = "batch_norm") -> None:  # noqa: A002
     if t is None:
         return
     if not isinstance(t, Tensor):
-        raise TypeError(f"batch_norm: expected {name} to be a Tensor or None, got {type(t).__name__}")
+        raise TypeError(f"{op}: expected {name} to be a Tensor or None, got {type(t).__name__}")
     C = input.shape[1]
     if t.shape != (C,):
         raise ShapeError(
-            f"batch_norm: expected {name} of shape ({C},) for input of shape {input.shape} "
+            f"{op}: expected {name} of shape ({C},) for input of shape {input.shape} "
             f"({C} channels), got {name} of shape {t.shape}"
         )
     if t.dtype != input.dtype:
-        raise DTypeError(f"batch_norm: {name} dtype {t.dtype} does not match input dtype {input.dtype}")
+        raise DTypeError(f"{op}: {name} dtype {t.dtype} does not match input dtype {input.dtype}")
     if t.device != input.device:
-        raise DeviceError(f"batch_norm: {name} is on {t.device} but input is on {input.device}")
+        raise DeviceError(f"{op}: {name} is on {t.device} but input is on {input.device}")
 
 
 def batch_norm(
@@ -196,3 +255,37 @@ def batch_norm(
         float(eps),
     )
     return op(input, weight, bias)
+
+
+def group_norm(
+    input: Tensor,  # noqa: A002 - PyTorch's name
+    num_groups: int,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    eps: float = 1e-5,
+) -> Tensor:
+    """Normalize ``input`` (N, C, *) over each group of C / num_groups consecutive channels of each sample,
+    then scale and shift per channel, as torch.nn.functional.group_norm (see ``GroupNorm``)."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"group_norm: expected input to be a Tensor, got {type(input).__name__}")
+    if input.ndim < 2:
+        raise ShapeError(
+            f"group_norm: expected input of at least 2 dimensions (N, C, *), got shape {input.shape}"
+        )
+    if input.dtype.kind != "f":
+        raise DTypeError(f"group_norm: expected a floating-point input, got {input.dtype}")
+    if isinstance(num_groups, bool) or not isinstance(num_groups, int) or num_groups <= 0:
+        raise ValueError(f"group_norm: num_groups must be a positive int, got {num_groups!r}")
+    if input.shape[1] % num_groups:
+        raise ShapeError(
+            f"group_norm: expected the number of channels {input.shape[1]} of the input of shape "
+            f"{input.shape} to be divisible by num_groups={num_groups}"
+        )
+    for name, t in (("weight", weight), ("bias", bias)):
+        _check_channel_vector(name, t, input, "group_norm")
+    if input.numel() // num_groups == 1:  # torch's check, though a group of one value only gives x_hat = 0
+        raise ShapeError(
+            "group_norm: Expected more than 1 value per channel when training, got input of shape "
+            f"{input.shape} with num_groups={num_groups}"
+        )
+    return GroupNorm(num_groups, float(eps))(input, weight, bias)

@@ -1,4 +1,4 @@
-"""Reductions: sum, mean, max/min (over all elements or along a dim), argmax/argmin."""
+"""Reductions: sum, mean, max/min (over all elements or along a dim), argmax/argmin, topk."""
 
 from __future__ import annotations
 
@@ -12,6 +12,26 @@ from ..function import Function
 from ..tensor import Tensor, int64
 
 ValuesIndices = namedtuple("ValuesIndices", ["values", "indices"])  # what torch.max(x, dim) returns
+
+
+def dim_alias(op: str, dim: Any, axis: Any, keepdim: bool = False, keepdims: Any = None) -> tuple[Any, bool]:
+    """``(dim, keepdim)`` with torch's aliases resolved: ``axis`` for ``dim``, ``keepdims`` for ``keepdim``
+    (NumPy's spellings, which torch accepts and the d2l book writes: ``y_hat.argmax(axis=1)``)."""
+    if axis is not None:
+        if dim is not None:
+            raise TypeError(f"{op}: got both dim and its alias axis; give one of them")
+        dim = axis
+    return dim, bool(keepdim if keepdims is None else keepdims)
+
+
+def as_input(op: str, x: Any) -> Tensor:
+    """``x`` itself, or a raw NumPy/CuPy array wrapped as a Tensor: ``mr.max(outputs.data, 1)`` works as in
+    torch, where ``.data`` is a tensor (in minires it is the array)."""
+    if isinstance(x, Tensor):
+        return x
+    if isinstance(x, get_array_module(x).ndarray):
+        return Tensor._wrap(x)
+    raise TypeError(f"{op}: expected a Tensor, got {type(x).__name__}")
 
 
 def normalize_dims(op: str, dim: Any, ndim: int) -> tuple[int, ...] | None:
@@ -124,20 +144,62 @@ class MaxDim(Function):
         return dx
 
 
-def sum(x: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:  # noqa: A001 - PyTorch's name
+class TopK(Function):
+    r"""y = the k largest (or smallest) elements of x along ``dim``, in order, and their indices i.
+
+    Backward: y_j = x_(i_j) along ``dim``, so dy_j/dx = 1 at index i_j and 0 elsewhere: dx is g scattered
+    to the k indices (all distinct, so nothing adds up) and 0 elsewhere; max along a dim is the case k = 1.
+    Shapes: x (..., n, ...); y, i (..., k, ...), the size n of ``dim`` replaced by k.
+    """
+
+    def __init__(self, k: int, dim: int, largest: bool) -> None:
+        self.k, self.dim, self.largest = k, dim, largest
+
+    def forward(self, x: Any) -> Any:
+        xp = get_array_module(x)
+        self.x_shape = x.shape
+        order = xp.argsort(x, axis=self.dim)  # ascending along dim
+        if self.largest:
+            order = xp.flip(order, axis=self.dim)
+        self.idx = xp.take(order, xp.arange(self.k), axis=self.dim)  # (..., k, ...)
+        return xp.take_along_axis(x, self.idx, axis=self.dim)
+
+    def backward(self, g: Any) -> Any:
+        xp = get_array_module(g)
+        dx = xp.zeros(self.x_shape, dtype=g.dtype)
+        xp.put_along_axis(dx, self.idx, g, axis=self.dim)
+        return dx
+
+
+def sum(  # noqa: A001 - PyTorch's name
+    x: Tensor, dim: Any = None, keepdim: bool = False, *, axis: Any = None, keepdims: Any = None
+) -> Tensor:
+    x = as_input("sum", x)
+    dim, keepdim = dim_alias("sum", dim, axis, keepdim, keepdims)
     axes = normalize_dims("sum", dim, x.ndim)
     if x.dtype.kind in "bi" or x.dtype.kind == "u":
         x = x.to(int64)  # PyTorch sums integers and bools as int64
     return Sum(axes, keepdim)(x)
 
 
-def mean(x: Tensor, dim: Any = None, keepdim: bool = False) -> Tensor:
+def mean(
+    x: Tensor, dim: Any = None, keepdim: bool = False, *, axis: Any = None, keepdims: Any = None
+) -> Tensor:
+    x = as_input("mean", x)
+    dim, keepdim = dim_alias("mean", dim, axis, keepdim, keepdims)
     if x.dtype.kind != "f":
         raise TypeError(f"mean: expected a floating-point tensor, got {x.dtype}")
     return Mean(normalize_dims("mean", dim, x.ndim), keepdim)(x)
 
 
-def _extreme(op: str, x: Tensor, dim: int | None, keepdim: bool, largest: bool) -> Any:
+def _extreme(op: str, x: Tensor, dim: Any, keepdim: bool, largest: bool) -> Any:
+    x = as_input(op, x)
+    if isinstance(dim, Tensor):
+        raise NotImplementedError(
+            f"{op}(input, other), the elementwise {'maximum' if largest else 'minimum'} of two tensors "
+            f"(torch.{'maximum' if largest else 'minimum'}), is not implemented in minires; "
+            f"mr.{op}(input, dim) reduces along a dim"
+        )
     if x.numel() == 0:
         raise ShapeError(f"{op}: expected a non-empty tensor, got shape {x.shape}")
     if dim is None:
@@ -151,17 +213,24 @@ def _extreme(op: str, x: Tensor, dim: int | None, keepdim: bool, largest: bool) 
     return ValuesIndices(values, Tensor._wrap(idx.astype(int64, copy=False)))
 
 
-def max(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Any:  # noqa: A001 - PyTorch's name
+def max(  # noqa: A001 - PyTorch's name
+    x: Tensor, dim: Any = None, keepdim: bool = False, *, axis: Any = None, keepdims: Any = None
+) -> Any:
     """The largest element, or ``(values, indices)`` along ``dim`` as in ``torch.max``."""
+    dim, keepdim = dim_alias("max", dim, axis, keepdim, keepdims)
     return _extreme("max", x, dim, keepdim, largest=True)
 
 
-def min(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Any:  # noqa: A001 - PyTorch's name
+def min(  # noqa: A001 - PyTorch's name
+    x: Tensor, dim: Any = None, keepdim: bool = False, *, axis: Any = None, keepdims: Any = None
+) -> Any:
     """The smallest element, or ``(values, indices)`` along ``dim`` as in ``torch.min``."""
+    dim, keepdim = dim_alias("min", dim, axis, keepdim, keepdims)
     return _extreme("min", x, dim, keepdim, largest=False)
 
 
 def _arg(op: str, x: Tensor, dim: int | None, keepdim: bool, largest: bool) -> Tensor:
+    x = as_input(op, x)
     data = x.data
     fn = data.argmax if largest else data.argmin
     if dim is None:
@@ -175,11 +244,41 @@ def _arg(op: str, x: Tensor, dim: int | None, keepdim: bool, largest: bool) -> T
     return Tensor._wrap(fn(axis=axes[0], keepdims=keepdim).astype(int64, copy=False))
 
 
-def argmax(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
+def argmax(
+    x: Tensor, dim: int | None = None, keepdim: bool = False, *, axis: Any = None, keepdims: Any = None
+) -> Tensor:
     """Index of the largest element (first one on ties), over all elements or along ``dim``; no gradient."""
+    dim, keepdim = dim_alias("argmax", dim, axis, keepdim, keepdims)
     return _arg("argmax", x, dim, keepdim, largest=True)
 
 
-def argmin(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
+def argmin(
+    x: Tensor, dim: int | None = None, keepdim: bool = False, *, axis: Any = None, keepdims: Any = None
+) -> Tensor:
     """Index of the smallest element (first one on ties); no gradient."""
+    dim, keepdim = dim_alias("argmin", dim, axis, keepdim, keepdims)
     return _arg("argmin", x, dim, keepdim, largest=False)
+
+
+def topk(
+    x: Tensor,
+    k: int,
+    dim: int = -1,
+    largest: bool = True,
+    sorted: bool = True,  # noqa: A002 - PyTorch's name
+) -> Any:
+    """``(values, indices)`` of the ``k`` largest (``largest=False``: smallest) elements along ``dim``, as
+    ``torch.topk``; always in sorted order (torch leaves the order open when ``sorted=False``). The values
+    carry the gradient (see ``TopK``), the indices are int64. Ties go to either element."""
+    x = as_input("topk", x)
+    if x.ndim == 0:
+        raise ShapeError("topk: expected a tensor with at least one dimension, got a 0-d tensor")
+    axes = normalize_dims("topk", dim, x.ndim)
+    d = axes[0]
+    if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= x.shape[d]:
+        raise ShapeError(
+            f"topk: k={k!r} is out of range for dim {dim} of size {x.shape[d]} (shape {x.shape})"
+        )
+    f = TopK(k, d, largest)
+    values = f(x)
+    return ValuesIndices(values, Tensor._wrap(f.idx.astype(int64, copy=False)))

@@ -1,6 +1,6 @@
-"""Shape ops: reshape/view/flatten, permute/transpose, (un)squeeze, expand, indexing, cat/stack, and the
-moves between dtypes and devices. None of them changes a value, so each backward only puts the gradient
-back where its element came from.
+"""Shape ops: reshape/view/flatten, permute/transpose, (un)squeeze, expand, indexing, cat/stack, constant
+padding, and the moves between dtypes and devices. None of them changes a value, so each backward only puts
+the gradient back where its element came from.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from ..errors import DeviceError, ShapeError
 from ..function import Function
 from ..tensor import Tensor
 from .broadcast import BroadcastTo
+from .reduction import dim_alias
 
 
 class Reshape(Function):
@@ -115,6 +116,38 @@ class Stack(Function):
         return tuple(xp.take(g, i, axis=self.dim) for i in range(g.shape[self.dim]))
 
 
+class Pad(Function):
+    r"""y = x with a border of the constant ``value``: ``widths`` gives (before, after) for each dim of x;
+    a negative width crops instead (torch's F.pad with mode="constant").
+
+    Backward: each y element is either an x element, shifted by the widths before it, or the constant,
+    which does not depend on x. So dx = g cut back to the x elements, g[max(0, before) : size - max(0,
+    after)] along each dim, and dx = 0 for the x elements that a negative width cropped.
+    Shapes: x (n_0, n_1, ...); y (n_0 + before_0 + after_0, n_1 + before_1 + after_1, ...).
+    """
+
+    def __init__(self, widths: tuple[tuple[int, int], ...], value: float) -> None:
+        self.widths, self.value = widths, value
+
+    def _crop(self, shape: tuple[int, ...]) -> tuple[slice, ...]:
+        """The x elements that stay (a negative width removes some)."""
+        return tuple(slice(max(0, -b), n - max(0, -a)) for (b, a), n in zip(self.widths, shape, strict=True))
+
+    def forward(self, x: Any) -> Any:
+        xp = get_array_module(x)
+        self.x_shape = x.shape
+        grow = tuple((max(0, b), max(0, a)) for b, a in self.widths)
+        return xp.pad(x[self._crop(x.shape)], grow, mode="constant", constant_values=self.value)
+
+    def backward(self, g: Any) -> Any:
+        inner = tuple(slice(max(0, b), n - max(0, a)) for (b, a), n in zip(self.widths, g.shape, strict=True))
+        if all(b >= 0 and a >= 0 for b, a in self.widths):
+            return g[inner]
+        dx = get_array_module(g).zeros(self.x_shape, dtype=g.dtype)
+        dx[self._crop(self.x_shape)] = g[inner]
+        return dx
+
+
 class ToDtype(Function):
     r"""y = x converted to ``dtype``.  Backward: dx = g converted back to x's dtype."""
 
@@ -208,12 +241,16 @@ def transpose(x: Tensor, dim0: int, dim1: int) -> Tensor:
     return Permute(tuple(dims))(x)
 
 
-def unsqueeze(x: Tensor, dim: int) -> Tensor:
+def unsqueeze(x: Tensor, dim: int | None = None, *, axis: int | None = None) -> Tensor:
+    dim, _ = dim_alias("unsqueeze", dim, axis)
+    if dim is None:
+        raise TypeError("unsqueeze: missing the dim to insert")
     d = _dim("unsqueeze", dim, x.ndim + 1)
     return Reshape(x.shape[:d] + (1,) + x.shape[d:])(x)
 
 
-def squeeze(x: Tensor, dim: int | None = None) -> Tensor:
+def squeeze(x: Tensor, dim: int | None = None, *, axis: int | None = None) -> Tensor:
+    dim, _ = dim_alias("squeeze", dim, axis)
     if dim is None:
         return Reshape(tuple(s for s in x.shape if s != 1))(x)
     if x.ndim == 0:
@@ -272,13 +309,15 @@ def _check_joinable(op: str, tensors: Sequence[Tensor], dim: int | None) -> None
             raise ShapeError(f"{op}: tensor shapes {first} and {t.shape} do not match (dim={dim})")
 
 
-def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
+def cat(tensors: Sequence[Tensor], dim: int | None = None, *, axis: int | None = None) -> Tensor:
+    dim = dim_alias("cat", dim, axis)[0] or 0
     tensors = list(tensors)
     _check_joinable("cat", tensors, None if not tensors else _dim("cat", dim, tensors[0].ndim))
     return Cat(_dim("cat", dim, tensors[0].ndim))(*_common_dtype(tensors))
 
 
-def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
+def stack(tensors: Sequence[Tensor], dim: int | None = None, *, axis: int | None = None) -> Tensor:
+    dim = dim_alias("stack", dim, axis)[0] or 0
     tensors = list(tensors)
     _check_joinable("stack", tensors, None)
     return Stack(_dim("stack", dim, tensors[0].ndim + 1))(*_common_dtype(tensors))
@@ -287,6 +326,46 @@ def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
 def _common_dtype(tensors: list[Tensor]) -> list[Tensor]:
     dtype = np.result_type(*[t.dtype for t in tensors])
     return [t if t.dtype == dtype else to_dtype(t, dtype) for t in tensors]
+
+
+PAD_MODES = ("constant", "reflect", "replicate", "circular")
+
+
+def pad(
+    input: Tensor,  # noqa: A002 - PyTorch's name
+    pad: Sequence[int],
+    mode: str = "constant",
+    value: float | None = None,
+) -> Tensor:
+    """Pad with the constant ``value`` (0 when None), as ``torch.nn.functional.pad``: ``pad`` gives
+    (before, after) pairs from the last dim backwards, (left, right, top, bottom, front, back, ...), so
+    ``F.pad(x, (1, 1, 2, 2))`` adds 1 column each side and 2 rows above and below; negative widths crop.
+    Only mode="constant"; "reflect", "replicate" and "circular" raise NotImplementedError."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"pad: expected input to be a Tensor, got {type(input).__name__}")
+    if mode != "constant":
+        if mode in PAD_MODES:
+            raise NotImplementedError(
+                f"pad: mode={mode!r} (torch.nn.functional.pad's {mode} padding) is not implemented in "
+                "minires; only mode='constant' is (F.pad(x, pad, value=0), nn.ZeroPad2d, nn.ConstantPad2d)"
+            )
+        raise ValueError(f"pad: unknown padding mode {mode!r}; expected one of {', '.join(PAD_MODES)}")
+    widths = [int(p) for p in pad]
+    if len(widths) % 2 or len(widths) // 2 > input.ndim:
+        raise ShapeError(
+            f"pad: the padding {tuple(pad)} must have an even length of at most twice the {input.ndim} "
+            f"dims of the input of shape {input.shape}"
+        )
+    pairs = [(0, 0)] * input.ndim
+    for i in range(len(widths) // 2):  # pair i pads the dim i-th from the last
+        pairs[input.ndim - 1 - i] = (widths[2 * i], widths[2 * i + 1])
+    for (b, a), n in zip(pairs, input.shape, strict=True):
+        if n + b + a < 0:
+            raise ShapeError(
+                f"pad: the padding {tuple(pad)} crops more than the size {n} of a dim of the input of shape "
+                f"{input.shape}"
+            )
+    return Pad(tuple(pairs), 0.0 if value is None else value)(input)
 
 
 def to_dtype(x: Tensor, dtype: Any) -> Tensor:

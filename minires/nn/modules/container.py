@@ -1,4 +1,5 @@
-"""Containers: ``Sequential`` (a chain of modules), ``ModuleList`` and ``ModuleDict`` (collections).
+"""Containers: ``Sequential`` (a chain of modules), ``ModuleList`` and ``ModuleDict`` (collections);
+``DataParallel``, which minires does not do and which says so.
 
 Children are registered under their position (``"0"``, ``"1"``, ...) or their key, which is where the
 state_dict keys ``layer1.0.conv1.weight`` come from.
@@ -218,3 +219,17 @@ class ModuleDict(Module):
         pairs = modules.items() if isinstance(modules, Mapping) else modules
         for key, module in pairs:
             self[key] = module
+
+
+class DataParallel(Module):
+    """``torch.nn.DataParallel`` (one process splitting each batch over several GPUs) is out of scope:
+    minires drives one device. Constructing it raises ``NotImplementedError`` saying what to do instead."""
+
+    def __init__(
+        self, module: Module, device_ids: Any = None, output_device: Any = None, dim: int = 0
+    ) -> None:
+        raise NotImplementedError(
+            "torch.nn.DataParallel (splitting each batch over several GPUs in one process) is not available "
+            "in minires, which runs a model on one device: use the model itself, moved with "
+            "model.to('cuda') for the GPU (its state_dict keys then have no 'module.' prefix)"
+        )

@@ -1,4 +1,5 @@
-"""``Conv2d``: 2-d convolution (cross-correlation) with PyTorch's constructor and default initialization."""
+"""``Conv2d``: 2-d convolution (cross-correlation) with PyTorch's constructor and default initialization;
+``ZeroPad2d`` and ``ConstantPad2d``, the padding a convolution would otherwise do, as layers."""
 
 from __future__ import annotations
 
@@ -106,3 +107,39 @@ class Conv2d(Module):
         if self.bias is None:
             s += ", bias=False"
         return s
+
+
+def _quad(padding: Any) -> tuple[int, int, int, int]:
+    """3 -> (3, 3, 3, 3); (left, right, top, bottom) stays as it is."""
+    if isinstance(padding, Iterable):
+        padding = tuple(padding)
+        if len(padding) != 4:
+            raise ValueError(f"expected padding (left, right, top, bottom), got {padding!r}")
+        return padding
+    return (padding,) * 4
+
+
+class ConstantPad2d(Module):
+    """``ConstantPad2d(padding, value)`` as ``torch.nn.ConstantPad2d``: ``value`` added around the last two
+    dims of a (N, C, H, W) or (C, H, W) input; ``padding`` an int or (left, right, top, bottom), negative
+    amounts crop. The math is ``F.pad`` (minires/ops/shape.py)."""
+
+    def __init__(self, padding: int | tuple[int, int, int, int], value: float) -> None:
+        super().__init__()
+        self.padding, self.value = _quad(padding), value
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002 - PyTorch's name
+        return F.pad(input, self.padding, "constant", self.value)
+
+    def extra_repr(self) -> str:
+        return f"padding={self.padding}, value={self.value}"
+
+
+class ZeroPad2d(ConstantPad2d):
+    """``ZeroPad2d(padding)`` as ``torch.nn.ZeroPad2d``: ``ConstantPad2d(padding, 0.0)``."""
+
+    def __init__(self, padding: int | tuple[int, int, int, int]) -> None:
+        super().__init__(padding, 0.0)
+
+    def extra_repr(self) -> str:
+        return f"{self.padding}"

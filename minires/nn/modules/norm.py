@@ -1,5 +1,6 @@
 """``BatchNorm1d`` and ``BatchNorm2d``: batch normalization with PyTorch's parameters, running statistics
-and ``num_batches_tracked``; the math is ``F.batch_norm`` (minires/ops/norm.py derives its backward)."""
+and ``num_batches_tracked``; ``GroupNorm``. The math is ``F.batch_norm`` and ``F.group_norm``
+(minires/ops/norm.py derives their backward)."""
 
 from __future__ import annotations
 
@@ -127,3 +128,52 @@ class BatchNorm2d(_BatchNorm):
     """Batch normalization of a (N, C, H, W) input, per channel C (over the N*H*W values of each)."""
 
     _expected_ndim = (4,)
+
+
+class GroupNorm(Module):
+    """``GroupNorm(num_groups, num_channels, eps=1e-5, affine=True, *, bias=True)`` as
+    ``torch.nn.GroupNorm``: each sample's channels split into ``num_groups`` groups, each group normalized
+    over its channels and positions, then a per-channel ``weight`` (ones) and ``bias`` (zeros, unless
+    ``bias=False``) when ``affine``. The same in training and eval (no running statistics)."""
+
+    def __init__(
+        self,
+        num_groups: int,
+        num_channels: int,
+        eps: float = 1e-5,
+        affine: bool = True,
+        device: Any = None,
+        dtype: Any = None,
+        *,
+        bias: bool = True,
+    ) -> None:
+        super().__init__()
+        if num_channels % num_groups != 0:
+            raise ValueError(
+                f"GroupNorm: num_channels ({num_channels}) must be divisible by num_groups ({num_groups})"
+            )
+        self.num_groups, self.num_channels, self.eps, self.affine = num_groups, num_channels, eps, affine
+        if affine:
+            self.weight = Parameter(ones(num_channels, dtype=dtype, device=device))
+            if bias:
+                self.bias = Parameter(zeros(num_channels, dtype=dtype, device=device))
+            else:
+                self.register_parameter("bias", None)
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+
+    def reset_parameters(self) -> None:
+        if self.affine:
+            init.ones_(self.weight)
+            if self.bias is not None:
+                init.zeros_(self.bias)
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002 - PyTorch's name
+        return F.group_norm(input, self.num_groups, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}, "
+            f"bias={self.bias is not None}"
+        )

@@ -1,4 +1,5 @@
-"""``clip_grad_norm_``: scale the gradients of some parameters so that their joint norm is at most a bound."""
+"""``clip_grad_norm_``: scale the gradients of some parameters so that their joint norm is at most a bound;
+``clip_grad_value_``: clamp each gradient element to a bound."""
 
 from __future__ import annotations
 
@@ -79,3 +80,15 @@ def clip_grad_norm_(
         for g in grads:
             g *= clip_coef
     return Tensor(total_norm)
+
+
+def clip_grad_value_(parameters: Tensor | Any, clip_value: float) -> None:
+    """Clamp every element of every ``p.grad`` to ``[-clip_value, clip_value]`` in place, as
+    ``torch.nn.utils.clip_grad_value_``; ``parameters`` is a Tensor or an iterable of them."""
+    if isinstance(parameters, Tensor):
+        parameters = [parameters]
+    clip_value = float(clip_value)
+    for p in parameters:
+        if p.grad is not None:
+            xp = get_array_module(p.grad.data)
+            xp.clip(p.grad.data, -clip_value, clip_value, out=p.grad.data)
