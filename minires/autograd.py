@@ -14,14 +14,13 @@ The graph is a DAG of ``Function`` nodes; each node knows, per input, the node t
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from .backend import get_array_module
 from .errors import GraphError, ShapeError
 from .function import Function
 from .grad_mode import no_grad
-
-if TYPE_CHECKING:
-    from .tensor import Tensor
+from .tensor import Tensor
 
 
 def topological_order(root: Function) -> list[Function]:
@@ -45,8 +44,6 @@ def topological_order(root: Function) -> list[Function]:
 def _run_hooks(hooks: list | None, grad: Any) -> Any:
     if not hooks:
         return grad
-    from .tensor import Tensor
-
     for hook in hooks:
         new = hook(Tensor._wrap(grad))
         if new is not None:
@@ -57,8 +54,6 @@ def _run_hooks(hooks: list | None, grad: Any) -> Any:
 def accumulate_leaf(leaf: Tensor, grad: Any) -> None:
     """Run the leaf's hooks on ``grad`` (the sum over all its uses), then add it into ``leaf.grad``
     (created on first use as a copy, so that it never aliases another buffer)."""
-    from .tensor import Tensor
-
     grad = _run_hooks(leaf._hooks, grad)
     if leaf.grad is None:
         leaf.grad = Tensor._wrap(grad.astype(leaf.dtype, copy=True))
@@ -82,8 +77,6 @@ def zero_grads(leaves: Any, set_to_none: bool = True) -> None:
 
 def backward(root: Tensor, gradient: Any = None, retain_graph: bool = False) -> None:
     """Compute d(root)/d(leaf) for every leaf that requires grad, weighted by ``gradient``."""
-    from .tensor import Tensor
-
     if not root.requires_grad:
         raise GraphError("backward: the tensor does not require grad and has no grad_fn")
     if gradient is None:
@@ -132,6 +125,4 @@ def backward(root: Tensor, gradient: Any = None, retain_graph: bool = False) -> 
 
 
 def _ones_like(a: Any) -> Any:
-    from .backend import get_array_module
-
     return get_array_module(a).ones_like(a)

@@ -1,9 +1,10 @@
 """``Function``: one differentiable op, with its forward and its backward side by side.
 
-A subclass sets its parameters in ``__init__`` (stride, dim, ...) and writes two methods on raw
-NumPy/CuPy arrays:
+A subclass sets its parameters in ``__init__`` (stride, dim, ...), names in ``saved`` the attributes its
+forward keeps for backward, and writes two methods on raw NumPy/CuPy arrays:
 
-    forward(self, *xs)  -> y                 saving on ``self`` whatever backward needs
+    saved = ("x_hat", "inv_std")             what forward sets on ``self`` for backward
+    forward(self, *xs)  -> y                 setting the ``saved`` attributes
     backward(self, gy)  -> gx or (gx1, gx2)  one gradient per input, ``None`` where none is needed
 
 ``backward`` must not modify ``gy`` in place: the engine may hand the same array to several nodes.
@@ -12,20 +13,19 @@ Calling an instance on Tensors runs ``forward`` and, when some input requires a 
 is on), makes the result a node of the graph. ``self.needs_input_grad`` tells forward and backward
 which inputs want a gradient, so that work nobody needs (the input gradient of the first conv) is skipped.
 
-Everything ``forward`` saves on ``self`` is freed after ``backward`` has used it, unless the caller asked
-for ``retain_graph=True``; a second backward through a freed node raises ``GraphError``.
+The ``saved`` attributes are freed after ``backward`` has used them, unless the caller asked for
+``retain_graph=True``; a second backward through a freed node raises ``GraphError``. (tests/test_saved.py
+runs every op of the registry and checks that forward sets no attribute that ``saved`` does not name.)
 """
 
 from __future__ import annotations
 
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .errors import DeviceError, GraphError
 from .grad_mode import is_grad_enabled
-
-if TYPE_CHECKING:
-    from .tensor import Tensor
+from .tensor import Tensor
 
 
 class Function:
@@ -35,7 +35,7 @@ class Function:
     needs_input_grad: tuple[bool, ...] = ()
     next_nodes: tuple[Any, ...] = ()  # per input: its grad_fn, the leaf Tensor itself, or None
     input_shapes: tuple[Any, ...] = ()
-    _saved: tuple[str, ...] = ()
+    saved: tuple[str, ...] = ()  # the attributes forward sets for backward; release() frees them
     _freed = False
     _hooks: list | None = None
     _retain_grad = False
@@ -53,8 +53,6 @@ class Function:
         raise NotImplementedError
 
     def __call__(self, *inputs: Tensor | None) -> Tensor:
-        from .tensor import Tensor
-
         device = None
         for t in inputs:
             if t is None:
@@ -69,12 +67,10 @@ class Function:
                 )
         record = is_grad_enabled() and any(t is not None and t.requires_grad for t in inputs)
         self.needs_input_grad = tuple(record and t is not None and t.requires_grad for t in inputs)
-        before = set(vars(self))
         y = self.forward(*[None if t is None else t.data for t in inputs])
         record = record and y.dtype.kind in "fc"  # integer results (a cast to int64) carry no gradient
         out = Tensor._wrap(y, requires_grad=record)
         if record:
-            self._saved = tuple(k for k in vars(self) if k not in before)
             self.next_nodes = tuple(
                 None if t is None or not t.requires_grad else (t.grad_fn if t.grad_fn is not None else t)
                 for t in inputs
@@ -86,7 +82,7 @@ class Function:
 
     def release(self) -> None:
         """Free what forward saved; a later backward through this node raises ``GraphError``."""
-        for key in self._saved:
+        for key in self.saved:
             self.__dict__.pop(key, None)
         self._freed = True
 

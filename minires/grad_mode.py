@@ -1,22 +1,56 @@
 """Whether ops record the graph: ``no_grad``, ``enable_grad``, ``set_grad_enabled``, ``inference_mode``,
-``is_grad_enabled``.
+``is_grad_enabled``; and beside it the other per-thread switch of the ops, ``conv_layout``.
 
 The mode is per thread, as in PyTorch: a ``no_grad`` block in one thread leaves the others recording.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
-_state = threading.local()
+
+class _State(threading.local):
+    """The switches of one thread; the class attributes are every new thread's defaults."""
+
+    enabled = True  # grad mode
+    conv_layout: str | None = None  # the forced unfold layout of conv2d, None: each layer chooses
+
+
+_state = _State()
+
+CONV_LAYOUTS = ("nchw", "rows", "nhwc")  # the names of minires/ops/conv_layouts.py's unfold layouts
+
+
+def forced_conv_layout() -> str | None:
+    """The unfold layout that every conv2d of this thread uses (set by ``conv_layout``); None: each layer
+    chooses its own (``minires.ops.conv_layouts.choose_layout``)."""
+    return _state.conv_layout
+
+
+@contextlib.contextmanager
+def conv_layout(layout: str | None) -> Iterator[None]:
+    """Within the block every conv2d of this thread unfolds in ``layout``: "nchw", "rows" (stride-1
+    layers only; the others fall back to "nchw") or "nhwc"; None is the per-layer choice. For tests
+    (every layout against the same references) and benchmarks (each layout timed on each layer). The
+    layout is fixed when a convolution runs forward: its backward uses the same one, inside the block
+    or not."""
+    if layout is not None and layout not in CONV_LAYOUTS:
+        raise ValueError(f"conv_layout: expected one of {CONV_LAYOUTS} or None, got {layout!r}")
+    saved = forced_conv_layout()
+    _state.conv_layout = layout
+    try:
+        yield
+    finally:
+        _state.conv_layout = saved
 
 
 def is_grad_enabled() -> bool:
     """True when ops record the graph for backward (the default)."""
-    return getattr(_state, "enabled", True)
+    return _state.enabled
 
 
 def _set(mode: bool) -> None:

@@ -54,6 +54,7 @@ import numpy as np
 
 from . import backend
 from .fileio import atomic_open
+from .nn.parameter import Parameter
 from .tensor import Tensor
 
 FORMAT = "minires.save"
@@ -159,11 +160,7 @@ def _add_array(array: np.ndarray, arrays: dict[str, np.ndarray], where: str) -> 
 
 
 def _is_parameter(t: Tensor) -> bool:
-    """True for an ``nn.Parameter`` (looked up lazily: this file sits below ``nn``)."""
-    try:
-        from .nn.parameter import Parameter
-    except ImportError:
-        return False
+    """True for an ``nn.Parameter`` (saved as such, and loaded back as one)."""
     return isinstance(t, Parameter)
 
 
@@ -297,8 +294,6 @@ def _decode(node: Any, reader: _ArrayReader, where: str) -> Any:
                 return array[()]
             requires_grad = bool(node["requires_grad"])
             if kind == "parameter":
-                from .nn.parameter import Parameter
-
                 return Parameter(array, requires_grad=requires_grad)
             return Tensor(array, requires_grad=requires_grad)
     except (KeyError, TypeError, ValueError) as exc:  # a malformed node: missing fields, wrong types

@@ -6,13 +6,19 @@ node that produced it (``None`` for a leaf, such as a parameter). ``backward()``
 
 Creation follows ``torch.tensor``: Python floats become float32, a float64 array stays float64,
 integers become int64 (class labels), and ``mr.tensor`` always copies.
+
+This file holds what needs no op: the data and its properties, conversions, in-place updates of the data,
+comparisons. The operators and methods that run an op (``x + y``, ``x.sum()``, ``x.reshape()``,
+``x.backward()``) are the ops' own functions, installed on the class from one table in
+``minires/ops/tensor_methods.py``; their signatures are declared below under ``TYPE_CHECKING`` for
+static tools. So this file imports neither the ops nor the autograd engine, and they import it.
 """
 
 from __future__ import annotations
 
 import weakref
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -47,6 +53,9 @@ _TYPE_NAMES = {  # Tensor.type()'s names, as torch's "torch.FloatTensor"
 }
 
 
+_OPERATORS = {"add": "__add__", "sub": "__sub__", "mul": "__mul__", "div": "__truediv__"}  # x op= y
+
+
 def as_dtype(dtype: Any) -> np.dtype | None:
     """Normalize ``"float32"``, ``np.float32`` or ``mr.float32`` to a ``numpy.dtype``; None stays None."""
     if dtype is None:
@@ -59,7 +68,8 @@ def as_dtype(dtype: Any) -> np.dtype | None:
         raise DTypeError(f"dtype: cannot interpret {dtype!r} as a dtype") from exc
 
 
-def _is_dtype_name(name: str) -> bool:
+def is_dtype_name(name: str) -> bool:
+    """Whether ``name`` is a dtype's name (``"float32"``, ``"double"``, ...)."""
     try:
         as_dtype(name)
     except DTypeError:
@@ -95,6 +105,75 @@ class Tensor:
         self._hooks: list | None = None
         self._requires_grad = False
         self.requires_grad = requires_grad
+
+    if TYPE_CHECKING:  # installed by minires/ops/tensor_methods.py (TENSOR_METHODS); see the module docstring
+
+        def backward(self, gradient: Any = None, retain_graph: bool = False) -> None: ...
+        def __add__(self, other: Any) -> Tensor: ...
+        def __radd__(self, other: Any) -> Tensor: ...
+        def __sub__(self, other: Any) -> Tensor: ...
+        def __rsub__(self, other: Any) -> Tensor: ...
+        def __mul__(self, other: Any) -> Tensor: ...
+        def __rmul__(self, other: Any) -> Tensor: ...
+        def __truediv__(self, other: Any) -> Tensor: ...
+        def __rtruediv__(self, other: Any) -> Tensor: ...
+        def __pow__(self, other: Any) -> Tensor: ...
+        def __rpow__(self, other: Any) -> Tensor: ...
+        def __matmul__(self, other: Any) -> Tensor: ...
+        def __rmatmul__(self, other: Any) -> Tensor: ...
+        def __neg__(self) -> Tensor: ...
+        def __abs__(self) -> Tensor: ...
+        def __getitem__(self, index: Any) -> Tensor: ...
+        def mul(self, other: Any) -> Tensor: ...
+        def div(self, other: Any) -> Tensor: ...
+        def exp(self) -> Tensor: ...
+        def log(self) -> Tensor: ...
+        def sqrt(self) -> Tensor: ...
+        def abs(self) -> Tensor: ...
+        def pow(self, exponent: Any) -> Tensor: ...
+        def clamp(self, min: Any = None, max: Any = None) -> Tensor: ...  # noqa: A002
+        def relu(self) -> Tensor: ...
+        def sigmoid(self) -> Tensor: ...
+        def tanh(self) -> Tensor: ...
+        def softmax(self, dim: int | None = None, *, axis: int | None = None) -> Tensor: ...
+        def log_softmax(self, dim: int | None = None, *, axis: int | None = None) -> Tensor: ...
+        def sum(
+            self, dim: Any = None, keepdim: bool = False, *, axis: Any = None, keepdims: Any = None
+        ) -> Tensor: ...
+        def mean(
+            self, dim: Any = None, keepdim: bool = False, *, axis: Any = None, keepdims: Any = None
+        ) -> Tensor: ...
+        def max(
+            self, dim: Any = None, keepdim: bool = False, *, axis: Any = None, keepdims: Any = None
+        ) -> Any: ...
+        def min(
+            self, dim: Any = None, keepdim: bool = False, *, axis: Any = None, keepdims: Any = None
+        ) -> Any: ...
+        def argmax(
+            self, dim: Any = None, keepdim: bool = False, *, axis: Any = None, keepdims: Any = None
+        ) -> Tensor: ...
+        def argmin(
+            self, dim: Any = None, keepdim: bool = False, *, axis: Any = None, keepdims: Any = None
+        ) -> Tensor: ...
+        def topk(self, k: int, dim: int = -1, largest: bool = True, sorted: bool = True) -> Any: ...  # noqa: A002
+        def matmul(self, other: Any) -> Tensor: ...
+        def reshape(self, *shape: Any) -> Tensor: ...
+        def view(self, *shape: Any) -> Tensor: ...
+        def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor: ...
+        def permute(self, *dims: Any) -> Tensor: ...
+        def transpose(self, dim0: int, dim1: int) -> Tensor: ...
+        def unsqueeze(self, dim: int | None = None, *, axis: int | None = None) -> Tensor: ...
+        def squeeze(self, dim: int | None = None, *, axis: int | None = None) -> Tensor: ...
+        def expand(self, *shape: Any) -> Tensor: ...
+        def clone(self) -> Tensor: ...
+        def to(
+            self,
+            *args: Any,
+            device: Any = None,
+            dtype: Any = None,
+            non_blocking: bool = False,
+            copy: bool = False,
+        ) -> Tensor: ...
 
     @classmethod
     def _wrap(cls, array: Any, requires_grad: bool = False) -> Tensor:
@@ -194,12 +273,6 @@ class Tensor:
         return f"tensor({body}{extra})"
 
     # ----- autograd ---------------------------------------------------------------------------------
-    def backward(self, gradient: Any = None, retain_graph: bool = False) -> None:
-        """Accumulate d(self)/d(leaf) into every leaf's ``.grad``; see ``autograd.backward``."""
-        from .autograd import backward
-
-        backward(self, gradient, retain_graph)
-
     def detach(self) -> Tensor:
         """The same data, cut from the graph."""
         return Tensor._wrap(self.data)
@@ -271,35 +344,6 @@ class Tensor:
         arr = backend.to_numpy(self.data)
         return arr if dtype is None else arr.astype(dtype)
 
-    def to(
-        self,
-        *args: Any,
-        device: Any = None,
-        dtype: Any = None,
-        non_blocking: bool = False,
-        copy: bool = False,
-    ) -> Tensor:
-        """``to("cuda")``, ``to(mr.float64)``, ``to(device, dtype)``, ``to(other)`` (other's device and
-        dtype); differentiable, like PyTorch's. ``non_blocking`` is accepted and has no effect; ``copy=True``
-        returns a new tensor even when nothing changes."""
-        for a in args:
-            if isinstance(a, Tensor):
-                device, dtype = a.device, a.dtype
-            elif isinstance(a, str) and a.split(":")[0] in ("cpu", "cuda"):
-                device = a
-            elif isinstance(a, (np.dtype, type)) or isinstance(a, str) and _is_dtype_name(a):
-                dtype = a
-            else:  # a device object with a .type, as torch.device has
-                device = a
-        from .ops.shape import clone, to_device, to_dtype
-
-        out = self
-        if dtype is not None and as_dtype(dtype) != self.dtype:
-            out = to_dtype(out, as_dtype(dtype))
-        if device is not None and backend.normalize_device(device) != self.device:
-            out = to_device(out, backend.normalize_device(device))
-        return clone(out) if copy and out is self else out
-
     def cpu(self) -> Tensor:
         return self.to("cpu")
 
@@ -340,11 +384,6 @@ class Tensor:
 
     def type_as(self, other: Tensor) -> Tensor:
         return self.to(other.dtype)
-
-    def clone(self) -> Tensor:
-        from .ops.shape import clone
-
-        return clone(self)
 
     def contiguous(self) -> Tensor:
         return self
@@ -432,7 +471,7 @@ class Tensor:
                     f"{name}: a leaf tensor that requires grad is being used in an in-place operation; "
                     "do it inside mr.no_grad()"
                 )
-            out = getattr(ops.elementwise, name)(self, other)
+            out = getattr(self, _OPERATORS[name])(other)
             if out.shape != self.shape:
                 raise self._broadcast_error(name, other)
             if out.dtype != self.dtype:
@@ -454,54 +493,8 @@ class Tensor:
     def __itruediv__(self, other: Any) -> Tensor:
         return self._inplace(other, "div")
 
-    # ----- ops as methods (each defined once, in minires/ops) ----------------------------------------
-    def __add__(self, other: Any) -> Tensor:
-        return ops.elementwise.add(self, other)
-
-    def __radd__(self, other: Any) -> Tensor:
-        return ops.elementwise.add(other, self)
-
-    def __sub__(self, other: Any) -> Tensor:
-        return ops.elementwise.sub(self, other)
-
-    def __rsub__(self, other: Any) -> Tensor:
-        return ops.elementwise.sub(other, self)
-
-    def __mul__(self, other: Any) -> Tensor:
-        return ops.elementwise.mul(self, other)
-
-    def __rmul__(self, other: Any) -> Tensor:
-        return ops.elementwise.mul(other, self)
-
-    def __truediv__(self, other: Any) -> Tensor:
-        return ops.elementwise.div(self, other)
-
-    def __rtruediv__(self, other: Any) -> Tensor:
-        return ops.elementwise.div(other, self)
-
-    def __pow__(self, other: Any) -> Tensor:
-        return ops.elementwise.pow(self, other)
-
-    def __rpow__(self, other: Any) -> Tensor:
-        return ops.elementwise.pow(other, self)
-
-    def __matmul__(self, other: Any) -> Tensor:
-        return ops.linalg.matmul(self, other)
-
-    def __rmatmul__(self, other: Any) -> Tensor:
-        return ops.linalg.matmul(other, self)
-
-    def __neg__(self) -> Tensor:
-        return ops.elementwise.neg(self)
-
     def __pos__(self) -> Tensor:
         return self
-
-    def __abs__(self) -> Tensor:
-        return ops.elementwise.abs(self)
-
-    def __getitem__(self, index: Any) -> Tensor:
-        return ops.shape.getitem(self, index)
 
     def __setitem__(self, index: Any, value: Any) -> None:
         self._check_inplace("__setitem__")
@@ -560,113 +553,16 @@ class Tensor:
 
     # Arithmetic spelled as methods, as torch's ``x.add(y, alpha=2)``; each is the operator's op.
     def add(self, other: Any, alpha: float = 1) -> Tensor:
-        return ops.elementwise.add(self, other if alpha == 1 else other * alpha)
+        return self + (other if alpha == 1 else other * alpha)
 
     def sub(self, other: Any, alpha: float = 1) -> Tensor:
-        return ops.elementwise.sub(self, other if alpha == 1 else other * alpha)
-
-    def mul(self, other: Any) -> Tensor:
-        return ops.elementwise.mul(self, other)
-
-    def div(self, other: Any) -> Tensor:
-        return ops.elementwise.div(self, other)
-
-    def exp(self) -> Tensor:
-        return ops.elementwise.exp(self)
-
-    def log(self) -> Tensor:
-        return ops.elementwise.log(self)
-
-    def sqrt(self) -> Tensor:
-        return ops.elementwise.sqrt(self)
-
-    def abs(self) -> Tensor:
-        return ops.elementwise.abs(self)
-
-    def pow(self, exponent: Any) -> Tensor:
-        return ops.elementwise.pow(self, exponent)
-
-    def clamp(self, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002 - PyTorch's names
-        return ops.elementwise.clamp(self, min, max)
-
-    def relu(self) -> Tensor:
-        return ops.activation.relu(self)
-
-    def sigmoid(self) -> Tensor:
-        return ops.activation.sigmoid(self)
-
-    def tanh(self) -> Tensor:
-        return ops.activation.tanh(self)
-
-    # ``axis`` and ``keepdims`` are accepted where torch accepts them, as aliases of ``dim`` and ``keepdim``
-    # (NumPy's spelling, which the d2l book uses: ``y_hat.argmax(axis=1)``).
-    def softmax(self, dim: int | None = None, *, axis: int | None = None) -> Tensor:
-        return ops.activation.softmax(self, dim, axis=axis)
-
-    def log_softmax(self, dim: int | None = None, *, axis: int | None = None) -> Tensor:
-        return ops.activation.log_softmax(self, dim, axis=axis)
-
-    def sum(
-        self, dim: Any = None, keepdim: bool = False, *, axis: Any = None, keepdims: Any = None
-    ) -> Tensor:
-        return ops.reduction.sum(self, dim, keepdim, axis=axis, keepdims=keepdims)
-
-    def mean(
-        self, dim: Any = None, keepdim: bool = False, *, axis: Any = None, keepdims: Any = None
-    ) -> Tensor:
-        return ops.reduction.mean(self, dim, keepdim, axis=axis, keepdims=keepdims)
-
-    def max(self, dim: Any = None, keepdim: bool = False, *, axis: Any = None, keepdims: Any = None) -> Any:
-        return ops.reduction.max(self, dim, keepdim, axis=axis, keepdims=keepdims)
-
-    def min(self, dim: Any = None, keepdim: bool = False, *, axis: Any = None, keepdims: Any = None) -> Any:
-        return ops.reduction.min(self, dim, keepdim, axis=axis, keepdims=keepdims)
-
-    def argmax(
-        self, dim: int | None = None, keepdim: bool = False, *, axis: Any = None, keepdims: Any = None
-    ) -> Tensor:
-        return ops.reduction.argmax(self, dim, keepdim, axis=axis, keepdims=keepdims)
-
-    def argmin(
-        self, dim: int | None = None, keepdim: bool = False, *, axis: Any = None, keepdims: Any = None
-    ) -> Tensor:
-        return ops.reduction.argmin(self, dim, keepdim, axis=axis, keepdims=keepdims)
-
-    def topk(self, k: int, dim: int = -1, largest: bool = True, sorted: bool = True) -> Any:  # noqa: A002
-        return ops.reduction.topk(self, k, dim, largest, sorted)
-
-    def matmul(self, other: Any) -> Tensor:
-        return ops.linalg.matmul(self, other)
-
-    def reshape(self, *shape: Any) -> Tensor:
-        return ops.shape.reshape(self, *shape)
-
-    def view(self, *shape: Any) -> Tensor:
-        return ops.shape.reshape(self, *shape)
-
-    def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
-        return ops.shape.flatten(self, start_dim, end_dim)
-
-    def permute(self, *dims: Any) -> Tensor:
-        return ops.shape.permute(self, *dims)
-
-    def transpose(self, dim0: int, dim1: int) -> Tensor:
-        return ops.shape.transpose(self, dim0, dim1)
+        return self - (other if alpha == 1 else other * alpha)
 
     def t(self) -> Tensor:
-        return ops.shape.transpose(self, 0, 1) if self.ndim == 2 else self
-
-    def unsqueeze(self, dim: int | None = None, *, axis: int | None = None) -> Tensor:
-        return ops.shape.unsqueeze(self, dim, axis=axis)
-
-    def squeeze(self, dim: int | None = None, *, axis: int | None = None) -> Tensor:
-        return ops.shape.squeeze(self, dim, axis=axis)
-
-    def expand(self, *shape: Any) -> Tensor:
-        return ops.shape.expand(self, *shape)
+        return self.transpose(0, 1) if self.ndim == 2 else self
 
     def expand_as(self, other: Tensor) -> Tensor:
-        return ops.shape.expand(self, *other.shape)
+        return self.expand(*other.shape)
 
     def view_as(self, other: Tensor) -> Tensor:
         return self.reshape(other.shape)
@@ -839,6 +735,3 @@ class device:  # noqa: N801 - PyTorch's name
 
     def __hash__(self) -> int:
         return hash((self.type, self.index))
-
-
-from . import ops  # noqa: E402 - the ops need Tensor defined first; Tensor's methods need the ops

@@ -1,10 +1,15 @@
 """The op table: every differentiable op of minires, once, with what the table-driven tests need to know.
 
-Modelled on PyTorch's OpInfo and Chainer's FunctionTestCase. One row (``OpInfo``) per op lists:
+Modelled on PyTorch's OpInfo and Chainer's FunctionTestCase. The ops themselves are listed in the op
+registry, minires/ops/registry.py (an op's ``Function`` classes, its public names, a small example); each
+row here extends the registry entry of its name with what only the tests need (tests/test_registry.py
+checks that every entry has a row and every row an entry). One row (``OpInfo``) per op lists:
 
-    name        the op's name, as its error messages and the test ids print it
+    name        the name of the registry entry that the row extends (``row.entry``); error messages and
+                the test ids print it
     op          the minires callable, ``op(*args, **kwargs)``; a dict {spelling: callable} when the op has
-                several spellings (``F.relu``, ``mr.relu``, ``Tensor.relu``): each sample picks one
+                several spellings (``F.relu``, ``mr.relu``, ``Tensor.relu``): each sample picks one; the
+                public spellings among them are those of the entry's ``api``
     ref         its PyTorch twin, a callable on torch tensors with the same arguments (same dict keys)
     sample      a hypothesis strategy drawing a ``Sample``: shapes, parameters and the input values
     kinks       a predicate, True when a sample lies too close to a point where the op is not
@@ -18,7 +23,8 @@ Modelled on PyTorch's OpInfo and Chainer's FunctionTestCase. One row (``OpInfo``
 
 The three tests that read it: ``test_op_gradcheck.py`` (float64 central differences),
 ``test_op_torch.py`` (forward values and every input gradient against PyTorch, float32 and float64, on
-each backend) and ``test_op_bad_input.py`` (clear errors on bad input). Adding an op means adding a row.
+each backend) and ``test_op_bad_input.py`` (clear errors on bad input). Adding an op means adding its
+registry entry and its row.
 
 Sample values are drawn by NumPy from a seed that hypothesis draws: the shapes and parameters shrink
 as hypothesis values do, and a failing example replays exactly from its seed. Arrays are kept small,
@@ -41,6 +47,7 @@ from hypothesis.extra import numpy as hnp
 import minires as mr
 import minires.nn.functional as F
 from minires.errors import DeviceError, DTypeError, GraphError, ShapeError
+from minires.ops import registry
 from minires.ops.conv import conv_layout
 
 
@@ -133,6 +140,11 @@ class OpInfo:
     rtol32: float = 1e-5  # float32 against torch; float64 uses 1e-10. atol is rtol times the values' scale
     stochastic: Callable[[Sample], bool] | None = None  # True: the output is random (dropout with 0 < p < 1)
     moves_device: bool = False  # the output is on another device than the input (``to``)
+
+    @property
+    def entry(self) -> registry.Entry:
+        """The registry entry this row extends: the op's Functions, public names and example."""
+        return registry.get(self.name)
 
     def call(self, sample: Sample, *args: Any, **kwargs: Any) -> Any:
         return (self.op[sample.variant] if isinstance(self.op, dict) else self.op)(*args, **kwargs)
@@ -486,6 +498,19 @@ def flatten_samples(draw: Any) -> Sample:
         if draw(st.booleans()):
             args += (_maybe_negative(draw, end, nd),)
     return Sample(args, grad=(0,), variant=draw(st.sampled_from(["mr.flatten", "Tensor.flatten"])))
+
+
+@st.composite
+def expand_samples(draw: Any) -> Sample:
+    """A target shape with up to two new leading dims, each size-1 dim of x broadcast to 1 to 3, and -1
+    (keep the size) at some of x's dims."""
+    shape = draw(shapes(max_dims=3, max_side=3))
+    target = [draw(st.integers(1, 3)) for _ in range(draw(st.integers(0, 2)))]
+    for n in shape:
+        target.append(-1 if draw(st.booleans()) else draw(st.integers(1, 3)) if n == 1 else n)
+    x = normal(draw(RNG), shape)
+    variant = draw(st.sampled_from(["Tensor.expand(*shape)", "Tensor.expand(shape)"]))
+    return Sample((x,), {"shape": tuple(target)}, grad=(0,), variant=variant)
 
 
 @st.composite
@@ -1261,6 +1286,33 @@ OPS: list[OpInfo] = [
                 "dim out of range", lambda d: t(2, 1, device=d).squeeze(-3), ShapeError, ("squeeze", "-3")
             ),
         ),
+    ),
+    OpInfo(
+        "broadcast_to",
+        {
+            "Tensor.expand(*shape)": lambda x, shape: x.expand(*shape) if shape else x.expand(shape),
+            "Tensor.expand(shape)": lambda x, shape: x.expand(shape),
+        },
+        {
+            "Tensor.expand(*shape)": lambda x, shape: x.expand(*shape) if shape else x.expand(shape),
+            "Tensor.expand(shape)": lambda x, shape: x.expand(shape),
+        },
+        expand_samples(),
+        bad=(
+            BadInput(
+                "fewer dims than the tensor",
+                lambda d: t(2, 3, device=d).expand(3),
+                ShapeError,
+                ("expand", "(2, 3)"),
+            ),
+            BadInput(
+                "a size other than 1 changed",
+                lambda d: t(2, 3, device=d).expand(4, 3),
+                ShapeError,
+                ("expand", "(2, 3)", "(4, 3)"),
+            ),
+        ),
+        rtol32=3e-5,
     ),
     OpInfo(
         "getitem",

@@ -229,7 +229,7 @@ def test_retain_graph_allows_a_second_backward_and_doubles_grads(torch: Any, bac
 
 
 def _saved_attributes(node: Function) -> list[str]:
-    return [k for k in node._saved if k in vars(node)]
+    return [k for k in node.saved if k in vars(node)]
 
 
 def test_backward_frees_every_nodes_saved_buffers() -> None:

@@ -1,4 +1,5 @@
-"""The two unfold layouts of conv2d (minires/ops/im2col.py): each against torch, and the live-tap pruning.
+"""The unfold layouts of conv2d (minires/ops/conv_layouts.py, on minires/ops/im2col.py): each against torch,
+the per-layer choice and its per-thread override, and the live-tap pruning.
 
 The op table (tests/op_table.py) already runs conv2d through gradcheck and the torch comparison in each
 layout; here the layouts meet shapes the table's small strategies rarely draw (a kernel larger than the
@@ -7,6 +8,7 @@ image with padding, 1x1 images, channels-last inputs), and the helpers are check
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
@@ -16,7 +18,9 @@ from hypothesis import strategies as st
 
 import minires as mr
 import minires.nn.functional as F
-from minires.ops.conv import LAYOUTS, choose_layout, conv_layout
+from minires.grad_mode import CONV_LAYOUTS, conv_layout, forced_conv_layout
+from minires.ops.conv import conv2d_forward, conv2d_input_grad
+from minires.ops.conv_layouts import LAYOUTS, ChannelsFirst, ChannelsLast, ShiftedRows, choose_layout
 from minires.ops.im2col import col2im_nhwc, im2col, im2col_nhwc, im2col_rows, live_taps, rows_view
 
 
@@ -128,14 +132,72 @@ def test_im2col_rows_holds_im2col_at_the_output_pixels() -> None:
     np.testing.assert_array_equal(picked.reshape(reference.shape), reference)
 
 
+def _layer(cg: int, width: int, stride: int) -> tuple:
+    """choose_layout's arguments for a 3x3 layer with padding 1 on (2, cg, width, width) images."""
+    s = (stride, stride)
+    return (2, cg, width, width), (8, cg, 3, 3), s, ((1, 1), (1, 1)), (1, 1), 1
+
+
 def test_per_layer_choice() -> None:
-    assert choose_layout(64, 7, True) == "nhwc" and choose_layout(512, 1, False) == "nhwc"
-    assert choose_layout(16, 28, True) == "rows" and choose_layout(16, 28, False) == "nchw"
+    def name(cg: int, width: int, stride: int) -> str:
+        return choose_layout(*_layer(cg, width, stride)).name
+
+    assert name(64, 7, 1) == "nhwc" and name(512, 1, 2) == "nhwc"
+    assert name(16, 28, 1) == "rows" and name(16, 28, 2) == "nchw"
     with conv_layout("nchw"):
-        assert choose_layout(512, 1, True) == "nchw"
-    with conv_layout("rows"):
-        assert choose_layout(3, 112, True) == "rows" and choose_layout(3, 112, False) == "nchw"
-    assert choose_layout(512, 1, True) == "nhwc"  # restored
+        assert name(512, 1, 1) == "nchw"
+    with conv_layout("rows"):  # rows has no fold: only where dx is a convolution
+        assert name(3, 112, 1) == "rows" and name(3, 112, 2) == "nchw"
+    assert name(512, 1, 1) == "nhwc"  # restored
     with pytest.raises(ValueError, match="conv_layout: expected one of"):
         with conv_layout("channels_last"):
             pass
+
+
+def test_layout_names_are_the_override_names() -> None:
+    assert tuple(LAYOUTS) == CONV_LAYOUTS
+    assert [cls.name for cls in (ChannelsFirst, ShiftedRows, ChannelsLast)] == list(CONV_LAYOUTS)
+
+
+def test_rows_has_no_fold() -> None:
+    """The rows layout states that it cannot fold; its dx is the flipped-kernel convolution."""
+    assert ShiftedRows.has_fold is False and ChannelsFirst.has_fold and ChannelsLast.has_fold
+    rows = ShiftedRows(*_layer(4, 6, 1))
+    with pytest.raises(NotImplementedError, match="no fold"):
+        rows.fold(None, None, 2)
+
+
+def test_the_override_is_per_thread() -> None:
+    """A conv_layout block in one thread leaves another thread's convolutions to the per-layer choice."""
+    entered, release, seen = threading.Event(), threading.Event(), []
+
+    def other() -> None:
+        entered.wait()
+        seen.append((forced_conv_layout(), choose_layout(*_layer(64, 7, 1)).name))
+        release.set()
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    with conv_layout("nchw"):
+        entered.set()
+        release.wait()
+        assert forced_conv_layout() == "nchw"
+    thread.join()
+    assert seen == [(None, "nhwc")] and forced_conv_layout() is None
+
+
+@pytest.mark.parametrize("layout", [ChannelsFirst, ChannelsLast])
+def test_fold_and_flipped_kernel_give_the_same_dx(layout: type) -> None:
+    """For a stride-1 layer conv2d_input_grad takes the flipped-kernel convolution; the layouts' fold
+    (dx = col2im(W^T dY), chunk by chunk) gives the same dx, and the forward kernel the same y."""
+    rng = np.random.default_rng(3)
+    x, w = rng.standard_normal((3, 6, 5, 4)), rng.standard_normal((4, 3, 3, 2))
+    args = (x.shape, w.shape, (1, 1), ((1, 2), (0, 1)), (1, 2), 2)
+    g = rng.standard_normal((3, 4, 6, 3))  # OH = 5 + 3 - 2, OW = 4 + 1 - 2
+    by_layout = layout(*args)
+    dx_flipped = conv2d_input_grad(g, w, by_layout)
+    dx_folded = by_layout.fold(by_layout.weight_matrix(w), by_layout.output_grad(g), 3)
+    np.testing.assert_allclose(dx_folded, dx_flipped, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        conv2d_forward(x, w, None, by_layout), conv2d_forward(x, w, None, ChannelsFirst(*args))
+    )

@@ -16,8 +16,9 @@ from op_table import OPS
 
 import minires as mr
 from minires import explain
-from minires.explain import ALIASES, REGISTRY, Entry
 from minires.function import Function
+from minires.ops import registry
+from minires.ops.registry import Entry, Registry
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,25 +29,25 @@ def _listed(capsys: pytest.CaptureFixture[str]) -> list[str]:
 
 
 def test_list_names_every_entry_and_alias(capsys: pytest.CaptureFixture[str]) -> None:
-    assert _listed(capsys) == [*REGISTRY, *ALIASES]
+    assert _listed(capsys) == [*registry.names(), *registry.aliases()]
 
 
 def test_every_op_table_row_has_an_entry() -> None:
-    missing = [row.name for row in OPS if row.name not in REGISTRY and ALIASES.get(row.name) not in REGISTRY]
-    assert not missing, f"op-table rows without an entry in minires/explain.py REGISTRY or ALIASES: {missing}"
+    missing = [row.name for row in OPS if registry.find(row.name) is None]
+    assert not missing, f"op-table rows without an entry in minires/ops/registry.py: {missing}"
 
 
 def test_every_alias_names_an_entry() -> None:
-    assert all(target in REGISTRY for target in ALIASES.values()), ALIASES
+    assert all(target in registry.names() for target in registry.aliases().values()), registry.aliases()
 
 
-@pytest.mark.parametrize("name", [*REGISTRY, *ALIASES])
+@pytest.mark.parametrize("name", [*registry.names(), *registry.aliases()])
 def test_each_listed_op_prints_its_derivation_and_passes(
     name: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert explain.main([name]) == 0
     out = capsys.readouterr().out
-    entry = REGISTRY[explain.resolve(name, REGISTRY)]
+    entry = registry.get(name)
     for source in entry.sources:
         assert explain.docstring(source) in out
     assert any(re.search(r"backward|dy/dx", explain.docstring(s), re.I) for s in entry.sources), (
@@ -69,16 +70,19 @@ class _WrongSigmoid(Function):
         return g * self.y
 
 
-BROKEN = {
-    "wrong_sigmoid": Entry(
-        (_WrongSigmoid,),
-        "_WrongSigmoid()(x), x (3, 4)",
-        lambda rng: (
-            lambda x: _WrongSigmoid()(x),
-            [mr.tensor(rng.standard_normal((3, 4)), requires_grad=True)],
-        ),
-    )
-}
+BROKEN = Registry(
+    [
+        Entry(
+            "wrong_sigmoid",
+            (_WrongSigmoid,),
+            "_WrongSigmoid()(x), x (3, 4)",
+            lambda rng: (
+                lambda x: _WrongSigmoid()(x),
+                [mr.tensor(rng.standard_normal((3, 4)), requires_grad=True)],
+            ),
+        )
+    ]
+)
 
 
 def test_a_wrong_backward_fails_with_a_large_difference(capsys: pytest.CaptureFixture[str]) -> None:
@@ -91,10 +95,10 @@ def test_a_wrong_backward_fails_with_a_large_difference(capsys: pytest.CaptureFi
 
 
 def test_compare_measures_the_difference() -> None:
-    fn, inputs = BROKEN["wrong_sigmoid"].sample(np.random.default_rng([0, 1]))
+    fn, inputs = BROKEN.get("wrong_sigmoid").sample(np.random.default_rng([0, 1]))
     (report,) = explain.compare(fn, inputs)
     assert report.shape == (3, 4) and report.max_rel_diff > 0.5
-    fn, inputs = REGISTRY["sigmoid"].sample(np.random.default_rng([0, 1]))
+    fn, inputs = registry.get("sigmoid").sample(np.random.default_rng([0, 1]))
     (report,) = explain.compare(fn, inputs)
     assert report.max_rel_diff < 1e-8
 

@@ -11,7 +11,7 @@ import pytest
 from op_table import OPS
 from scripts import load_script
 
-from minires.explain import ALIASES, REGISTRY
+from minires.ops import registry
 
 sync = load_script("tools/sync_guide.py")
 TEXT = sync.GUIDE.read_text()
@@ -42,7 +42,7 @@ def section_problems(text: str, row: str) -> list[str]:
         )
     if not any(m["label"].startswith("minires/") for m in sync.CODE_LINK.finditer(section.body)):
         problems.append(f"section `{row}` has no link to its code in minires/")
-    entry = REGISTRY[row if row in REGISTRY else ALIASES[row]]
+    entry = registry.get(row)
     quoted = {m["target"] for m in sync.DOCSTRING_BLOCK.finditer(section.body)}
     for source in entry.sources:
         if sync.dotted_name(source) not in quoted:
@@ -56,8 +56,8 @@ def test_every_op_table_row_has_a_section() -> None:
 
 
 def test_section_names_are_ops_and_unique() -> None:
-    """A heading names op-table rows or explain entries (sum_to, broadcast_to), each in one section only."""
-    known = {row.name for row in OPS} | set(REGISTRY) | set(ALIASES)
+    """A heading names op-table rows or registry entries and aliases (sum_to), each in one section only."""
+    known = {row.name for row in OPS} | set(registry.names()) | set(registry.aliases())
     seen: dict[str, int] = {}
     for s in sync.sections(TEXT):
         for name in s.names:

@@ -19,6 +19,7 @@ from op_table import OPS, OPS_BY_NAME, OpInfo, Sample, to_minires
 import minires as mr
 import minires.nn.functional as F
 from minires.function import Function
+from minires.ops import registry
 from minires.ops.broadcast import sum_to
 
 # The tests are parametrized by the row's name, not the row: hypothesis then replays its examples reliably.
@@ -66,50 +67,34 @@ def test_directional_gradcheck_on_large_inputs(name: str, data: st.DataObject) -
 
 
 # ----- the table covers the API ---------------------------------------------------------------------------
-# API.md's Functional section, and the Tensor methods / mr functions of "Tensors and autograd" that have a
-# gradient, each with the row that tests it.
-API_OPS = {
-    **{name: name for name in ("conv2d", "linear", "batch_norm", "relu", "gelu", "sigmoid", "tanh")},
-    **{name: name for name in ("max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "dropout", "softmax")},
-    **{name: name for name in ("log_softmax", "cross_entropy", "exp", "log", "sqrt", "erf", "flatten")},
-    **{name: name for name in ("cat", "stack", "matmul", "max", "min", "sum", "mean", "reshape", "permute")},
-    **{name: name for name in ("transpose", "unsqueeze", "squeeze", "abs", "clamp", "pow")},
-    "view": "reshape",
-    "to": "to",
-    "cpu": "to",
-    "__getitem__": "getitem",
-    "__add__": "add",
-    "__radd__": "add",
-    "__sub__": "sub",
-    "__rsub__": "sub",
-    "__mul__": "mul",
-    "__rmul__": "mul",
-    "__truediv__": "div",
-    "__rtruediv__": "div",
-    "__pow__": "pow",
-    "__rpow__": "pow",
-    "__matmul__": "matmul",
-    "__neg__": "neg",
-}
-NO_GRADIENT = {"argmax", "argmin"}
+# The public spellings of the ops with a gradient (API.md's Functional section, the Tensor methods and mr
+# functions of "Tensors and autograd", and more) are the ``api`` of the registry's entries; the exported
+# functions without a gradient are these.
+NO_GRADIENT = {"mr.argmax", "mr.argmin"}
 
 
 def test_every_op_has_a_row() -> None:
-    missing = {api: row for api, row in API_OPS.items() if row not in OPS_BY_NAME}
+    """Every public spelling in the registry (``F.conv2d``, ``Tensor.view``, ``Tensor.__radd__``) is
+    tested by the op-table row of its entry."""
+    missing = {api: name for api, name in registry.api().items() if name not in OPS_BY_NAME}
     assert not missing, f"API ops without a row in tests/op_table.py: {missing}"
 
 
 def test_every_exported_op_has_a_row() -> None:
-    """Every op function minires exports (in ``mr`` and ``nn.functional``) has a row, or has no gradient."""
+    """Every op function minires exports (in ``mr`` and ``nn.functional``) is a public spelling of a
+    registry entry, whose row tests it, or has no gradient."""
     exported = {
-        name
-        for module in (mr, F)
+        f"{prefix}.{name}"
+        for prefix, module in (("mr", mr), ("F", F))
         for name in dir(module)
         if callable(getattr(module, name))
         and getattr(getattr(module, name), "__module__", "").startswith("minires.ops")
     }
-    missing = sorted(exported - set(OPS_BY_NAME) - NO_GRADIENT)
-    assert not missing, f"exported ops without a row in tests/op_table.py: {missing}"
+    spelled = registry.api()
+    missing = sorted(s for s in exported - NO_GRADIENT if spelled.get(s) not in OPS_BY_NAME)
+    assert not missing, (
+        f"exported ops that no registry entry with a row in tests/op_table.py names: {missing}"
+    )
 
 
 # ----- the checker fails on wrong backward passes ---------------------------------------------------------

@@ -286,7 +286,7 @@ def stale_computed(text: str) -> list[str]:
 # ----- sections and links --------------------------------------------------------------------------------
 @dataclass
 class Section:
-    names: list[str]  # the backticked names in the heading: op-table rows (or explain entries)
+    names: list[str]  # the backticked names in the heading: op-table rows (or registry entries)
     heading: str
     line: int
     body: str

@@ -179,3 +179,17 @@ def xavier_normal_(tensor: Tensor, gain: float = 1.0) -> Tensor:
     fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
     std = gain * math.sqrt(2.0 / float(fan_in + fan_out))
     return normal_(tensor, 0.0, std)
+
+
+def default_weight_and_bias_(weight: Tensor, bias: Tensor | None, draw_bias_without_fan_in: bool) -> None:
+    """The default initialization of PyTorch's Conv2d and Linear, in place: W ~ kaiming_uniform_(a=sqrt(5)),
+    i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in)), and b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)). When fan_in is 0
+    (no input channels), Linear still draws b from U(0, 0) and Conv2d leaves it alone, as torch's two
+    ``reset_parameters`` do (``draw_bias_without_fan_in``): the generator's later draws stay torch's."""
+    kaiming_uniform_(weight, a=math.sqrt(5))
+    if bias is None:
+        return
+    fan_in, _ = _calculate_fan_in_and_fan_out(weight)
+    if fan_in > 0 or draw_bias_without_fan_in:
+        bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+        uniform_(bias, -bound, bound)

@@ -20,6 +20,8 @@ class ReLU(Function):
     So dx = g * [y > 0]. Only the mask is saved, not x.
     """
 
+    saved = ("mask",)
+
     def forward(self, x: Any) -> Any:
         xp = get_array_module(x)
         y = xp.maximum(x, 0)
@@ -38,6 +40,8 @@ class GELU(Function):
     Tanh ("tanh"):  y = x/2 (1 + tanh u), u = sqrt(2/pi) (x + 0.044715 x^3), and by the chain rule
         dy/dx = (1 + tanh u)/2 + x/2 (1 - tanh^2 u) sqrt(2/pi) (1 + 3 * 0.044715 x^2).
     """
+
+    saved = ("x", "tanh_u", "cdf")
 
     def __init__(self, approximate: str = "none") -> None:
         if approximate not in ("none", "tanh"):
@@ -70,6 +74,8 @@ class Sigmoid(Function):
     Backward: dy/dx = e^(-x) / (1 + e^(-x))^2 = y (1 - y), so dx = g * y * (1 - y).
     """
 
+    saved = ("y",)
+
     def forward(self, x: Any) -> Any:
         xp = get_array_module(x)
         e = xp.exp(-xp.abs(x))  # in (0, 1]: never overflows
@@ -82,6 +88,8 @@ class Sigmoid(Function):
 
 class Tanh(Function):
     r"""y = tanh x.  Backward: dy/dx = 1 - tanh^2 x = 1 - y^2, so dx = g * (1 - y^2)."""
+
+    saved = ("y",)
 
     def forward(self, x: Any) -> Any:
         self.y = get_array_module(x).tanh(x)
@@ -98,6 +106,8 @@ class Softmax(Function):
     Backward: dy_i/dx_k = y_i (delta_ik - y_k), so dx_k = sum_i g_i y_i (delta_ik - y_k)
         = y_k (g_k - sum_i g_i y_i).
     """
+
+    saved = ("y",)
 
     def __init__(self, dim: int) -> None:
         self.dim = dim
@@ -119,6 +129,8 @@ class LogSoftmax(Function):
     Backward: dy_i/dx_k = delta_ik - softmax(x)_k, so dx_k = g_k - softmax(x)_k sum_i g_i,
     with softmax(x) = e^y.
     """
+
+    saved = ("y",)
 
     def __init__(self, dim: int) -> None:
         self.dim = dim

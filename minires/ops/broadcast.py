@@ -55,6 +55,8 @@ class BroadcastTo(Function):
     Shapes: x broadcastable to ``shape``; y ``shape``.
     """
 
+    saved = ("x_shape",)
+
     def __init__(self, shape: tuple[int, ...]) -> None:
         self.shape = tuple(shape)
 

@@ -24,6 +24,8 @@ class Dropout(Function):
     Shapes: x, y, mask (*).
     """
 
+    saved = ("mask", "scale")
+
     def __init__(self, p: float) -> None:
         self.p = p
 

@@ -75,6 +75,8 @@ class Add(Function):
     Backward: dy/da = dy/db = 1, so da = sum_to(g, a.shape), db = sum_to(g, b.shape).
     """
 
+    saved = ("a_shape", "b_shape")
+
     def forward(self, a: Any, b: Any) -> Any:
         self.a_shape, self.b_shape = a.shape, b.shape
         return a + b
@@ -88,6 +90,8 @@ class Sub(Function):
 
     Backward: da = sum_to(g, a.shape), db = -sum_to(g, b.shape).
     """
+
+    saved = ("a_shape", "b_shape")
 
     def forward(self, a: Any, b: Any) -> Any:
         self.a_shape, self.b_shape = a.shape, b.shape
@@ -105,6 +109,8 @@ class Mul(Function):
         da = sum_to(g * b, a.shape),   db = sum_to(g * a, b.shape).
     """
 
+    saved = ("a", "b")
+
     def forward(self, a: Any, b: Any) -> Any:
         self.a, self.b = a, b
         return a * b
@@ -120,6 +126,8 @@ class Div(Function):
 
     Backward: dy/da = 1/b, dy/db = -a/b^2, so da = sum_to(g / b, a.shape), db = sum_to(-g * a / b^2, b.shape).
     """
+
+    saved = ("a", "b")
 
     def forward(self, a: Any, b: Any) -> Any:
         self.a, self.b = a, b
@@ -138,6 +146,8 @@ class Pow(Function):
     As PyTorch does, dy/da is taken as 0 where b = 0 (a^0 = 1 is constant in a, even at a = 0) and dy/db
     as 0 where a = 0 and b >= 0 (the limit of a^b ln a), instead of 0 * inf = nan.
     """
+
+    saved = ("a", "b", "y")
 
     def forward(self, a: Any, b: Any) -> Any:
         self.a, self.b = a, b
@@ -162,6 +172,8 @@ class Pow(Function):
 class Neg(Function):
     r"""y = -x.  Backward: dx = -g."""
 
+    saved = ()
+
     def forward(self, x: Any) -> Any:
         return -x
 
@@ -171,6 +183,8 @@ class Neg(Function):
 
 class Exp(Function):
     r"""y = e^x.  Backward: dy/dx = e^x = y, so dx = g * y (reusing the output)."""
+
+    saved = ("y",)
 
     def forward(self, x: Any) -> Any:
         self.y = get_array_module(x).exp(x)
@@ -183,6 +197,8 @@ class Exp(Function):
 class Log(Function):
     r"""y = ln x.  Backward: dy/dx = 1/x, so dx = g / x."""
 
+    saved = ("x",)
+
     def forward(self, x: Any) -> Any:
         self.x = x
         return get_array_module(x).log(x)
@@ -194,6 +210,8 @@ class Log(Function):
 class Sqrt(Function):
     r"""y = sqrt(x).  Backward: dy/dx = 1 / (2 sqrt(x)) = 1 / (2y), so dx = g / (2y)."""
 
+    saved = ("y",)
+
     def forward(self, x: Any) -> Any:
         self.y = get_array_module(x).sqrt(x)
         return self.y
@@ -204,6 +222,8 @@ class Sqrt(Function):
 
 class Abs(Function):
     r"""y = |x|.  Backward: dy/dx = sign(x) (PyTorch takes 0 at x = 0), so dx = g * sign(x)."""
+
+    saved = ("x",)
 
     def forward(self, x: Any) -> Any:
         self.x = x
@@ -230,6 +250,8 @@ class Erf(Function):
     Backward (fundamental theorem of calculus): dy/dx = 2/sqrt(pi) e^(-x^2), so dx = g * 2/sqrt(pi) e^(-x^2).
     """
 
+    saved = ("x",)
+
     def forward(self, x: Any) -> Any:
         self.x = x
         return erf_array(x)
@@ -244,6 +266,8 @@ class Clamp(Function):
 
     Backward: dy/dx = 1 where lo <= x <= hi, else 0 (PyTorch passes the gradient at the bounds).
     """
+
+    saved = ("mask",)
 
     def __init__(self, lo: float | None, hi: float | None) -> None:
         self.lo, self.hi = lo, hi

@@ -8,9 +8,10 @@ Notation: N, C, H, W         batch size, input channels, input height and width
           T                  kernel taps (kh, kw) kept: KH*KW, or fewer when some see only padding
           K, M               K = Cg*KH*KW values under one kernel position, M = N*OH*OW output pixels
 
-Both layouts copy, for each kernel offset (kh, kw), the pixels under it for every output position at once:
-one strided slice of the zero-padded input. They differ in which axis is innermost, and so in how long the
-contiguous runs of each copy are:
+Each way copies, for each kernel offset (kh, kw), the pixels under it for every output position at once: one
+strided slice of the zero-padded input. They differ in which axis is innermost, and so in how long the
+contiguous runs of each copy are. (conv_layouts.py wraps each in a layout class, and measures which layers
+each one is the fastest for.)
 
 - channels first (``im2col``, ``col2im``): the textbook matrix, one row per (c, kh, kw) and one column per
   output pixel (n, oh, ow); the runs are image rows, OW values long. The reference layout, and the faster
@@ -18,10 +19,10 @@ contiguous runs of each copy are:
 - channels last (``im2col_nhwc``, ``col2im_nhwc``): one row per output pixel (n, oh, ow), one column per
   (kh, kw, c); the runs are the Cg channels of a pixel. Faster where the images are small and the channels
   many (the late stages of every ResNet, where a row of a 7x7 or 2x2 image is too short a run).
-
 - channels first by shifted rows (``im2col_rows``, stride 1 only): the images, padded, laid end to end, so
   that a tap is one shift of the whole flat array and each (channel, tap) one contiguous copy; the columns
-  that land on padding are computed and dropped (``rows_view`` picks the output pixels).
+  that land on padding are computed and dropped (``rows_view`` picks the output pixels). No fold back:
+  the stride-1 convolutions it serves get dx as a convolution with the flipped kernel (conv.py).
 
 Channels last also drops the taps that see only padding (a 3x3 kernel with padding 1 on a 1x1 image has
 one live tap out of nine): their columns would be all zeros, and so their products.
@@ -32,24 +33,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..backend import get_array_module
-
-Pair = tuple[int, int]
-Padding = tuple[Pair, Pair]  # ((top, bottom), (left, right))
-
-
-def _pair(value: int | tuple[int, ...]) -> Pair:
-    """3 -> (3, 3); (3,) -> (3, 3); (3, 5) -> (3, 5)."""
-    if isinstance(value, (tuple, list)):
-        return (int(value[0]), int(value[-1]))
-    return (int(value), int(value))
-
-
-def _padding4(padding: int | tuple) -> Padding:
-    """int, (ph, pw) or ((top, bottom), (left, right)) -> ((top, bottom), (left, right))."""
-    if isinstance(padding, (tuple, list)) and len(padding) == 2 and isinstance(padding[0], (tuple, list)):
-        return (int(padding[0][0]), int(padding[0][1])), (int(padding[1][0]), int(padding[1][1]))
-    ph, pw = _pair(padding)
-    return (ph, ph), (pw, pw)
+from .args import Padding, Pair, padding4, pair
 
 
 def conv_output_size(size: int, kernel: int, stride: int, pad: tuple[int, int], dilation: int) -> int:
@@ -80,9 +64,9 @@ def im2col(
     """
     xp = get_array_module(x)
     N, C, H, W = x.shape
-    KH, KW = _pair(kernel_size)
-    (SH, SW), (DH, DW) = _pair(stride), _pair(dilation)
-    (pt, pb), (pl, pr) = _padding4(padding)
+    KH, KW = pair(kernel_size)
+    (SH, SW), (DH, DW) = pair(stride), pair(dilation)
+    (pt, pb), (pl, pr) = padding4(padding)
     G, Cg = groups, C // groups
     OH = conv_output_size(H, KH, SH, (pt, pb), DH)
     OW = conv_output_size(W, KW, SW, (pl, pr), DW)
@@ -123,9 +107,9 @@ def col2im(
     """
     xp = get_array_module(cols)
     N, C, H, W = x_shape
-    KH, KW = _pair(kernel_size)
-    (SH, SW), (DH, DW) = _pair(stride), _pair(dilation)
-    (pt, pb), (pl, pr) = _padding4(padding)
+    KH, KW = pair(kernel_size)
+    (SH, SW), (DH, DW) = pair(stride), pair(dilation)
+    (pt, pb), (pl, pr) = padding4(padding)
     OH = conv_output_size(H, KH, SH, (pt, pb), DH)
     OW = conv_output_size(W, KW, SW, (pl, pr), DW)
     cols = cols.reshape(C, KH, KW, N, OH, OW)  # channel c of group g is row block g*Cg + c

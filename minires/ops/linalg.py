@@ -22,6 +22,8 @@ class MatMul(Function):
     Shapes: A (*, M, K), B (*, K, N), Y (*, M, N).
     """
 
+    saved = ("a", "b")
+
     def forward(self, a: Any, b: Any) -> Any:
         self.a, self.b = a, b
         return get_array_module(a).matmul(a, b)
@@ -51,6 +53,8 @@ class Linear(Function):
     because y_mo = sum_i x_mi W_oi + b_o gives dy_mo/dx_mi = W_oi, dy_mo/dW_oi = x_mi, dy_mo/db_o = 1.
     Shapes: x (*, in), W (out, in), b (out,), y (*, out).
     """
+
+    saved = ("x", "w")
 
     def forward(self, x: Any, w: Any, b: Any | None) -> Any:
         self.x, self.w = x, w

@@ -17,6 +17,7 @@ from ..backend import get_array_module
 from ..errors import DeviceError, DTypeError, ShapeError, TargetIndexError
 from ..function import Function
 from ..tensor import Tensor
+from .args import check_vector
 
 _REDUCTIONS = ("none", "mean", "sum")
 
@@ -76,6 +77,8 @@ class CrossEntropy(Function):
     dt_ic = -s_i (1 - eps) w_c log p_ic. The class weights are constants (no gradient), as in PyTorch.
     Shapes: x (N, C, *); t (N, *) or (N, C, *); w (C,); loss (N, *) or ().
     """
+
+    saved = ("unbatched", "probabilities", "log_p", "q", "valid", "denom", "w_c")
 
     def __init__(self, weight: Any | None, ignore_index: int, reduction: str, label_smoothing: float) -> None:
         self.w, self.ignore_index, self.reduction, self.eps = weight, ignore_index, reduction, label_smoothing
@@ -140,6 +143,8 @@ class NLLLoss(Function):
     Shapes: x (N, C, *); t (N, *); w (C,); loss (N, *) or ().
     """
 
+    saved = ("unbatched", "q", "valid", "denom")
+
     def __init__(self, weight: Any | None, ignore_index: int, reduction: str) -> None:
         self.w, self.ignore_index, self.reduction = weight, ignore_index, reduction
 
@@ -183,18 +188,7 @@ def _check_common(op: str, input: Any, weight: Any, reduction: str) -> int:  # n
     C = input.shape[0] if input.ndim == 1 else input.shape[1]
     if C == 0:
         raise ShapeError(f"{op}: expected at least one class, got input of shape {input.shape}")
-    if weight is not None:
-        if not isinstance(weight, Tensor):
-            raise TypeError(f"{op}: expected weight to be a Tensor or None, got {type(weight).__name__}")
-        if weight.shape != (C,):
-            raise ShapeError(
-                f"{op}: expected weight of shape ({C},), one per class of input {input.shape}, "
-                f"got {weight.shape}"
-            )
-        if weight.dtype != input.dtype:
-            raise DTypeError(f"{op}: weight dtype {weight.dtype} does not match input dtype {input.dtype}")
-        if weight.device != input.device:
-            raise DeviceError(f"{op}: weight is on {weight.device} but input is on {input.device}")
+    check_vector(op, "weight", weight, C, input, per="class")
     return C
 
 

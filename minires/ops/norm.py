@@ -7,9 +7,10 @@ import numbers
 from typing import Any
 
 from ..backend import get_array_module
-from ..errors import DeviceError, DTypeError, ShapeError
+from ..errors import DTypeError, ShapeError
 from ..function import Function
 from ..tensor import Tensor
+from .args import check_vector
 
 
 def _channel_dot(a: Any, b: Any) -> Any:
@@ -40,6 +41,8 @@ class BatchNorm(Function):
     gamma, beta None (affine=False) mean gamma = 1, beta = 0 and no parameter gradients.
     Shapes: x, y (N, C, *); gamma, beta, running_mean, running_var (C,).
     """
+
+    saved = ("axes", "bshape", "m", "gamma", "inv_std", "x_hat", "x", "mu")
 
     def __init__(
         self,
@@ -140,6 +143,8 @@ class GroupNorm(Function):
     Shapes: x, y (N, C, *); gamma, beta (C,); mu, inv_std (N, G, 1) over x viewed as (N, G, m).
     """
 
+    saved = ("x_hat", "inv_std", "gamma", "bshape")
+
     def __init__(self, num_groups: int, eps: float) -> None:
         self.num_groups, self.eps = num_groups, eps
 
@@ -179,23 +184,6 @@ class GroupNorm(Function):
         if need_dbeta:
             dbeta = g.sum(axis=(0,) + tuple(range(2, g.ndim)))  # (C,)
         return dx, dgamma, dbeta
-
-
-def _check_channel_vector(name: str, t: Tensor | None, input: Tensor, op: str = "batch_norm") -> None:  # noqa: A002
-    if t is None:
-        return
-    if not isinstance(t, Tensor):
-        raise TypeError(f"{op}: expected {name} to be a Tensor or None, got {type(t).__name__}")
-    C = input.shape[1]
-    if t.shape != (C,):
-        raise ShapeError(
-            f"{op}: expected {name} of shape ({C},) for input of shape {input.shape} "
-            f"({C} channels), got {name} of shape {t.shape}"
-        )
-    if t.dtype != input.dtype:
-        raise DTypeError(f"{op}: {name} dtype {t.dtype} does not match input dtype {input.dtype}")
-    if t.device != input.device:
-        raise DeviceError(f"{op}: {name} is on {t.device} but input is on {input.device}")
 
 
 def batch_norm(
@@ -239,7 +227,7 @@ def batch_norm(
         ("weight", weight),
         ("bias", bias),
     ):
-        _check_channel_vector(name, t, input)
+        check_vector("batch_norm", name, t, input.shape[1], input)
     if training:
         m = input.numel() // input.shape[1] if input.shape[1] else 0
         if m == 1:
@@ -282,7 +270,7 @@ def group_norm(
             f"{input.shape} to be divisible by num_groups={num_groups}"
         )
     for name, t in (("weight", weight), ("bias", bias)):
-        _check_channel_vector(name, t, input, "group_norm")
+        check_vector("group_norm", name, t, input.shape[1], input)
     if input.numel() // num_groups == 1:  # torch's check, though a group of one value only gives x_hat = 0
         raise ShapeError(
             "group_norm: Expected more than 1 value per channel when training, got input of shape "

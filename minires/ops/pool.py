@@ -14,7 +14,7 @@ from ..backend import get_array_module
 from ..errors import DTypeError, ShapeError
 from ..function import Function
 from ..tensor import Tensor
-from .conv import int_pair
+from .args import int_pair
 from .shape import squeeze, unsqueeze
 
 Pair = tuple[int, int]
@@ -58,6 +58,8 @@ class MaxPool2d(Function):
     return_indices gives, as PyTorch's indices.
     Shapes: x (N, C, H, W), y and indices (N, C, OH, OW).
     """
+
+    saved = ("indices", "x_shape")
 
     def __init__(
         self, kernel_size: Pair, stride: Pair, padding: Pair, dilation: Pair, ceil_mode: bool
@@ -124,6 +126,8 @@ class AvgPool2d(Function):
     a scatter-add of g / divisor through the same strided slices (the adjoint of the forward's sum).
     Shapes: x (N, C, H, W), y (N, C, OH, OW), divisor (OH, OW).
     """
+
+    saved = ("divisor", "x_shape", "geometry", "padded_hw")
 
     def __init__(
         self,
@@ -202,6 +206,8 @@ class AdaptiveAvgPool2d(Function):
         dx_hw = sum_{i,j} P_h[i,h] g_ij P_w[j,w],   i.e.  dx = P_h^T g P_w.
     Shapes: x (N, C, H, W), y (N, C, OH, OW).
     """
+
+    saved = ("P_h", "P_w")
 
     def __init__(self, output_size: Pair) -> None:
         self.output_size = output_size

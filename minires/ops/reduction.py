@@ -65,6 +65,8 @@ class Sum(Function):
     Shapes: x (*); y x's shape without ``axes`` (or with 1s there when ``keepdim``).
     """
 
+    saved = ("x_shape",)
+
     def __init__(self, axes: tuple[int, ...] | None, keepdim: bool) -> None:
         self.axes, self.keepdim = axes, keepdim
 
@@ -82,6 +84,8 @@ class Mean(Function):
 
     Backward: dy/dx_i = 1/m, so dx = g / m broadcast back to x's shape.
     """
+
+    saved = ("x_shape",)
 
     def __init__(self, axes: tuple[int, ...] | None, keepdim: bool) -> None:
         self.axes, self.keepdim = axes, keepdim
@@ -105,6 +109,8 @@ class MaxAll(Function):
     gradient evenly, dx_i = g / k for each of them and 0 elsewhere.
     """
 
+    saved = ("ties",)
+
     def __init__(self, largest: bool) -> None:
         self.largest = largest
 
@@ -123,6 +129,8 @@ class MaxDim(Function):
     Backward: y_j = x_(i_j, j), so dy_j/dx = 1 at the selected index i_j and 0 elsewhere: dx is g
     scattered to the indices (ties: the first occurrence, as PyTorch's CPU kernel returns it).
     """
+
+    saved = ("x_shape", "idx")
 
     def __init__(self, dim: int, keepdim: bool, largest: bool) -> None:
         self.dim, self.keepdim, self.largest = dim, keepdim, largest
@@ -151,6 +159,8 @@ class TopK(Function):
     to the k indices (all distinct, so nothing adds up) and 0 elsewhere; max along a dim is the case k = 1.
     Shapes: x (..., n, ...); y, i (..., k, ...), the size n of ``dim`` replaced by k.
     """
+
+    saved = ("x_shape", "idx")
 
     def __init__(self, k: int, dim: int, largest: bool) -> None:
         self.k, self.dim, self.largest = k, dim, largest

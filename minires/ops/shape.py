@@ -14,7 +14,7 @@ from .. import backend
 from ..backend import get_array_module
 from ..errors import DeviceError, ShapeError
 from ..function import Function
-from ..tensor import Tensor
+from ..tensor import Tensor, as_dtype, is_dtype_name
 from .broadcast import BroadcastTo
 from .reduction import dim_alias
 
@@ -24,6 +24,8 @@ class Reshape(Function):
 
     Backward: element k of y is element k of x, so dx = g reshaped to x's shape.
     """
+
+    saved = ("x_shape",)
 
     def __init__(self, shape: tuple[int, ...]) -> None:
         self.shape = shape
@@ -42,6 +44,8 @@ class Permute(Function):
     Backward: undo the permutation, dx = g permuted by the inverse order argsort(dims).
     """
 
+    saved = ()
+
     def __init__(self, dims: tuple[int, ...]) -> None:
         self.dims = dims
 
@@ -58,6 +62,8 @@ class GetItem(Function):
     Backward: each y element is one x element, so dx is zero except at the indexed positions, where
     the gradients are added (an index that repeats an element sends it the sum of the gradients).
     """
+
+    saved = ("x_shape",)
 
     def __init__(self, index: Any) -> None:
         self.index = index
@@ -87,6 +93,8 @@ class Cat(Function):
     Backward: each input's gradient is its slice of g along ``dim``.
     """
 
+    saved = ("sizes",)
+
     def __init__(self, dim: int) -> None:
         self.dim = dim
 
@@ -104,6 +112,8 @@ class Stack(Function):
 
     Backward: input i's gradient is g[..., i, ...] (index i along ``dim``).
     """
+
+    saved = ()
 
     def __init__(self, dim: int) -> None:
         self.dim = dim
@@ -125,6 +135,8 @@ class Pad(Function):
     after)] along each dim, and dx = 0 for the x elements that a negative width cropped.
     Shapes: x (n_0, n_1, ...); y (n_0 + before_0 + after_0, n_1 + before_1 + after_1, ...).
     """
+
+    saved = ("x_shape",)
 
     def __init__(self, widths: tuple[tuple[int, int], ...], value: float) -> None:
         self.widths, self.value = widths, value
@@ -151,6 +163,8 @@ class Pad(Function):
 class ToDtype(Function):
     r"""y = x converted to ``dtype``.  Backward: dx = g converted back to x's dtype."""
 
+    saved = ("x_dtype",)
+
     def __init__(self, dtype: Any) -> None:
         self.dtype = dtype
 
@@ -165,6 +179,8 @@ class ToDtype(Function):
 class ToDevice(Function):
     r"""y = x copied to ``device``.  Backward: dx = g copied back to x's device."""
 
+    saved = ("x_device",)
+
     def __init__(self, device: str) -> None:
         self.device = device
 
@@ -178,6 +194,8 @@ class ToDevice(Function):
 
 class Clone(Function):
     r"""y = a copy of x.  Backward: dx = g."""
+
+    saved = ()
 
     def forward(self, x: Any) -> Any:
         return x.copy()
@@ -378,3 +396,31 @@ def to_device(x: Tensor, device: str) -> Tensor:
 
 def clone(x: Tensor) -> Tensor:
     return Clone()(x)
+
+
+def to(
+    x: Tensor,
+    *args: Any,
+    device: Any = None,
+    dtype: Any = None,
+    non_blocking: bool = False,
+    copy: bool = False,
+) -> Tensor:
+    """``x.to("cuda")``, ``x.to(mr.float64)``, ``x.to(device, dtype)``, ``x.to(other)`` (other's device
+    and dtype); differentiable, as PyTorch's (a ToDtype and/or a ToDevice node). ``non_blocking`` is
+    accepted and has no effect; ``copy=True`` returns a new tensor even when nothing changes."""
+    for a in args:
+        if isinstance(a, Tensor):
+            device, dtype = a.device, a.dtype
+        elif isinstance(a, str) and a.split(":")[0] in ("cpu", "cuda"):
+            device = a
+        elif isinstance(a, (np.dtype, type)) or isinstance(a, str) and is_dtype_name(a):
+            dtype = a
+        else:  # a device object with a .type, as torch.device has
+            device = a
+    out = x
+    if dtype is not None and as_dtype(dtype) != x.dtype:
+        out = to_dtype(out, as_dtype(dtype))
+    if device is not None and backend.normalize_device(device) != x.device:
+        out = to_device(out, backend.normalize_device(device))
+    return clone(out) if copy and out is x else out

@@ -16,19 +16,10 @@ from typing import Any
 from ..module import Module, _addindent
 
 
-class Sequential(Module):
-    """``Sequential(m0, m1, ...)`` or ``Sequential(OrderedDict(name=module, ...))``: ``forward`` feeds the
-    input through each child in order. Indexable (negative indices too; a slice gives a Sequential),
-    iterable, with ``len``, ``append``, ``insert``, ``extend`` and ``pop``."""
-
-    def __init__(self, *args: Any) -> None:
-        super().__init__()
-        if len(args) == 1 and isinstance(args[0], OrderedDict):
-            for key, module in args[0].items():
-                self.add_module(key, module)
-        else:
-            for idx, module in enumerate(args):
-                self.add_module(str(idx), module)
+class _ModuleSequence(Module):
+    """What ``Sequential`` and ``ModuleList`` share: children in order, reached by position (negative
+    positions too; a slice gives a new container of the same class), ``len``, iteration, ``append``,
+    ``extend`` and ``pop``. Deleting renumbers the children ``"0"``, ``"1"``, ... as PyTorch does."""
 
     def _key_at(self, idx: int) -> str:
         size = len(self)
@@ -37,9 +28,12 @@ class Sequential(Module):
             raise IndexError(f"index {idx} is out of range")
         return next(islice(iter(self._modules), idx % size, None))
 
+    def _from_slice(self, idx: slice) -> Module:
+        raise NotImplementedError
+
     def __getitem__(self, idx: int | slice) -> Any:
         if isinstance(idx, slice):
-            return self.__class__(OrderedDict(list(self._modules.items())[idx]))
+            return self._from_slice(idx)
         return self._modules[self._key_at(idx)]
 
     def __setitem__(self, idx: int, module: Module) -> None:
@@ -57,9 +51,42 @@ class Sequential(Module):
     def __iter__(self) -> Iterator[Module]:
         return iter(self._modules.values())
 
-    def append(self, module: Module) -> Sequential:
+    def append(self, module: Module) -> Any:
         self.add_module(str(len(self)), module)
         return self
+
+    def extend(self, modules: Iterable[Module]) -> Any:
+        if not isinstance(modules, Iterable):
+            raise TypeError(
+                f"{type(self).__name__}.extend should be called with an iterable, but got "
+                f"{type(modules).__name__}"
+            )
+        for module in modules:
+            self.append(module)
+        return self
+
+    def pop(self, key: int | slice) -> Any:
+        v = self[key]
+        del self[key]
+        return v
+
+
+class Sequential(_ModuleSequence):
+    """``Sequential(m0, m1, ...)`` or ``Sequential(OrderedDict(name=module, ...))``: ``forward`` feeds the
+    input through each child in order. Indexable (negative indices too; a slice gives a Sequential),
+    iterable, with ``len``, ``append``, ``insert``, ``extend`` and ``pop``."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__()
+        if len(args) == 1 and isinstance(args[0], OrderedDict):
+            for key, module in args[0].items():
+                self.add_module(key, module)
+        else:
+            for idx, module in enumerate(args):
+                self.add_module(str(idx), module)
+
+    def _from_slice(self, idx: slice) -> Sequential:
+        return self.__class__(OrderedDict(list(self._modules.items())[idx]))
 
     def insert(self, index: int, module: Module) -> Sequential:
         if not isinstance(module, Module):
@@ -73,23 +100,13 @@ class Sequential(Module):
         self._modules[str(index)] = module
         return self
 
-    def extend(self, modules: Iterable[Module]) -> Sequential:
-        for module in modules:
-            self.append(module)
-        return self
-
-    def pop(self, key: int | slice) -> Any:
-        v = self[key]
-        del self[key]
-        return v
-
     def forward(self, input: Any) -> Any:  # noqa: A002 - PyTorch's name
         for module in self._modules.values():
             input = module(input)
         return input
 
 
-class ModuleList(Module):
+class ModuleList(_ModuleSequence):
     """A list of modules, registered under ``"0"``, ``"1"``, ...: indexing (negative too; a slice gives a
     ModuleList), ``len``, iteration, ``append``, ``extend``, ``insert``, ``pop``, ``+=``. No ``forward``."""
 
@@ -98,31 +115,8 @@ class ModuleList(Module):
         if modules is not None:
             self.extend(modules)
 
-    def _abs_key(self, idx: int) -> str:
-        idx = operator.index(idx)
-        if not -len(self) <= idx < len(self):
-            raise IndexError(f"index {idx} is out of range")
-        return str(idx % len(self))
-
-    def __getitem__(self, idx: int | slice) -> Any:
-        if isinstance(idx, slice):
-            return self.__class__(list(self._modules.values())[idx])
-        return self._modules[self._abs_key(idx)]
-
-    def __setitem__(self, idx: int, module: Module) -> None:
-        setattr(self, self._abs_key(idx), module)
-
-    def __delitem__(self, idx: int | slice) -> None:
-        keys = [str(k) for k in range(len(self))[idx]] if isinstance(idx, slice) else [self._abs_key(idx)]
-        for key in keys:
-            delattr(self, key)
-        self.__dict__["_modules"] = OrderedDict((str(i), m) for i, m in enumerate(self._modules.values()))
-
-    def __len__(self) -> int:
-        return len(self._modules)
-
-    def __iter__(self) -> Iterator[Module]:
-        return iter(self._modules.values())
+    def _from_slice(self, idx: slice) -> ModuleList:
+        return self.__class__(list(self._modules.values())[idx])
 
     def __iadd__(self, modules: Iterable[Module]) -> ModuleList:
         return self.extend(modules)
@@ -134,25 +128,6 @@ class ModuleList(Module):
         for i in range(len(self._modules), index, -1):
             self._modules[str(i)] = self._modules[str(i - 1)]
         self._modules[str(index)] = module
-
-    def append(self, module: Module) -> ModuleList:
-        self.add_module(str(len(self)), module)
-        return self
-
-    def extend(self, modules: Iterable[Module]) -> ModuleList:
-        if not isinstance(modules, Iterable):
-            raise TypeError(
-                f"ModuleList.extend should be called with an iterable, but got {type(modules).__name__}"
-            )
-        offset = len(self)
-        for i, module in enumerate(modules):
-            self.add_module(str(offset + i), module)
-        return self
-
-    def pop(self, key: int | slice) -> Any:
-        v = self[key]
-        del self[key]
-        return v
 
     def __repr__(self) -> str:
         """As PyTorch's: runs of equal children are printed once, as ``(0-2): 3 x Linear(...)``."""

@@ -1,0 +1,322 @@
+"""The unfold layouts of conv2d: one class per way of laying out cols, chosen per layer by ``choose_layout``.
+
+Notation as in conv.py: N, C, H, W (input), OC output channels, G groups of Cg = C/G input and OCg = OC/G
+output channels, KH, KW (kernel), OH, OW (output), K = Cg*KH*KW, M = n*OH*OW for a chunk of n images.
+
+A layout turns the convolution of a chunk of images into matrix products. Each one answers the same
+questions, so that conv.py's loops (``conv2d_forward``, ``conv2d_weight_grad``, ``conv2d_input_grad``)
+are written once:
+
+    weight_matrix(w)           w as the matrix W of the products, (G, OCg, K) or (G, OCg, T*Cg)
+    unfold(x)                  cols of a chunk of images (im2col.py)
+    product(W, cols, n)        y of the chunk, (n, OC, OH, OW)
+    output_grad(g)             the chunk's g = dL/dy as dY, in the layout of the product
+    weight_grad(dY, cols)      the chunk's share of dW, in W's layout; weight_from_matrix(dW) -> dw
+    fold(W, dY, n)             the chunk's dx = fold(dcols), fold the adjoint of unfold (has_fold)
+
+- ``ChannelsFirst`` ("nchw"): the textbook im2col, cols (G, K, M), one row per (c, kh, kw); the reference,
+  and the unfold of strided layers with few channels.
+- ``ShiftedRows`` ("rows"): channels first, unfolded by shifting the padded images laid end to end (one
+  contiguous copy per channel and tap instead of one per image row). Stride 1 only, and it has no fold:
+  its dx is always the flipped-kernel convolution (conv.py ``conv2d_input_grad``), the faster way for
+  every stride-1 layer, so ``choose_layout`` picks it only where dx is a convolution.
+- ``ChannelsLast`` ("nhwc"): cols (G, M, T*Cg), one row per output pixel and the channels innermost,
+  with only the T live taps; its output (and dx) is an NCHW view of an NHWC array.
+
+The choice (``choose_layout``): channels last when a pixel's Cg channels make a longer run than an output
+row of OW values (Cg >= 4*OW: the small images of the late stages); otherwise shifted rows when the
+layer's dx is a convolution (stride 1), else channels first. ``conv_layout`` (minires/grad_mode.py, per
+thread) overrides it.
+
+Does each layout earn its place? Measured (2 cores AMD EPYC, AVX2, no AVX-512; NumPy's OpenBLAS, float32;
+the conv rows of benchmarks/bench.py: one training step of the layer, forward, dx and dw; ms, median of 11,
+each layout forced with ``conv_layout`` in a random order per round, glibc's malloc thresholds fixed so that
+the page faults of fresh buffers do not blur the comparison; "rows" on a strided layer is "nchw"):
+
+    layer                                          nchw    rows    nhwc   choose_layout
+    3x3 64->64 64x28x28 N128 (the issue's)          322     292     301   rows
+    d2l b2 3x3 64->64 64x24x24 N64                  123     116     112   rows
+    d2l b3 3x3 128->128 128x4x4 N256                 55      62      27   nhwc
+    cifar layer1 3x3 16->16 16x28x28 N128            52      46      79   rows
+    cifar layer3 3x3 64->64 64x7x7 N128              34      30      20   nhwc
+    resnet50 layer1 3x3 64->64 64x16x16 N32          31      28      27   nhwc
+    resnet50 layer1 1x1 256->64 256x16x16 N32        10.4    10.4    14.8 nhwc
+    cifar stem 3x3 1->16 1x28x28 N128 (no dx)         4.4     5.0     6.5 rows
+    d2l stem 7x7/2 1->64 1x96x96 N64 (no dx)         46      --      70   nchw
+    resnet50 stem 7x7/2 3->64 3x64x64 N32 (no dx)    25      --      66   nchw
+
+Each is the fastest somewhere, so all three stay: channels first on the strided stems (channels last is
+1.5-2.7x slower there, and rows cannot take a stride), shifted rows on the 16- and 64-channel 28x28 layers
+(14% and 10% faster than channels first, 1.7x and 1.03x faster than channels last), channels last on the
+small late-stage images (2x on 4x4, 1.5x on 7x7). The rule misses by more than 5% on two rows, left as
+they are (single layers fed NCHW; in a network a channels-last layer hands the next one channels last):
+the 1x1 256->64 layer (channels first 1.4x faster) and the cifar stem (channels first 1.13x faster).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..backend import get_array_module
+from ..grad_mode import forced_conv_layout
+from .args import Padding, Pair
+from .im2col import (
+    col2im,
+    col2im_nhwc,
+    conv_output_size,
+    im2col,
+    im2col_nhwc,
+    im2col_rows,
+    live_taps,
+    rows_view,
+)
+
+CHUNK_BYTES = 4 << 20  # the cols of one batch chunk: about 4 MiB, to stay in the cache (L3 here: 32 MiB)
+
+
+def dx_is_convolution(kernel_size: Pair, stride: Pair, padding: Padding, dilation: Pair) -> bool:
+    """Whether dx of this layer is a stride-1 convolution of g with the flipped kernel (conv.py
+    ``conv2d_input_grad``): stride 1, and padding at most the dilated kernel's extent on each side (the
+    flipped convolution pads g by the extent minus the padding)."""
+    (KH, KW), (DH, DW), ((pt, pb), (pl, pr)) = kernel_size, dilation, padding
+    return stride == (1, 1) and max(pt, pb) <= DH * (KH - 1) and max(pl, pr) <= DW * (KW - 1)
+
+
+class Layout:
+    """One convolution's geometry, unfolded one way; a subclass says which (see the module docstring)."""
+
+    name = ""
+    has_fold = True  # fold (dx by col2im) exists; without it dx must be the flipped-kernel convolution
+
+    def __init__(
+        self,
+        x_shape: tuple[int, ...],
+        w_shape: tuple[int, ...],
+        stride: Pair,
+        padding: Padding,
+        dilation: Pair,
+        groups: int,
+    ) -> None:
+        self.x_shape, self.w_shape = tuple(x_shape), tuple(w_shape)
+        self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
+        (H, W), (KH, KW) = self.x_shape[2:], self.w_shape[2:]
+        self.OH = conv_output_size(H, KH, stride[0], padding[0], dilation[0])
+        self.OW = conv_output_size(W, KW, stride[1], padding[1], dilation[1])
+        self.OCg = self.w_shape[0] // groups
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"
+
+    def values_per_image(self) -> int:
+        """How many values of cols one image unfolds to (sets the chunk size)."""
+        raise NotImplementedError
+
+    def chunks(self, itemsize: int) -> list[slice]:
+        """Slices of the batch axis whose cols take about CHUNK_BYTES: unfolded a chunk at a time, cols
+        stay in the cache between the unfold and the product that reads them."""
+        N = self.x_shape[0]
+        B = max(1, CHUNK_BYTES // max(1, self.values_per_image() * itemsize))
+        return [slice(i, min(i + B, N)) for i in range(0, N, B)]
+
+    def empty(self, xp: Any, shape: tuple[int, ...], dtype: Any) -> Any:
+        """An uninitialized (N, C, H, W) array in the layout's memory order: y, or dx."""
+        return xp.empty(shape, dtype=dtype)
+
+    def weight_matrix(self, w: Any) -> Any:
+        raise NotImplementedError
+
+    def weight_from_matrix(self, dW: Any) -> Any:
+        raise NotImplementedError
+
+    def unfold(self, x: Any) -> Any:
+        raise NotImplementedError
+
+    def product(self, W: Any, cols: Any, n: int) -> Any:
+        raise NotImplementedError
+
+    def output_grad(self, g: Any) -> Any:
+        raise NotImplementedError
+
+    def weight_grad(self, dY: Any, cols: Any) -> Any:
+        raise NotImplementedError
+
+    def fold(self, W: Any, dY: Any, n: int) -> Any:
+        raise NotImplementedError
+
+
+class ChannelsFirst(Layout):
+    r"""cols[g, (c, kh, kw), (n, oh, ow)] (``im2col``), and W = w as (G, OCg, K): per group g
+
+        Y_g = W_g @ cols_g          dW_g = dY_g @ cols_g^T       dcols_g = W_g^T @ dY_g
+        (OCg, M)                     (OCg, K)                     (K, M), then dx = col2im(dcols)
+
+    with Y, dY in the (o, (n, oh, ow)) layout: y and g with their first two axes swapped.
+    """
+
+    name = "nchw"
+
+    def values_per_image(self) -> int:
+        return self.w_shape[1] * self.w_shape[2] * self.w_shape[3] * self.OH * self.OW
+
+    def weight_matrix(self, w: Any) -> Any:
+        return w.reshape(self.groups, self.OCg, -1)  # (G, OCg, K)
+
+    def weight_from_matrix(self, dW: Any) -> Any:
+        return dW.reshape(self.w_shape)  # (OC, Cg, KH, KW)
+
+    def unfold(self, x: Any) -> Any:
+        return im2col(x, self.w_shape[2:], self.stride, self.padding, self.dilation, self.groups)  # (G, K, M)
+
+    def product(self, W: Any, cols: Any, n: int) -> Any:
+        Y = W @ cols  # (G, OCg, M)
+        return Y.reshape(-1, n, self.OH, self.OW).transpose(1, 0, 2, 3)  # (n, OC, OH, OW), a view
+
+    def output_grad(self, g: Any) -> Any:
+        xp = get_array_module(g)
+        return xp.ascontiguousarray(g.transpose(1, 0, 2, 3)).reshape(self.groups, self.OCg, -1)  # (G, OCg, M)
+
+    def weight_grad(self, dY: Any, cols: Any) -> Any:
+        return dY @ cols.transpose(0, 2, 1)  # (G, OCg, K)
+
+    def fold(self, W: Any, dY: Any, n: int) -> Any:
+        dcols = W.transpose(0, 2, 1) @ dY  # (G, K, M)
+        x_shape = (n, *self.x_shape[1:])
+        return col2im(dcols, x_shape, self.w_shape[2:], self.stride, self.padding, self.dilation)
+
+
+class ShiftedRows(ChannelsFirst):
+    r"""Channels first, unfolded by shifted rows (``im2col_rows``): cols (G, K, L) over the L flat
+    positions of the padded images laid end to end, of which the n*OH*OW output pixels are a strided
+    subset (``rows_view``). The products are ChannelsFirst's, over L >= M columns: Y is read at the
+    output pixels, and dY is put there with zeros in the other columns (so those add nothing to dW).
+
+    No fold: dcols = W^T dY would have to be folded back from the shifted rows, and the convolutions that
+    this layout serves (stride 1) get dx faster as the flipped-kernel convolution (conv.py). So choose_layout
+    takes it only for layers whose dx is a convolution, and ``fold`` raises.
+    """
+
+    name = "rows"
+    has_fold = False
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        (pt, pb), (pl, pr) = self.padding
+        self.padded = (self.x_shape[2] + pt + pb, self.x_shape[3] + pl + pr)  # (Hp, Wp)
+
+    def values_per_image(self) -> int:
+        return self.w_shape[1] * self.w_shape[2] * self.w_shape[3] * self.padded[0] * self.padded[1]
+
+    def unfold(self, x: Any) -> Any:
+        return im2col_rows(x, self.w_shape[2:], self.padding, self.dilation, self.groups)[0]  # (G, K, L)
+
+    def product(self, W: Any, cols: Any, n: int) -> Any:
+        Y = (W @ cols).reshape(-1, cols.shape[2])  # (OC, L): the output pixels among its columns
+        return rows_view(Y, n, (self.OH, self.OW), self.padded).transpose(1, 0, 2, 3)  # (n, OC, OH, OW)
+
+    def output_grad(self, g: Any) -> Any:
+        xp, (n, OC) = get_array_module(g), g.shape[:2]
+        (Hp, Wp), (OH, OW) = self.padded, (self.OH, self.OW)
+        L = (n - 1) * Hp * Wp + (OH - 1) * Wp + OW  # as im2col_rows
+        dY = xp.zeros((OC, L), dtype=g.dtype)  # 0 at the columns that are no output pixel
+        rows_view(dY, n, (OH, OW), self.padded)[...] = g.transpose(1, 0, 2, 3)
+        return dY.reshape(self.groups, self.OCg, L)  # (G, OCg, L)
+
+    def fold(self, W: Any, dY: Any, n: int) -> Any:
+        raise NotImplementedError(
+            "the rows layout has no fold: its dx is the flipped-kernel convolution (choose_layout takes "
+            "rows only for layers whose dx is a convolution)"
+        )
+
+
+class ChannelsLast(Layout):
+    r"""cols[g, (n, oh, ow), (t, c)] (``im2col_nhwc``) over the T live taps, and W_g (OCg, T*Cg) with its
+    columns in the same (t, c) order: the channels-first algebra transposed,
+
+        Y_g = cols_g @ W_g^T        dW_g = dY_g^T @ cols_g       dcols_g = dY_g @ W_g
+        (M, OCg)                     (OCg, T*Cg)                  (M, T*Cg), then dx = col2im_nhwc(dcols)
+
+    with Y, dY in the ((n, oh, ow), o) layout: y and g channels last. The taps that see only padding
+    multiply zeros: they are left out of W, and their dw is 0. y (and dx) is an NCHW view of an NHWC
+    array (PyTorch's channels_last memory format), so the next channels-last layer reads it as it is.
+    """
+
+    name = "nhwc"
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        KH, KW = self.w_shape[2:]
+        self.taps = live_taps(self.x_shape[2:], (KH, KW), self.stride, self.padding, self.dilation)
+        self.tap_index = [kh * KW + kw for kh, kw in self.taps]
+
+    def values_per_image(self) -> int:
+        return len(self.taps) * self.w_shape[1] * self.OH * self.OW
+
+    def empty(self, xp: Any, shape: tuple[int, ...], dtype: Any) -> Any:
+        N, C, H, W = shape
+        return xp.empty((N, H, W, C), dtype=dtype).transpose(0, 3, 1, 2)  # (N, C, H, W), channels last
+
+    def weight_matrix(self, w: Any) -> Any:
+        G, OCg, Cg = self.groups, self.OCg, self.w_shape[1]
+        W_taps = w.reshape(G, OCg, Cg, -1)[..., self.tap_index]  # (G, OCg, Cg, T)
+        return (
+            get_array_module(w).ascontiguousarray(W_taps.transpose(0, 1, 3, 2)).reshape(G, OCg, -1)
+        )  # (G, OCg, T*Cg)
+
+    def weight_from_matrix(self, dW: Any) -> Any:
+        G, OCg, Cg = self.groups, self.OCg, self.w_shape[1]
+        KH, KW = self.w_shape[2:]
+        dw = get_array_module(dW).zeros((G, OCg, Cg, KH * KW), dtype=dW.dtype)  # the dead taps stay 0
+        dw[..., self.tap_index] = dW.reshape(G, OCg, len(self.taps), Cg).transpose(0, 1, 3, 2)
+        return dw.reshape(self.w_shape)  # (OC, Cg, KH, KW)
+
+    def unfold(self, x: Any) -> Any:
+        return im2col_nhwc(
+            x, self.taps, self.stride, self.padding, self.dilation, self.groups, (self.OH, self.OW)
+        )  # (G, M, T*Cg)
+
+    def product(self, W: Any, cols: Any, n: int) -> Any:
+        Y = cols @ W.transpose(0, 2, 1)  # (G, M, OCg)
+        Y = Y.transpose(1, 0, 2) if self.groups > 1 else Y  # (M, G, OCg)
+        return Y.reshape(n, self.OH, self.OW, -1).transpose(0, 3, 1, 2)  # (n, OC, OH, OW), a view
+
+    def output_grad(self, g: Any) -> Any:
+        xp, OC = get_array_module(g), g.shape[1]
+        dY = xp.ascontiguousarray(g.transpose(0, 2, 3, 1)).reshape(1, -1, OC)  # (1, M, OC)
+        if self.groups > 1:  # contiguous per group: matmul loops slowly over strides BLAS cannot take
+            dY = xp.ascontiguousarray(dY.reshape(-1, self.groups, self.OCg).transpose(1, 0, 2))
+        return dY  # (G, M, OCg)
+
+    def weight_grad(self, dY: Any, cols: Any) -> Any:
+        return dY.transpose(0, 2, 1) @ cols  # (G, OCg, T*Cg)
+
+    def fold(self, W: Any, dY: Any, n: int) -> Any:
+        dcols = dY @ W  # (G, M, T*Cg)
+        x_shape = (n, *self.x_shape[1:])
+        return col2im_nhwc(
+            dcols, x_shape, self.taps, self.stride, self.padding, self.dilation, (self.OH, self.OW)
+        )
+
+
+LAYOUTS = {layout.name: layout for layout in (ChannelsFirst, ShiftedRows, ChannelsLast)}
+
+
+def choose_layout(
+    x_shape: tuple[int, ...],
+    w_shape: tuple[int, ...],
+    stride: Pair,
+    padding: Padding,
+    dilation: Pair,
+    groups: int,
+) -> Layout:
+    """The layout of one convolution, the one place where it is chosen (see the module docstring): the
+    thread's ``conv_layout`` if one is set (rows falls back to nchw where dx is no convolution), else
+    channels last when Cg >= 4*OW, shifted rows when dx is a convolution, channels first otherwise."""
+    args = (x_shape, w_shape, stride, padding, dilation, groups)
+    rows_fit = dx_is_convolution(w_shape[2:], stride, padding, dilation)  # rows has no fold
+    forced = forced_conv_layout()
+    if forced is not None:
+        name = "nchw" if forced == "rows" and not rows_fit else forced
+    else:
+        OW = conv_output_size(x_shape[3], w_shape[3], stride[1], padding[1], dilation[1])
+        name = "nhwc" if w_shape[1] >= 4 * OW else "rows" if rows_fit else "nchw"
+    return LAYOUTS[name](*args)
