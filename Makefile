@@ -30,7 +30,7 @@ test: venv
 	$(BIN)/python -m pytest -q
 
 test-gpu: $(GPU_STAMP)
-	$(BIN)/python -m pytest -q -m gpu
+	MINIRES_REQUIRE_GPU=1 $(BIN)/python -m pytest -q -m gpu
 
 train: venv
 	$(BIN)/python examples/train_fashion_mnist.py

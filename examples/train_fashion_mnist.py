@@ -507,7 +507,9 @@ def pick_device(device: str) -> str:
     if device == "auto":
         return "cuda" if mr.cuda.is_available() else "cpu"
     if device == "cuda" and not mr.cuda.is_available():
-        raise SystemExit("train_fashion_mnist: --device cuda, but CuPy is not installed or sees no GPU")
+        raise SystemExit(
+            f"train_fashion_mnist: --device cuda, but the GPU cannot be used: {mr.cuda.unavailable_reason()}"
+        )
     return device
 
 

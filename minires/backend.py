@@ -13,12 +13,30 @@ import numpy as np
 
 from .errors import DeviceError
 
-try:  # CuPy is the `gpu` extra; importing it can fail in many ways on a machine without CUDA.
-    import cupy
 
-    cupy.cuda.runtime.getDeviceCount()
-except Exception:  # noqa: BLE001 - any failure means "no usable GPU"
-    cupy = None
+def _probe_cupy() -> tuple[ModuleType | None, str]:
+    """CuPy when it is installed and can reach a GPU, else None and the reason, in words: CuPy is the
+    ``gpu`` extra, and on a machine without CUDA importing it or asking for a device can fail in many ways
+    (no package, no driver, an old driver, no CUDA runtime libraries, no device)."""
+    try:
+        import cupy
+    except ImportError as exc:
+        return None, f"CuPy is not installed ({exc}); install it with pip install 'minires[gpu]'"
+    except Exception as exc:  # noqa: BLE001 - a broken CuPy install raises anything
+        return None, f"CuPy is installed but cannot be imported ({type(exc).__name__}: {exc})"
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # noqa: BLE001 - CUDARuntimeError, a missing libcudart, ...
+        return None, (
+            f"CuPy {cupy.__version__} cannot reach a GPU ({type(exc).__name__}: {exc}); check the NVIDIA "
+            "driver (nvidia-smi) and that CuPy's CUDA version matches it"
+        )
+    if count < 1:
+        return None, f"CuPy {cupy.__version__} sees no GPU (getDeviceCount() is 0)"
+    return cupy, ""
+
+
+cupy, _unavailable_reason = _probe_cupy()
 
 Array = Any  # a numpy.ndarray or a cupy.ndarray
 
@@ -26,6 +44,11 @@ Array = Any  # a numpy.ndarray or a cupy.ndarray
 def cuda_available() -> bool:
     """True when CuPy is installed and sees at least one GPU."""
     return cupy is not None
+
+
+def cuda_unavailable_reason() -> str:
+    """Why the GPU cannot be used ("" when it can): the failure met when CuPy was probed."""
+    return "" if cupy is not None else _unavailable_reason
 
 
 def get_array_module(*arrays: Array) -> ModuleType:
@@ -38,18 +61,36 @@ def get_array_module(*arrays: Array) -> ModuleType:
 
 
 def normalize_device(device: Any) -> str:
-    """Map ``None``, ``"cpu"``, ``"cuda"``, ``"cuda:0"`` (or an object with ``.type``) to "cpu" or "cuda"."""
+    """Map ``None``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` (or an object with ``.type`` and ``.index``) to
+    "cpu" or "cuda". minires computes on one GPU, CuPy's current device: ``cuda:N`` naming another one is
+    refused rather than silently meaning the current one."""
     if device is None:
         return "cpu"
     name = getattr(device, "type", device)
     if not isinstance(name, str):
         raise DeviceError(f"device: expected 'cpu' or 'cuda', got {device!r}")
-    base = name.split(":")[0]
+    base, _, index_text = name.partition(":")
+    index = None if isinstance(device, str) else getattr(device, "index", None)
+    if index_text:
+        if not index_text.isdigit():
+            raise DeviceError(f"device: expected 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+        index = int(index_text)
     if base not in ("cpu", "cuda"):
         raise DeviceError(f"device: expected 'cpu' or 'cuda', got {device!r}")
-    if base == "cuda" and not cuda_available():
-        raise DeviceError("device 'cuda' was asked for, but CuPy is not installed or sees no GPU")
-    return base
+    if base == "cpu":
+        if index not in (None, 0):
+            raise DeviceError(f"device: the CPU is device 'cpu' (or 'cpu:0'), got {device!r}")
+        return "cpu"
+    if not cuda_available():
+        raise DeviceError(f"device {name!r} was asked for, but the GPU cannot be used: {_unavailable_reason}")
+    if index is not None:
+        current = cupy.cuda.runtime.getDevice()
+        if index != current:
+            raise DeviceError(
+                f"device: minires computes on one GPU, CuPy's current device cuda:{current}; got {device!r}. "
+                f"To use GPU {index}, select it first (cupy.cuda.Device({index}).use()) and pass 'cuda'"
+            )
+    return "cuda"
 
 
 def device_of(array: Array) -> str:

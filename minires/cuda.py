@@ -16,8 +16,13 @@ from . import backend, rng
 
 
 def is_available() -> bool:
-    """True when CuPy is installed and sees an NVIDIA GPU."""
+    """True when CuPy is installed and sees an NVIDIA GPU; ``unavailable_reason()`` says why not."""
     return backend.cuda_available()
+
+
+def unavailable_reason() -> str:
+    """Why ``is_available()`` is False, in words (the failure met probing CuPy); "" when it is True."""
+    return backend.cuda_unavailable_reason()
 
 
 def device_count() -> int:

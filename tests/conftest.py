@@ -3,6 +3,7 @@
 Environment:
     HYPOTHESIS_PROFILE     "ci" or "dev"; default "dev", or "ci" when CI is set (as CI runs do).
     MINIRES_REQUIRE_TORCH  "1" makes a missing torch fail the tests that compare with it instead of skipping.
+    MINIRES_REQUIRE_GPU    "1" makes the GPU tests fail, naming why, where the GPU cannot be used.
 """
 
 from __future__ import annotations
@@ -72,17 +73,32 @@ def backend(request: pytest.FixtureRequest) -> Iterator[str]:
     """The device each test runs on: "cpu" (NumPy), then "cuda" (CuPy) where a GPU is there."""
     if request.param == "cupy":
         if not _gpu_available():
-            pytest.skip("CuPy with an NVIDIA GPU not available")
+            _skip_or_fail_gpu()
         yield "cuda"
     else:
         yield "cpu"
 
 
+def _gpu_reason() -> str:
+    from minires.backend import cuda_unavailable_reason
+
+    return cuda_unavailable_reason()
+
+
+def _skip_or_fail_gpu() -> None:
+    """Skip a GPU test here, saying why the GPU cannot be used; with MINIRES_REQUIRE_GPU=1, fail it."""
+    if os.environ.get("MINIRES_REQUIRE_GPU") == "1":
+        pytest.fail(f"MINIRES_REQUIRE_GPU=1, but the GPU cannot be used: {_gpu_reason()}", pytrace=False)
+    pytest.skip(f"needs CuPy and an NVIDIA GPU: {_gpu_reason()}")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Skip the tests marked gpu on a machine without one, so that CI there skips them cleanly."""
+    """Skip the tests marked gpu on a machine without one, saying why (CI there skips them cleanly); with
+    MINIRES_REQUIRE_GPU=1 (make test-gpu) they run and fail instead, so that a GPU machine whose CuPy
+    cannot reach the GPU does not pass by skipping everything."""
     gpu_items = [item for item in items if item.get_closest_marker("gpu") is not None]
-    if not gpu_items or _gpu_available():
+    if not gpu_items or _gpu_available() or os.environ.get("MINIRES_REQUIRE_GPU") == "1":
         return
-    skip_gpu = pytest.mark.skip(reason="needs CuPy and an NVIDIA GPU")
+    skip_gpu = pytest.mark.skip(reason=f"needs CuPy and an NVIDIA GPU: {_gpu_reason()}")
     for item in gpu_items:
         item.add_marker(skip_gpu)
