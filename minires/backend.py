@@ -117,3 +117,35 @@ def to_numpy(array: Array) -> np.ndarray:
     if cupy is not None and isinstance(array, cupy.ndarray):
         return cupy.asnumpy(array)
     return np.asarray(array)
+
+
+def refuse_wrapped_indices(array: Array, index: Any) -> None:
+    """Raise NumPy's IndexError where ``array[index]`` has an integer-array index outside its axis.
+
+    NumPy and PyTorch refuse such an index; CuPy wraps it around the axis (``x[[3]]`` of a length-3 axis
+    is ``x[[0]]``), so on the GPU it is checked here, at one sync per device index array. On the CPU
+    this does nothing: NumPy raises by itself.
+    """
+    if get_array_module(array) is np:
+        return
+    shape = array.shape
+    items = index if isinstance(index, tuple) else (index,)
+    items = [np.asarray(i) if isinstance(i, list) else i for i in items]  # a list indexes as an array
+    is_mask = [getattr(i, "dtype", None) is not None and i.dtype.kind == "b" for i in items]
+    named = sum(  # the axes that the index names; an Ellipsis stands for the others
+        i.ndim if mask else 1
+        for i, mask in zip(items, is_mask, strict=True)
+        if i is not None and i is not ...
+    )
+    axis = 0  # the axis of ``array`` that the item indexes
+    for i, mask in zip(items, is_mask, strict=True):
+        if i is Ellipsis:
+            axis += len(shape) - named
+        elif mask:
+            axis += i.ndim
+        elif i is not None:
+            if getattr(i, "dtype", None) is not None and i.dtype.kind in "iu" and axis < len(shape):
+                n = shape[axis]
+                if i.size and bool(((i < -n) | (i >= n)).any()):
+                    raise IndexError(f"an index is out of bounds for axis {axis} with size {n}")
+            axis += 1

@@ -500,11 +500,16 @@ class Tensor:
         self._check_inplace("__setitem__")
         if isinstance(index, Tensor):
             index = index.data
+        elif isinstance(index, tuple):
+            index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
+        backend.refuse_wrapped_indices(self.data, index)  # CuPy would wrap them around
         self.data[index] = value.data if isinstance(value, Tensor) else value
 
     # Comparisons give bool tensors and carry no gradient.
     def _compare(self, other: Any, name: str) -> Tensor:
         other = other.data if isinstance(other, Tensor) else other
+        if isinstance(other, np.ndarray):  # host data, taken as the arithmetic operators take it
+            other = get_array_module(self.data).asarray(other)
         return Tensor._wrap(getattr(self.data, name)(other))
 
     def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]

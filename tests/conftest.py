@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 from collections.abc import Iterator
 from types import ModuleType
 
@@ -67,16 +68,43 @@ def torch() -> ModuleType:
 
 @pytest.fixture(
     scope="session",
-    params=["numpy", pytest.param("cupy", marks=pytest.mark.gpu)],
+    params=["numpy", "standin", pytest.param("cupy", marks=pytest.mark.gpu)],
 )
 def backend(request: pytest.FixtureRequest) -> Iterator[str]:
-    """The device each test runs on: "cpu" (NumPy), then "cuda" (CuPy) where a GPU is there."""
+    """The device each test runs on: "cpu" (NumPy); "cuda" on the CuPy stand-in (tests/cupy_standin.py,
+    installed around each test by `_standin_device`); then "cuda" (real CuPy) where a GPU is there."""
     if request.param == "cupy":
         if not _gpu_available():
             _skip_or_fail_gpu()
         yield "cuda"
+    elif request.param == "standin":
+        yield "cuda"
     else:
         yield "cpu"
+
+
+@pytest.fixture(autouse=True)
+def _standin_device(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """For the tests of the "standin" backend: minires's CuPy is the stand-in, for this one test.
+
+    Function-scoped, so that it is undone after each test (the session-scoped `backend` stays set while
+    other tests run). It is autouse, which hypothesis's check of function-scoped fixtures passes over.
+    minires asks `backend.cupy` at each call; rng caches a CuPy generator, and erf imports cupyx.
+    """
+    callspec = getattr(request.node, "callspec", None)
+    if callspec is None or callspec.params.get("backend") != "standin":
+        return
+    from cupy_standin import standin, standin_cupyx
+
+    import minires.backend
+    import minires.rng
+
+    monkeypatch.setattr(minires.backend, "cupy", standin)
+    monkeypatch.setattr(minires.backend, "_unavailable_reason", "")
+    monkeypatch.setattr(minires.rng, "_cp_gen", None)
+    monkeypatch.setitem(sys.modules, "cupyx", standin_cupyx)
+    monkeypatch.setitem(sys.modules, "cupyx.scipy", standin_cupyx.scipy)
+    monkeypatch.setitem(sys.modules, "cupyx.scipy.special", standin_cupyx.scipy.special)
 
 
 def _gpu_reason() -> str:

@@ -206,7 +206,9 @@ def _index_array(obj: Any) -> Any:
     if isinstance(obj, StandinArray):
         return obj._a
     if type(obj) is list:
-        return np.asarray(obj)
+        array = np.asarray(obj)
+        # CuPy's _prepare_slice_list: an empty list means no indices (int32), not a float64 array.
+        return array.astype(np.int32) if array.size == 0 else array
     return obj
 
 

@@ -1326,6 +1326,25 @@ OPS: list[OpInfo] = [
             BadInput(
                 "too many indices", lambda d: t(2, 3, device=d)[0, 0, 0], IndexError, ("getitem", "(2, 3)")
             ),
+            # CuPy wraps an out-of-range integer-array index around the axis; NumPy and PyTorch raise.
+            BadInput(
+                "int array index out of range",
+                lambda d: t(2, 3, device=d)[:, mr.tensor([0, 3], device=d)],
+                IndexError,
+                ("getitem", "(2, 3)", "out of bounds"),
+            ),
+            BadInput(
+                "negative int array index out of range",
+                lambda d: t(2, 3, device=d)[mr.tensor([-3], device=d)],
+                IndexError,
+                ("getitem", "(2, 3)", "out of bounds"),
+            ),
+            BadInput(
+                "list index out of range after a mask",
+                lambda d: t(2, 3, device=d)[mr.tensor([True, False], device=d), [5]],
+                IndexError,
+                ("getitem", "(2, 3)", "out of bounds"),
+            ),
         ),
     ),
     OpInfo(

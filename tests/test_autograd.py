@@ -677,10 +677,16 @@ def test_broadcasting_against_a_tensor_without_grad(torch: Any) -> None:
 
 
 # ----- devices ------------------------------------------------------------------------------------------
-@pytest.mark.gpu
-def test_mixing_cpu_and_gpu_tensors_raises_device_error() -> None:
+# The device tests run on the CuPy stand-in, and on real CuPy where a GPU is there (the `backend` fixture).
+ON_THE_GPU = pytest.mark.parametrize(
+    "backend", ["standin", pytest.param("cupy", marks=pytest.mark.gpu)], indirect=True
+)
+
+
+@ON_THE_GPU
+def test_mixing_cpu_and_gpu_tensors_raises_device_error(backend: str) -> None:
     cpu = mr.ones(2, 3, requires_grad=True)
-    gpu = mr.ones(2, 3, device="cuda", requires_grad=True)
+    gpu = mr.ones(2, 3, device=backend, requires_grad=True)
     for combine in (lambda a, b: a + b, lambda a, b: a * b, lambda a, b: a @ b.T):
         for a, b in ((cpu, gpu), (gpu, cpu)):
             with pytest.raises(mr.DeviceError, match=r"(?s)(cpu.*cuda|cuda.*cpu)"):
@@ -689,11 +695,11 @@ def test_mixing_cpu_and_gpu_tensors_raises_device_error() -> None:
         cpu + gpu
 
 
-@pytest.mark.gpu
-def test_gradients_flow_across_a_device_move(torch: Any) -> None:
+@ON_THE_GPU
+def test_gradients_flow_across_a_device_move(torch: Any, backend: str) -> None:
     data = RNG.standard_normal((2, 3))
     x, tx = pair(torch, data)
-    y = x.to("cuda")
+    y = x.to(backend)
     assert y.device == "cuda" and y.grad_fn is not None
     (y.exp() * 2).sum().backward()
     (tx.exp() * 2).sum().backward()

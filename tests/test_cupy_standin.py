@@ -250,6 +250,16 @@ def test_wrapping_uses_the_size_of_the_indexed_axis():
         x[2]  # a scalar index still raises, as in CuPy
 
 
+def test_an_empty_list_index_selects_nothing():
+    """CuPy reads an empty list as no integer indices (as NumPy does), not as a float64 array."""
+    x = cp.zeros((2, 3))
+    assert x[..., []].shape == (2, 0)
+    x[:, []] = 1.0
+    assert float(x.sum()) == 0.0
+    with pytest.raises(IndexError):
+        x[..., cp.asarray(np.zeros(0))]  # an empty float64 array is still refused
+
+
 def test_setitem_take_take_along_axis_put_along_axis_and_add_at_wrap():
     x = cp.zeros(3)
     x[[3, 4]] = 1.0
@@ -470,3 +480,23 @@ def test_the_name_check_can_fail():
     assert not in_real_cupy("add.signature")
     assert not in_real_cupy("lib.stride_tricks.broadcast_shapes")
     assert in_real_cupy("random.Generator.standard_normal") and in_real_cupy("cuda.runtime.getDeviceCount")
+
+
+# ---- the "standin" backend of the tests (tests/conftest.py)
+
+
+@pytest.mark.parametrize("backend", ["standin"], indirect=True)
+def test_the_standin_backend_puts_minires_on_the_stand_in(backend):
+    import minires as mr
+    import minires.backend
+
+    assert backend == "cuda" and minires.backend.cupy is standin and minires.backend.cuda_available()
+    assert type(mr.randn(2, device=backend).data) is StandinArray
+    assert mr.erf(mr.zeros(2, device=backend)).device == "cuda"  # cupyx.scipy.special is the stand-in's
+
+
+def test_the_other_tests_keep_minires_own_cupy():
+    """The stand-in is put in place for each "standin" test and taken away after it."""
+    import minires.backend
+
+    assert minires.backend.cupy is not standin

@@ -307,3 +307,40 @@ def test_whole_model_directional_gradcheck() -> None:
     model = models.cifar_resnet(8, shortcut="A").double()
     x = mr.tensor(np.random.default_rng(0).standard_normal((2, 3, 8, 8)), requires_grad=True)
     assert mr.directional_gradcheck(model, [x], n_directions=4, eps=1e-6, atol=1e-7, rtol=1e-5)
+
+
+# ----- a training step stays on the device ---------------------------------------------------------------
+# The device-to-host synchronisations one training step makes, each named. A real GPU waits at each one
+# for the queued kernels, so a new one (an `if bool(...)`, a `.item()` or a `float(loss)` in a hot path)
+# slows every step; this bound catches it on the CuPy stand-in, which counts them.
+TRAINING_STEP_SYNCS = {
+    "ndarray.__bool__": 2,  # MaxPool2d.forward's NaN check, `bool(xp.isnan(x).any())` (ops/pool.py);
+    # cross_entropy's target range check, `bool(bad.any())` (ops/loss.py, _check_class_index_target)
+    "bincount": 2,  # MaxPool2d.backward's scatter of g, xp.bincount: CuPy reads `(x < 0).any()` and
+    # `int(x.max())` (ops/pool.py)
+}
+
+
+@pytest.mark.parametrize("backend", ["standin"], indirect=True)
+def test_a_training_step_syncs_at_most_at_the_known_places(backend: str) -> None:
+    """d2l_resnet18, batch 8 of 1x28x28, SGD with momentum, cross_entropy: forward, backward and step on
+    the CuPy stand-in make no more device-to-host syncs than TRAINING_STEP_SYNCS names, of each kind."""
+    from cupy_standin import syncs
+
+    mr.manual_seed(0)
+    model = models.d2l_resnet18().to(backend)
+    optimizer = mr.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    x = mr.randn(8, 1, 28, 28, device=backend)
+    y = mr.tensor(np.arange(8) % 10, device=backend)
+
+    def step() -> None:
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+
+    step()  # the first step creates the momentum buffers
+    with syncs.counting() as block:
+        step()
+    counts = {reason: block.reasons.count(reason) for reason in set(block.reasons)}
+    over = {r: n for r, n in counts.items() if n > TRAINING_STEP_SYNCS.get(r, 0)}
+    assert not over, f"syncs beyond the known ones in one training step: {over} (all: {counts})"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import traceback
+from typing import Any
 
 import numpy as np
 import pytest
@@ -48,6 +49,24 @@ def _problem(case: BadInput, device: str) -> str | None:
 def test_bad_input(name: str, backend: str) -> None:
     problems = [f"{case.what}: {p}" for case in OPS_BY_NAME[name].bad if (p := _problem(case, backend))]
     assert not problems, f"{name}:\n  " + "\n  ".join(problems)
+
+
+@pytest.mark.parametrize(
+    "index",
+    [[3], (slice(None), [0, -4]), (Ellipsis, [5])],
+    ids=["list", "tuple with a list", "ellipsis then a list"],
+)
+@pytest.mark.parametrize("as_tensor", [False, True], ids=["raw", "tensor"])
+def test_setitem_refuses_an_index_past_the_axis(backend: str, index: Any, as_tensor: bool) -> None:
+    """``x[index] = v`` raises IndexError, as NumPy and PyTorch do, where CuPy would wrap the index
+    around the axis and write the wrong element."""
+    x = minires.zeros(3, 3, device=backend)
+    if as_tensor:  # each list as an integer tensor on the device
+        as_tensor_index = lambda i: minires.tensor(i, device=backend) if isinstance(i, list) else i  # noqa: E731
+        index = as_tensor_index(index) if isinstance(index, list) else tuple(map(as_tensor_index, index))
+    with pytest.raises(IndexError, match="out of bounds for axis"):
+        x[index] = 1.0
+    assert not x.numpy().any()
 
 
 # Required by the issue: each of these must be one of the table's cases.

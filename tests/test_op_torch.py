@@ -10,6 +10,7 @@ mask again under the same seed, about a fraction p dropped).
 
 from __future__ import annotations
 
+import operator
 from types import ModuleType
 from typing import Any
 
@@ -130,3 +131,22 @@ def test_dropout_drops_a_fraction_p(p: float, backend: str) -> None:
     np.testing.assert_array_equal(first, same)
     assert not np.array_equal(first, other)
     np.testing.assert_allclose(first[first != 0], 1 / (1 - p), rtol=1e-6)
+
+
+@pytest.mark.parametrize("op", ["eq", "ne", "lt", "le", "gt", "ge"])
+def test_comparisons_match_torch(op: str, backend: str, torch: ModuleType) -> None:
+    """A comparison gives torch's bool tensor on the input's device, with a tensor or a number on the
+    right; a NumPy array on the right (which torch refuses) is taken as a tensor of its values, on the
+    device too, as the arithmetic operators take it."""
+    compare = getattr(operator, op)
+    a, b = np.array([[1.0, 2.0, 3.0]]), np.array([[3.0], [2.0]])
+    x, tx = mr.tensor(a, device=backend), torch.from_numpy(a)
+    cases = [
+        (mr.tensor(b, device=backend), compare(tx, torch.from_numpy(b))),
+        (b, compare(tx, torch.from_numpy(b))),
+        (2.0, compare(tx, 2.0)),
+    ]
+    for right, ref in cases:
+        out = compare(x, right)
+        assert out.device == backend and out.dtype == mr.bool_, type(right)
+        np.testing.assert_array_equal(out.numpy(), ref.numpy(), err_msg=str(type(right)))

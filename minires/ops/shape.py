@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from .. import backend
-from ..backend import get_array_module
+from ..backend import get_array_module, refuse_wrapped_indices
 from ..errors import DeviceError, ShapeError
 from ..function import Function
 from ..tensor import Tensor, as_dtype, is_dtype_name
@@ -70,6 +70,7 @@ class GetItem(Function):
 
     def forward(self, x: Any) -> Any:
         self.x_shape = x.shape
+        refuse_wrapped_indices(x, self.index)  # CuPy would wrap them around
         return x[self.index]
 
     def backward(self, g: Any) -> Any:
