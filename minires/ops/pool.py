@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from ..backend import get_array_module
 from ..errors import DTypeError, ShapeError
 from ..function import Function
@@ -78,7 +80,9 @@ class MaxPool2d(Function):
         x_pad = _padded(
             xp, x, lowest, (PH, PW), (SH * (OH - 1) + DH * (KH - 1) + 1, SW * (OW - 1) + DW * (KW - 1) + 1)
         )
-        nan_wins = x.dtype.kind == "f" and bool(xp.isnan(x).any())  # one check instead of one per offset
+        # On the CPU one check of the whole input spares the per-offset NaN test below; on the GPU that
+        # check would stop the host until the device is done, so there every offset is tested instead.
+        nan_wins = x.dtype.kind == "f" and (xp is not np or bool(np.isnan(x).any()))
         # The running argmax, as the window offset k = kh*KW + kw. It starts, as in PyTorch, at the window's
         # first element inside the input (this shows only when all of a window's values are -inf): the
         # first kh with oh*SH + kh*DH >= PH, and likewise for kw.
@@ -109,10 +113,23 @@ class MaxPool2d(Function):
         N, C, H, W = self.x_shape
         plane = xp.arange(N * C).reshape(N, C, 1, 1) * (H * W)
         position = (plane + self.indices).ravel()  # of each window's argmax in the flattened x
-        dx = xp.bincount(position, weights=g.ravel(), minlength=N * C * H * W)  # sum of g per position
+        if xp is np:
+            dx = np.bincount(position, weights=g.ravel(), minlength=N * C * H * W)  # sum of g per position
+        else:  # CuPy's bincount reads the largest position on the host (a sync); a scatter-add does not
+            dx = xp.zeros(self._scatter_size(), dtype=g.dtype)
+            xp.add.at(dx, position, g.ravel())
         # (A window with no input element at all, possible only with dilation on a tiny input, keeps
         # PyTorch's index of its first tap past the edge: its g lands where PyTorch's lands, or past the end.)
         return dx[: N * C * H * W].astype(g.dtype).reshape(N, C, H, W)
+
+    def _scatter_size(self) -> int:
+        """The length of the scatter-add target: every x position, and the largest position an empty
+        window's index can point to (one past the edge), computed from the geometry on the host."""
+        N, C, H, W = self.x_shape
+        (KH, KW), (SH, SW), (PH, PW), (DH, DW) = self.kernel_size, self.stride, self.padding, self.dilation
+        OH, OW = self.indices.shape[2:]
+        largest = (SH * (OH - 1) - PH + DH * (KH - 1)) * W + SW * (OW - 1) - PW + DW * (KW - 1)
+        return max(N * C * H * W, (N * C - 1) * H * W + largest + 1)
 
 
 class AvgPool2d(Function):
