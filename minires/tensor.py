@@ -437,6 +437,8 @@ class Tensor:
                 )
             other = other.data
         xp = get_array_module(self.data)
+        if isinstance(other, np.ndarray) and xp is not np:  # host data: copied over, as the operators do
+            other = xp.asarray(other)
         ufunc = {"add": xp.add, "sub": xp.subtract, "mul": xp.multiply, "div": xp.true_divide}[name]
         try:
             ufunc(self.data, other, out=self.data, casting="same_kind")
@@ -503,7 +505,11 @@ class Tensor:
         elif isinstance(index, tuple):
             index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
         backend.refuse_wrapped_indices(self.data, index)  # CuPy would wrap them around
-        self.data[index] = value.data if isinstance(value, Tensor) else value
+        if isinstance(value, Tensor):
+            value = value.data
+        if hasattr(value, "shape") and backend.device_of(value) != self.device:
+            value = backend.to_device(value, self.device)  # torch copies the value over, as copy_ does
+        self.data[index] = value
 
     # Comparisons give bool tensors and carry no gradient.
     def _compare(self, other: Any, name: str) -> Tensor:

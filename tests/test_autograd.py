@@ -705,3 +705,28 @@ def test_gradients_flow_across_a_device_move(torch: Any, backend: str) -> None:
     (tx.exp() * 2).sum().backward()
     assert x.grad.device == "cpu"
     assert_close(x.grad, tx.grad)
+
+
+@ON_THE_GPU
+def test_host_values_into_a_device_tensor(torch: Any, backend: str) -> None:
+    """As torch: ``x[idx] = value`` copies a host array or a CPU tensor over (copy_'s rule), and the
+    in-place operators take a host array as the out-of-place ones do; all without a sync error."""
+    data = RNG.standard_normal((3, 4))
+    x, tx = mr.tensor(data, device=backend), torch.tensor(data)
+    row = RNG.standard_normal(4)
+    x[1] = row
+    tx[1] = torch.from_numpy(row)
+    x[0] = mr.tensor(row)  # a CPU tensor into a device one
+    tx[0] = torch.from_numpy(row)
+    x[2, 1:3] = np.array([7.0, 8.0])
+    tx[2, 1:3] = torch.tensor([7.0, 8.0], dtype=torch.float64)
+    np.testing.assert_array_equal(x.numpy(), tx.numpy())
+    other = RNG.standard_normal((3, 4))
+    x += other
+    x *= np.float64(2.0)
+    tx += torch.from_numpy(other)
+    tx *= 2.0
+    np.testing.assert_array_equal(x.numpy(), tx.numpy())
+    assert x.device == "cuda"
+    with pytest.raises(mr.DeviceError, match="cuda and cpu"):
+        x.add_(mr.tensor(other))  # a CPU tensor operand is refused, as torch refuses it
