@@ -1,4 +1,5 @@
-"""Shared test setup: hypothesis profiles, the `torch` and `backend` fixtures, and GPU skipping.
+"""Shared test setup: hypothesis profiles, the `torch` fixture, the `backend` fixture (NumPy, the CuPy
+stand-in, real CuPy), `http_root` for download tests, and GPU skipping.
 
 Environment:
     HYPOTHESIS_PROFILE     "ci" or "dev"; default "dev", or "ci" when CI is set (as CI runs do).
@@ -8,10 +9,14 @@ Environment:
 
 from __future__ import annotations
 
+import functools
+import http.server
 import importlib
 import os
 import sys
+import threading
 from collections.abc import Iterator
+from pathlib import Path
 from types import ModuleType
 
 import pytest
@@ -130,3 +135,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     skip_gpu = pytest.mark.skip(reason=f"needs CuPy and an NVIDIA GPU: {_gpu_reason()}")
     for item in gpu_items:
         item.add_marker(skip_gpu)
+
+
+@pytest.fixture
+def http_root(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """A directory served over HTTP on localhost, for the download tests; yields (directory, base URL)."""
+    served = tmp_path / "served"
+    served.mkdir()
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    handler = functools.partial(Quiet, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield served, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()

@@ -7,15 +7,12 @@ records per file (``Tiny`` below), and the real class's pinned checks are tested
 
 from __future__ import annotations
 
-import functools
 import gzip
 import hashlib
-import http.server
 import io
 import os
 import pickle
 import tarfile
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -366,25 +363,7 @@ def test_truncated_pickle_and_torchvision_md5(isolated: Path) -> None:
         Pinned(folder.parent, train=False)
 
 
-# ----- download ------------------------------------------------------------------------------------------
-@pytest.fixture
-def http_root(tmp_path: Path):
-    served = tmp_path / "served"
-    served.mkdir()
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(Quiet, directory=str(served))
-    )
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield served, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-
-
+# ----- download (http_root: tests/conftest.py) ------------------------------------------------------------
 def test_download_verifies_before_keeping(isolated: Path, http_root) -> None:
     served, url = http_root
     good = write_archive(served / "good" / "cifar-10-binary.tar.gz", bin_members())

@@ -7,12 +7,9 @@ installed (Debian's dataset-fashion-mnist).
 
 from __future__ import annotations
 
-import functools
 import gzip
 import hashlib
-import http.server
 import os
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -300,26 +297,7 @@ def test_split_size_is_checked(isolated: Path) -> None:
         Sized(isolated / "root")
 
 
-# ----- downloads, from a local HTTP server --------------------------------------------------------------
-@pytest.fixture
-def http_root(tmp_path: Path):
-    """A directory served over HTTP on localhost; yields (directory, base URL)."""
-    served = tmp_path / "served"
-    served.mkdir()
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
-    handler = functools.partial(Quiet, directory=str(served))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield served, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-
-
+# ----- downloads, from a local HTTP server (http_root: tests/conftest.py) -----------------------------------
 def downloadable(contents: dict[str, bytes | None], mirrors: tuple[str, ...]) -> type[IDXDataset]:
     """A dataset whose files come from ``mirrors``, pinned to the hashes of ``contents`` (None: no hash)."""
 
