@@ -77,8 +77,9 @@ class DataLoader:
         x = backend.to_device(images, self.device)
         if x.dtype == np.uint8:
             if x.ndim == 4:  # (B, H, W, C) images, as CIFAR10.data: ToTensor's channels-first
-                x = xp.ascontiguousarray(x.transpose(0, 3, 1, 2))  # (B, C, H, W)
-            x = x.astype(xp.float32) * xp.float32(1 / 255)  # ToTensor's scaling
+                x = x.transpose(0, 3, 1, 2)  # (B, C, H, W), a view
+            x = x.astype(xp.float32, order="C")  # one contiguous float copy
+            x *= xp.float32(1 / 255)  # ToTensor's scaling, in place
         if x.ndim == 3:
             x = x[:, None]  # (B, H, W) -> (B, 1, H, W)
         if self.transform is not None:

@@ -120,7 +120,7 @@ class MaxPool2d(Function):
             xp.add.at(dx, position, g.ravel())
         # (A window with no input element at all, possible only with dilation on a tiny input, keeps
         # PyTorch's index of its first tap past the edge: its g lands where PyTorch's lands, or past the end.)
-        return dx[: N * C * H * W].astype(g.dtype).reshape(N, C, H, W)
+        return dx[: N * C * H * W].astype(g.dtype, copy=False).reshape(N, C, H, W)  # bincount gives float64
 
     def _scatter_size(self) -> int:
         """The length of the scatter-add target: every x position, and the largest position an empty
