@@ -16,16 +16,45 @@ which inputs want a gradient, so that work nobody needs (the input gradient of t
 The ``saved`` attributes are freed after ``backward`` has used them, unless the caller asked for
 ``retain_graph=True``; a second backward through a freed node raises ``GraphError``. (tests/test_saved.py
 runs every op of the registry and checks that forward sets no attribute that ``saved`` does not name.)
+
+In anomaly mode (``minires.autograd.detect_anomaly``) each recorded node also keeps ``creation_stack``,
+the stack of the line that created it, for the error that backward raises when the node's gradient is NaN.
+Off (the default) that costs one check of a module flag per node.
 """
 
 from __future__ import annotations
 
+import sys
+import traceback
 import weakref
 from typing import Any
 
 from .errors import DeviceError, GraphError
 from .grad_mode import is_grad_enabled
 from .tensor import Tensor
+
+# Anomaly mode: global, as PyTorch's (not per thread). Set through minires.autograd.set_detect_anomaly.
+_anomaly_enabled = False
+
+
+def is_anomaly_enabled() -> bool:
+    """True while anomaly mode is on: new nodes record where forward created them."""
+    return _anomaly_enabled
+
+
+def set_anomaly_enabled(mode: bool) -> None:
+    """Turn anomaly mode on or off (``minires.autograd.set_detect_anomaly`` is the public switch)."""
+    global _anomaly_enabled
+    _anomaly_enabled = bool(mode)
+
+
+def _forward_stack() -> traceback.StackSummary:
+    """The caller's stack, without the frames of this file (``Function.__call__``): the op's wrapper, the
+    layer that called it, ..., the user's line."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename == __file__:
+        frame = frame.f_back
+    return traceback.extract_stack(frame)
 
 
 class Function:
@@ -40,6 +69,7 @@ class Function:
     _hooks: list | None = None
     _retain_grad = False
     _output_ref: Any = None
+    creation_stack: traceback.StackSummary | None = None  # set in anomaly mode: where forward created it
 
     @property
     def name(self) -> str:
@@ -78,6 +108,8 @@ class Function:
             self.input_shapes = tuple(None if t is None else t.shape for t in inputs)
             self._output_ref = weakref.ref(out)
             out.grad_fn = self
+            if _anomaly_enabled:
+                self.creation_stack = _forward_stack()
         return out
 
     def release(self) -> None:
