@@ -28,6 +28,7 @@ from minires.data import (
     idx_bytes,
     parse_idx,
 )
+from minires.data.sampler import BatchSampler, RandomSampler, SequentialSampler, SubsetRandomSampler
 from minires.data.transforms import (
     Compose,
     Normalize,
@@ -449,6 +450,103 @@ def test_item_by_item_datasets_and_one_argument_transforms() -> None:
 def test_bad_batch_size(bad) -> None:
     with pytest.raises(ValueError, match="DataLoader: batch_size must be a positive int"):
         DataLoader(array_dataset(3), batch_size=bad)
+
+
+class EpochSampler:
+    """A sampler as DistributedSampler is: its order depends on ``set_epoch``, read at each pass."""
+
+    def __init__(self, indices: list[int]) -> None:
+        self.indices, self.epoch, self.passes = indices, 0, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        self.passes += 1
+        shift = self.epoch % len(self.indices)
+        return iter(self.indices[shift:] + self.indices[:shift])
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_sampler_gives_the_order_as_torch(torch, drop_last: bool) -> None:
+    data = array_dataset(12)
+    sampler = EpochSampler([5, 3, 9, 0, 1, 11, 7])
+    loader = DataLoader(data, batch_size=3, sampler=sampler, drop_last=drop_last)
+    assert loader.sampler is sampler
+    want = [
+        y.tolist()
+        for _, y in torch.utils.data.DataLoader(
+            list(zip(data.images, data.labels, strict=True)),
+            batch_size=3,
+            sampler=sampler,
+            drop_last=drop_last,
+        )
+    ]
+    got = [y.numpy().tolist() for _, y in loader]
+    assert got == want == ([[5, 3, 9], [0, 1, 11]] + ([] if drop_last else [[7]]))
+    assert len(loader) == len(want)
+    sampler.set_epoch(2)  # a new epoch's order is read when the next pass starts
+    assert [y.numpy().tolist() for _, y in loader][0] == [9, 0, 1]
+    np.testing.assert_allclose(next(iter(loader))[0].numpy()[0], 9 / 255, rtol=1e-6)
+
+
+def test_sampler_can_be_any_iterable_with_len() -> None:
+    loader = DataLoader(ListDataset(10), batch_size=4, sampler=range(9, -1, -2))
+    assert [y.numpy().tolist() for _, y in loader] == [[9, 7, 5, 3], [1]] and len(loader) == 2
+
+
+def test_batch_sampler_gives_the_batches() -> None:
+    batches = [[4, 0], [1, 2, 3], [5]]
+    loader = DataLoader(array_dataset(6), batch_sampler=batches)
+    assert [y.numpy().tolist() for _, y in loader] == batches and len(loader) == 3
+    assert loader.batch_sampler is batches and loader.batch_size is None
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"sampler": [0, 1], "shuffle": True}, "sampler option is mutually exclusive with shuffle"),
+        ({"batch_sampler": [[0]], "batch_size": 2}, "batch_sampler option is mutually exclusive"),
+        ({"batch_sampler": [[0]], "shuffle": True}, "batch_sampler option is mutually exclusive"),
+        ({"batch_sampler": [[0]], "sampler": [0]}, "batch_sampler option is mutually exclusive"),
+        ({"batch_sampler": [[0]], "drop_last": True}, "batch_sampler option is mutually exclusive"),
+    ],
+)
+def test_sampler_exclusions_as_torch(torch, kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=f"DataLoader: {message}"):
+        DataLoader(array_dataset(3), **kwargs)
+    with pytest.raises(ValueError, match=message):  # torch refuses the same combinations
+        torch.utils.data.DataLoader(list(range(3)), **kwargs)
+    with pytest.raises(TypeError, match="DataLoader: sampler must be an iterable of indices, got int"):
+        DataLoader(array_dataset(3), sampler=3)
+
+
+def test_default_samplers_and_their_draws() -> None:
+    data = array_dataset(20)
+    plain, shuffled = DataLoader(data, 4), DataLoader(data, 4, shuffle=True, seed=7)
+    assert isinstance(plain.sampler, SequentialSampler) and isinstance(shuffled.sampler, RandomSampler)
+    order = np.concatenate([y.numpy() for _, y in shuffled])
+    np.testing.assert_array_equal(order, np.random.default_rng(7).permutation(20))  # the loader's generator
+    assert list(RandomSampler(range(5), generator=np.random.default_rng(0))) == (
+        np.random.default_rng(0).permutation(5).tolist()
+    )
+    long = list(RandomSampler(range(4), num_samples=10, generator=np.random.default_rng(1)))
+    assert len(long) == 10 and sorted(long[:4]) == sorted(long[4:8]) == [0, 1, 2, 3]  # whole permutations
+    drawn = list(
+        RandomSampler(range(3), replacement=True, num_samples=50, generator=np.random.default_rng(2))
+    )
+    assert len(drawn) == 50 and set(drawn) == {0, 1, 2}
+    subset = list(SubsetRandomSampler([10, 20, 30, 40], generator=np.random.default_rng(3)))
+    assert sorted(subset) == [10, 20, 30, 40] and subset != [10, 20, 30, 40]
+    assert list(BatchSampler(range(7), 3, drop_last=False)) == [[0, 1, 2], [3, 4, 5], [6]]
+    assert len(BatchSampler(range(7), 3, drop_last=True)) == 2
+    mr.manual_seed(11)
+    a = list(RandomSampler(range(30)))
+    mr.manual_seed(11)
+    assert list(RandomSampler(range(30))) == a  # without a generator: reproducible by manual_seed
 
 
 # ----- transforms ---------------------------------------------------------------------------------------

@@ -5,6 +5,11 @@
     for x, y in loader:   # x: float32 (256, 1, 28, 28); y: int64 (256,)
         ...
 
+The order is a sampler's (``minires.data.sampler``, torch's rules): ``shuffle`` picks a ``RandomSampler``
+on the loader's generator or a ``SequentialSampler``; ``sampler=`` (any iterable of indices with a
+``__len__``, e.g. a ``DistributedSampler``) or ``batch_sampler=`` (an iterable of lists of indices)
+replace it.
+
 A dataset with ``.images`` and ``.labels`` arrays (FashionMNIST, MNIST, CIFAR10) is batched by one
 fancy-index per batch; any other dataset by ``dataset[i] -> (image, label)``. uint8 images become float32
 in [0, 1] (torchvision's ``ToTensor``): an (N, H, W) dataset gains the channel axis, an (N, H, W, C) one
@@ -22,11 +27,16 @@ import numpy as np
 
 from .. import backend, rng
 from ..tensor import Tensor
+from .sampler import BatchSampler, RandomSampler, SequentialSampler, check_sampler
 
 
 class DataLoader:
     """``DataLoader(dataset, batch_size=1, shuffle=False, drop_last=False, seed=None, transform=None,
-    device="cpu")``.
+    device="cpu", *, sampler=None, batch_sampler=None)``.
+
+    ``sampler`` is mutually exclusive with ``shuffle``; ``batch_sampler`` with ``batch_size``,
+    ``shuffle``, ``sampler`` and ``drop_last`` (torch's rules). Each pass iterates the sampler once, so a
+    sampler's own state (``DistributedSampler.set_epoch``) is read at the start of each epoch.
 
     Each pass (``iter(loader)``) draws a new order from the loader's own generator, seeded by ``seed``
     (or, when ``seed`` is None, by a draw from minires's generator, so ``mr.manual_seed`` makes it
@@ -44,13 +54,28 @@ class DataLoader:
         seed: int | None = None,
         transform: Any = None,
         device: Any = "cpu",
+        *,
+        sampler: Any = None,
+        batch_sampler: Any = None,
     ) -> None:
         if not isinstance(batch_size, int | np.integer) or isinstance(batch_size, bool) or batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be a positive int, got {batch_size!r}")
+        if sampler is not None:
+            check_sampler(sampler, "sampler")
+            if shuffle:
+                raise ValueError("DataLoader: sampler option is mutually exclusive with shuffle")
+        if batch_sampler is not None:
+            check_sampler(batch_sampler, "batch_sampler")
+            if batch_size != 1 or shuffle or sampler is not None or drop_last:
+                raise ValueError(
+                    "DataLoader: batch_sampler option is mutually exclusive with batch_size, shuffle, "
+                    f"sampler, and drop_last (got batch_size={batch_size!r}, shuffle={shuffle!r}, "
+                    f"sampler={sampler!r}, drop_last={drop_last!r})"
+                )
         if transform is not None and not callable(transform):
             raise TypeError(f"DataLoader: transform must be callable, got {type(transform).__name__}")
         self.dataset = dataset
-        self.batch_size = int(batch_size)
+        self.batch_size: int | None = int(batch_size)
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
         self.transform = transform
@@ -60,16 +85,26 @@ class DataLoader:
             seed = int(rng.generator("cpu").integers(2**63))
         self.seed = int(seed)
         self.generator = np.random.default_rng(self.seed)
+        if batch_sampler is not None:
+            self.batch_size, self.drop_last = None, False  # torch's values: the batches are given
+            self.sampler = sampler
+            self.batch_sampler = batch_sampler
+        else:
+            if sampler is None:
+                sampler = (
+                    RandomSampler(dataset, generator=self.generator)
+                    if self.shuffle
+                    else SequentialSampler(dataset)
+                )
+            self.sampler = sampler
+            self.batch_sampler = BatchSampler(sampler, self.batch_size, self.drop_last)
 
     def __len__(self) -> int:
-        n = len(self.dataset)
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        return len(self.batch_sampler)
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
-        n = len(self.dataset)
-        order = self.generator.permutation(n) if self.shuffle else np.arange(n)
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
-            yield self._batch(order[start : start + self.batch_size])
+        for indices in self.batch_sampler:
+            yield self._batch(np.asarray(indices, dtype=np.int64))
 
     def _batch(self, indices: np.ndarray) -> tuple[Tensor, Tensor]:
         images, labels = _gather(self.dataset, indices)
