@@ -10,7 +10,7 @@ Every op is a ``Function`` in ``minires/ops`` whose docstring derives its backwa
 from types import SimpleNamespace
 from typing import Any
 
-from . import autograd, backends, cuda, data, models, nn, optim, utils
+from . import autograd, backends, cuda, data, distributed, models, nn, optim, utils
 from .cuda import GradScaler as _GradScaler
 from .cuda import autocast
 from .errors import DeviceError, DTypeError, GraphError, ShapeError, TargetIndexError

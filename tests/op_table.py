@@ -773,6 +773,21 @@ def batch_norm_samples(draw: Any, max_n: int = 4, max_c: int = 3, max_hw: int = 
 
 
 @st.composite
+def sync_batch_norm_samples(draw: Any, max_n: int = 4, max_c: int = 3, max_hw: int = 3) -> Sample:
+    """batch_norm's training samples, for sync_batch_norm on one rank (all_reduce=None), which is then
+    F.batch_norm(..., training=True)."""
+    return draw(batch_norm_samples(max_n, max_c, max_hw).filter(lambda s: s.kwargs["training"]))
+
+
+def _sync_batch_norm(x: Any, running_mean: Any, running_var: Any, weight: Any, bias: Any, **kw: Any) -> Any:
+    """minires.ops.sync_norm.sync_batch_norm on one rank, with batch_norm's arguments (training=True)."""
+    from minires.ops.sync_norm import sync_batch_norm
+
+    assert kw.pop("training")
+    return sync_batch_norm(x, running_mean, running_var, weight, bias, **kw)
+
+
+@st.composite
 def group_norm_samples(draw: Any, max_n: int = 3, max_per_group: int = 3, max_hw: int = 3) -> Sample:
     """(N, C), (N, C, L) and (N, C, H, W) inputs with C = groups * channels per group, at least 2 values
     per group (one value has x_hat = 0, whose gradient 0 torch's float32 rounds to 3e-5); weight and bias,
@@ -1641,6 +1656,36 @@ OPS: list[OpInfo] = [
                 lambda d: F.batch_norm(t(3, device=d), t(3, device=d), t(3, device=d)),
                 ShapeError,
                 ("batch_norm", "(3,)"),
+            ),
+        ),
+        rtol32=3e-5,
+    ),
+    OpInfo(
+        "sync_batch_norm",
+        _sync_batch_norm,
+        torch.nn.functional.batch_norm,
+        sync_batch_norm_samples(),
+        big=sync_batch_norm_samples(max_n=8, max_c=6, max_hw=10),
+        bad=(
+            BadInput(
+                "weight of the wrong size",
+                lambda d: _sync_batch_norm(
+                    t(2, 3, 4, 4, device=d), None, None, t(5, device=d), None, training=True
+                ),
+                ShapeError,
+                ("sync_batch_norm", "(5,)"),
+            ),
+            BadInput(
+                "one value per channel",
+                lambda d: _sync_batch_norm(t(1, 3, device=d), None, None, None, None, training=True),
+                ValueError,
+                ("sync_batch_norm", "(1, 3)"),
+            ),
+            BadInput(
+                "a 1-d input",
+                lambda d: _sync_batch_norm(t(3, device=d), None, None, None, None, training=True),
+                ShapeError,
+                ("sync_batch_norm", "(3,)"),
             ),
         ),
         rtol32=3e-5,

@@ -25,6 +25,7 @@ LAYERS: dict[str, int] = {
     "minires.rng": 0,
     "minires.fileio": 0,
     "minires.safe_pickle": 0,
+    "minires.distributed": 0,
     "minires.tensor": 1,
     "minires.function": 2,
     "minires.autograd": 3,
@@ -39,6 +40,7 @@ LAYERS: dict[str, int] = {
     "minires.models": 8,
     "minires.utils": 9,
     "minires.explain": 9,
+    "minires.exercises": 9,
     "minires": 10,
 }
 

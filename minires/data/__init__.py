@@ -7,6 +7,7 @@ from minires.data.transforms import Compose, Normalize, RandomCrop, RandomHorizo
 from . import transforms
 from .cifar import CIFAR10, CIFAR10_CLASSES
 from .datasets import FASHION_CLASSES, MNIST, FashionMNIST, IDXDataset
+from .distributed import DistributedSampler
 from .idx import DataFileError, file_sha256, idx_bytes, parse_idx, read_idx
 from .loader import DataLoader
 from .store import cache_dir
@@ -18,6 +19,7 @@ __all__ = [
     "MNIST",
     "DataFileError",
     "DataLoader",
+    "DistributedSampler",
     "FashionMNIST",
     "IDXDataset",
     "cache_dir",

@@ -2,7 +2,7 @@
 their lazy forms (``LazyConv2d``, ...; ``nn.parameter.UninitializedParameter``), the containers, ``init``
 and the functional API (``minires.nn.functional``), with PyTorch's names."""
 
-from . import functional, init, parameter, utils
+from . import functional, init, parallel, parameter, utils
 from .module import Module
 from .modules import (
     GELU,
@@ -34,4 +34,5 @@ from .modules import (
     Tanh,
     ZeroPad2d,
 )
+from .modules.sync_batchnorm import SyncBatchNorm
 from .parameter import Parameter, UninitializedBuffer, UninitializedParameter

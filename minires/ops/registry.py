@@ -45,6 +45,7 @@ from . import (
     pool,
     reduction,
     shape,
+    sync_norm,
 )
 
 Sample = Callable[[np.random.Generator], tuple[Callable[..., Tensor], list[Any]]]
@@ -206,6 +207,15 @@ REGISTRY = Registry(
                 [_normal(rng, 4, 3, 2, 2), _normal(rng, 3), _normal(rng, 3)],
             ),
             api=("F.batch_norm",),
+        ),
+        Entry(
+            "sync_batch_norm",
+            (sync_norm.SyncBatchNorm,),
+            "sync_batch_norm(x, None, None, gamma, beta) on one rank, x (4, 3, 2, 2), gamma, beta (3,)",
+            lambda rng: (
+                lambda x, gamma, beta: sync_norm.sync_batch_norm(x, None, None, gamma, beta),
+                [_normal(rng, 4, 3, 2, 2), _normal(rng, 3), _normal(rng, 3)],
+            ),
         ),
         Entry(
             "group_norm",
