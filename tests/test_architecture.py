@@ -41,7 +41,6 @@ LAYERS: dict[str, int] = {
     "minires.utils": 9,
     "minires.explain": 9,
     "minires.exercises": 9,
-    "minires.exercises": 9,
     "minires": 10,
 }
 
