@@ -133,3 +133,15 @@ def test_a_custom_function_is_named_by_its_class() -> None:
         x = mr.tensor([1.0], requires_grad=True)
         with pytest.raises(RuntimeError, match=re.escape("Function 'HalveBackward' returned nan values")):
             Halve()(x).sum().backward()
+
+
+def test_on_every_backend(backend: str) -> None:
+    """The NaN check runs on the device's arrays (on CuPy a sync, paid only in anomaly mode)."""
+    with mr.autograd.detect_anomaly():
+        x = mr.tensor([-1.0, 4.0], device=backend, requires_grad=True)
+        loss = (mr.sqrt(x) * 2).sum()
+        with pytest.raises(RuntimeError, match="'SqrtBackward' returned nan values in its 0th output"):
+            loss.backward()
+        y = mr.tensor([1.0, 4.0], device=backend, requires_grad=True)
+        (mr.sqrt(y) * 2).sum().backward()
+    np.testing.assert_allclose(y.grad.numpy(), [1.0, 0.5])

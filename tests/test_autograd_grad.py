@@ -164,3 +164,13 @@ def test_create_graph_is_not_available() -> None:
     x = mr.randn(3, requires_grad=True)
     with pytest.raises(NotImplementedError, match="create_graph=True needs double backward"):
         mr.autograd.grad((x * x).sum(), x, create_graph=True)
+
+
+def test_on_every_backend(backend: str) -> None:
+    x = mr.tensor(RNG.standard_normal((3, 4)), device=backend, requires_grad=True)
+    w = mr.tensor(RNG.standard_normal((4, 2)), device=backend, requires_grad=True)
+    gx, gw = mr.autograd.grad(mr.tanh(x @ w).sum(), [x, w])
+    assert gx.device == x.device and gw.device == w.device and x.grad is None
+    mr.tanh(x @ w).sum().backward()
+    np.testing.assert_allclose(gx.numpy(), x.grad.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(gw.numpy(), w.grad.numpy(), rtol=1e-12)
