@@ -142,7 +142,7 @@ class _NCCLComm:
     Startup: MPI gives the rank and world size; each rank takes the GPU of its rank among the ranks of its
     machine (``MPI.COMM_TYPE_SHARED``); rank 0 draws NCCL's unique id and broadcasts it over MPI; every rank
     then joins the NCCL communicator with it. The collectives are queued on CuPy's current stream, in
-    place on CuPy arrays.
+    place on contiguous CuPy arrays (other arrays go through a device copy).
     """
 
     def __init__(self) -> None:
@@ -186,24 +186,32 @@ class _NCCLComm:
             np.dtype(np.uint8): nccl.NCCL_UINT8,
         }
 
-    def _device_array(self, array: Any, what: str) -> Any:
-        if not isinstance(array, self.cupy.ndarray):
-            raise TypeError(f"{what}: the 'nccl' backend works on GPU tensors, got a {type(array).__name__}")
-        if not array.flags.c_contiguous:
-            raise ValueError(f"{what}: the 'nccl' backend needs a contiguous tensor")
+    def _on_device(self, array: Any, what: str, collective: Any) -> None:
+        """Run ``collective(buf)`` on a contiguous device buffer with the data of ``array``: the array
+        itself when it is a contiguous CuPy array, else a copy (a host array, as DDP's shape check sends,
+        goes to the GPU and back), written back into ``array`` afterwards."""
+        cupy = self.cupy
         if array.dtype not in self._dtypes:
             raise TypeError(f"{what}: the 'nccl' backend cannot reduce {array.dtype}")
-        return array
+        on_device = isinstance(array, cupy.ndarray)
+        buf = cupy.ascontiguousarray(array) if on_device else cupy.asarray(np.ascontiguousarray(array))
+        collective(buf)
+        if buf is not array:
+            array[...] = buf if on_device else cupy.asnumpy(buf)  # asnumpy waits for the stream
 
     def all_reduce(self, array: Any, op: ReduceOp) -> None:
-        a = self._device_array(array, "all_reduce")
-        stream = self.cupy.cuda.get_current_stream().ptr
-        self.comm.allReduce(a.data.ptr, a.data.ptr, a.size, self._dtypes[a.dtype], self._ops[op], stream)
+        def run(a: Any) -> None:
+            stream = self.cupy.cuda.get_current_stream().ptr
+            self.comm.allReduce(a.data.ptr, a.data.ptr, a.size, self._dtypes[a.dtype], self._ops[op], stream)
+
+        self._on_device(array, "all_reduce", run)
 
     def broadcast(self, array: Any, src: int) -> None:
-        a = self._device_array(array, "broadcast")
-        stream = self.cupy.cuda.get_current_stream().ptr
-        self.comm.bcast(a.data.ptr, a.size, self._dtypes[a.dtype], src, stream)
+        def run(a: Any) -> None:
+            stream = self.cupy.cuda.get_current_stream().ptr
+            self.comm.bcast(a.data.ptr, a.size, self._dtypes[a.dtype], src, stream)
+
+        self._on_device(array, "broadcast", run)
 
     def barrier(self) -> None:
         self.cupy.cuda.get_current_stream().synchronize()
