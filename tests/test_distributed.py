@@ -507,9 +507,21 @@ def test_parameters_are_identical_on_every_rank(job: dict[str, Any]) -> None:
             for name, value in _section(rank0, prefix).items():
                 np.testing.assert_array_equal(_section(other, prefix)[name], value, err_msg=prefix + name)
     for name, value in _section(rank0, "bn0/").items():  # plain BN: parameters equal, running stats local
-        if "running" not in name:
+        if "running" not in name and "after_forward" not in name:
             for other in others:
                 np.testing.assert_array_equal(_section(other, "bn0/")[name], value, err_msg=name)
+
+
+def test_buffers_are_broadcast_from_rank_0_before_a_forward(job: dict[str, Any]) -> None:
+    """Plain BatchNorm under DDP: each rank's last step leaves its own running statistics; the next forward
+    starts by broadcasting rank 0's (torch's broadcast_buffers=True)."""
+    rank0, *others = job["ranks"]
+    names = [k[len("bn0/") :] for k in rank0 if k.startswith("bn0/") and "running" in k and "after" not in k]
+    assert names
+    for other in others:
+        assert any(not np.array_equal(other[f"bn0/{n}"], rank0[f"bn0/{n}"]) for n in names)
+        for n in names:
+            np.testing.assert_array_equal(other[f"bn0/after_forward/{n}"], rank0[f"bn0/{n}"], err_msg=n)
 
 
 def test_no_sync_leaves_the_gradients_local(job: dict[str, Any]) -> None:

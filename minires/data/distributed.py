@@ -22,9 +22,10 @@ from collections.abc import Iterator, Sized
 import numpy as np
 
 from .. import distributed
+from .sampler import Sampler
 
 
-class DistributedSampler:
+class DistributedSampler(Sampler):
     """``DistributedSampler(dataset, num_replicas=None, rank=None, shuffle=True, seed=0, drop_last=False)``.
 
     ``num_replicas`` and ``rank`` default to the world size and rank of ``minires.distributed`` (which

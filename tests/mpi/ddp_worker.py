@@ -175,7 +175,10 @@ def check_shape_mismatch(rank: int) -> str:
 
 
 def run_plain(rank: int, world: int) -> dict[str, Any]:
-    model = DDP(plain_net(), bucket_cap_mb=BUCKET_MB)
+    net = plain_net()
+    for p in net.parameters():  # other weights off rank 0: DDP must start every rank from rank 0's
+        p.data += rank
+    model = DDP(net, bucket_cap_mb=BUCKET_MB)
     opt = mr.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
     out: dict[str, Any] = {"buckets": np.asarray(model.bucket_sizes)}
     local = slice(rank * 2 * LOCAL_BATCH, (rank + 1) * 2 * LOCAL_BATCH)
@@ -210,7 +213,11 @@ def run_bn(rank: int, world: int, sync: bool) -> dict[str, np.ndarray]:
     for step in range(STEPS):
         x, y = global_batch(step, LOCAL_BATCH * world)
         sgd_step(model, opt, x[local], y[local])
-    return params(model.module)
+    out = params(model.module)
+    model.eval()  # a forward that changes no statistic: the ranks' buffers become rank 0's, broadcast
+    model(mr.tensor(x[local]))
+    out.update({f"after_forward/{k}": v for k, v in model.module.state_dict().items() if "running" in k})
+    return out
 
 
 def run_uneven(rank: int, world: int) -> dict[str, np.ndarray]:
