@@ -58,6 +58,7 @@ WARMUP_EPOCHS = 1.0  # linear warmup from lr/10
 LABEL_SMOOTHING = 0.1
 AUGMENT = "auto"  # auto | none | flip | crop | crop+flip (auto: the dataset's own, see DATASETS)
 ACTIVATION = "relu"  # relu | gelu (gelu replaces every nn.ReLU of the model by nn.GELU)
+READ_EVERY_ON_GPU = 20  # steps between reads of the running loss from the GPU (each read waits for it)
 RESIZE = 0  # 0 keeps 28x28; the d2l recipe resizes to 96
 INIT = "kaiming"  # kaiming (the model's own), xavier (the d2l book's), or torch (layer defaults)
 DEVICE = "auto"  # auto picks the GPU when CuPy sees one
@@ -379,13 +380,16 @@ def make_loaders(train: Any, test: Any, config: dict[str, Any], device: str) -> 
 def evaluate(model: nn.Module, loader: DataLoader, num_classes: int) -> tuple[float, float, np.ndarray]:
     """Mean loss, accuracy and the confusion matrix (rows: true class, columns: predicted)."""
     model.eval()
-    total_loss, confusion = 0.0, np.zeros((num_classes, num_classes), dtype=np.int64)
+    losses, predicted, truth = [], [], []  # kept on the device, read once at the end
     with mr.no_grad():
         for x, y in loader:
             logits = model(x)  # (B, classes)
-            total_loss += F.cross_entropy(logits, y, reduction="sum").item()
-            predicted = logits.argmax(1).numpy()
-            np.add.at(confusion, (y.numpy(), predicted), 1)
+            losses.append(F.cross_entropy(logits, y, reduction="sum"))
+            predicted.append(logits.argmax(1))
+            truth.append(y)
+        total_loss = mr.stack(losses).sum().item()
+    confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(confusion, (mr.cat(truth).numpy(), mr.cat(predicted).numpy()), 1)
     n = int(confusion.sum())
     return total_loss / n, float(np.trace(confusion)) / n, confusion
 
@@ -408,31 +412,42 @@ def train_epoch(model, loader, opt, sched, config, epoch, progress) -> tuple[flo
             disable=None,
         )
     start = time.perf_counter()
+    # Each read of a value from the GPU waits for it to finish its queued work, so there the loss and the
+    # count of right answers are summed on the device and read together every READ_EVERY_ON_GPU steps;
+    # on the CPU reading is free and they are read every step (a NaN is named by its exact step).
+    read_every = 1 if loader.device == "cpu" else READ_EVERY_ON_GPU
+    window, first = None, 1  # the device sums [loss * batch, right answers] of steps first..step
     # Overflow in a diverging step is not a warning here: the loss check names the step and stops the run.
     with np.errstate(over="ignore", invalid="ignore"):
         for step, (x, y) in enumerate(loader, 1):
             logits = model(x)  # (B, classes)
             loss = F.cross_entropy(logits, y, label_smoothing=config["label_smoothing"])
-            loss_value = loss.item()
-            if not math.isfinite(loss_value):
-                if bar is not None:
-                    bar.close()
-                raise NonFiniteLoss(
-                    f"the loss is {loss_value} at epoch {epoch}, step {step} of {len(loader)}"
-                )
+            with mr.no_grad():
+                sums = mr.stack([loss * len(y), (logits.argmax(1) == y).sum().to(loss.dtype)])  # (2,)
+                window = sums if window is None else window + sums
+            if step % read_every == 0 or step == len(loader):
+                window_loss, window_correct = window.tolist()  # the one wait for the device
+                if not math.isfinite(window_loss):
+                    if bar is not None:
+                        bar.close()
+                    steps = f"step {step}" if first == step else f"steps {first}-{step}"
+                    raise NonFiniteLoss(
+                        f"the loss is {window_loss} at epoch {epoch}, {steps} of {len(loader)}"
+                    )
+                loss_sum += window_loss
+                correct += int(window_correct)
+                window, first = None, step + 1
             opt.zero_grad()
             loss.backward()
             opt.step()
             sched.step()
-            batch = len(y.data)
-            loss_sum += loss_value * batch
-            correct += int((logits.argmax(1) == y).data.sum())
-            seen += batch
+            seen += len(y)
             if bar is not None:
-                rate = seen / (time.perf_counter() - start)
-                bar.set_postfix_str(
-                    f"loss {loss_sum / seen:.4f} acc {correct / seen:.4f} {rate:.0f} img/s", refresh=False
-                )
+                if window is None:  # the sums were read at this step
+                    rate = seen / (time.perf_counter() - start)
+                    bar.set_postfix_str(
+                        f"loss {loss_sum / seen:.4f} acc {correct / seen:.4f} {rate:.0f} img/s", refresh=False
+                    )
                 bar.update()
     if bar is not None:
         bar.close()

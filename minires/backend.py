@@ -6,6 +6,7 @@ piece of code runs on both devices. CuPy is optional: without it (or without a G
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -113,10 +114,68 @@ def to_device(array: Array, device: str) -> Array:
 
 
 def to_numpy(array: Array) -> np.ndarray:
-    """A NumPy array with the values of ``array`` (copied back from the GPU when needed)."""
-    if cupy is not None and isinstance(array, cupy.ndarray):
+    """A NumPy array with the values of ``array`` (copied back from the GPU when needed).
+
+    From the GPU, the checks that ``defer_check`` queued are read in the same copy, and the first that
+    failed raises its error: the one wait for the device serves both.
+    """
+    if cupy is None or not isinstance(array, cupy.ndarray):
+        return np.asarray(array)
+    if not _deferred:
         return cupy.asnumpy(array)
-    return np.asarray(array)
+    checks = _deferred[:]
+    _deferred.clear()
+    value = cupy.ascontiguousarray(array)
+    flags = cupy.stack([failed for failed, _ in checks]).astype(cupy.uint8)  # (checks,)
+    packed = cupy.asnumpy(cupy.concatenate([value.reshape(-1).view(cupy.uint8), flags]))  # one copy
+    _raise_first_failed(checks, packed[value.nbytes :])
+    return packed[: value.nbytes].view(value.dtype).reshape(array.shape)  # ascontiguousarray makes 0-d 1-d
+
+
+# ----- checks of device values, deferred to the next read -----------------------------------------------
+# An op that must refuse bad values held on the GPU (a class index out of range, which CuPy's gather would
+# wrap around silently) cannot look at them without waiting for the device, once per call. Instead it
+# queues a 0-d boolean device array, True when the check failed, and the error to raise. The queue is read
+# with the next value the host reads (``to_numpy``: a logged loss, a printed tensor), in the same copy, or
+# when ``flush_deferred_checks`` is called (``mr.cuda.synchronize``), or when it holds MAX_DEFERRED checks.
+# CUDA reports PyTorch's device-side asserts the same way: at the next synchronization.
+MAX_DEFERRED = 64
+_deferred: list[tuple[Array, Callable[[], Exception]]] = []
+
+
+def defer_check(failed: Array, error: Callable[[], Exception]) -> None:
+    """Queue a check of device values: ``failed`` a 0-d boolean CuPy array, ``error()`` the exception to
+    raise when it reads True (built then, so its message may read the offending values)."""
+    _deferred.append((failed, error))
+    if len(_deferred) >= MAX_DEFERRED:
+        flush_deferred_checks()
+
+
+def flush_deferred_checks() -> None:
+    """Read the queued checks (one wait for the device) and raise the first failed one's error."""
+    if not _deferred:
+        return
+    checks = _deferred[:]
+    _deferred.clear()
+    flags = cupy.asnumpy(cupy.stack([failed for failed, _ in checks]))
+    _raise_first_failed(checks, flags)
+
+
+def _raise_first_failed(checks: list[tuple[Array, Callable[[], Exception]]], flags: np.ndarray) -> None:
+    for (_, error), failed in zip(checks, flags, strict=True):
+        if failed:
+            raise error()
+
+
+def refuse_host_array(value: Any, device: str, op: str) -> None:
+    """A DeviceError where ``value``, a NumPy array with dimensions, meets a tensor on the GPU as an operand
+    of ``op``: PyTorch refuses it there (it would have to live on the host), and takes Python and NumPy
+    scalars (0-d arrays too). Beside a CPU tensor a NumPy array is fine, as in PyTorch."""
+    if device != "cpu" and isinstance(value, np.ndarray) and value.ndim > 0:
+        raise DeviceError(
+            f"{op}: expected all operands on {device}, got a NumPy array of shape {value.shape} (host "
+            f"memory); move it first: mr.tensor(array, device={device!r})"
+        )
 
 
 def refuse_wrapped_indices(array: Array, index: Any) -> None:

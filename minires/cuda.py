@@ -47,9 +47,11 @@ def get_device_name(device: Any = None) -> str:
 
 
 def synchronize() -> None:
-    """Wait for the GPU to finish its queued work (for timing); a no-op without a GPU."""
+    """Wait for the GPU to finish its queued work (for timing), and raise the error of any check that was
+    deferred to the next synchronization and failed (a class index out of range); a no-op without a GPU."""
     if backend.cuda_available():
         backend.cupy.cuda.Device().synchronize()
+        backend.flush_deferred_checks()
 
 
 def empty_cache() -> None:
@@ -61,8 +63,7 @@ def empty_cache() -> None:
 def manual_seed(seed: int) -> None:
     """Seed the GPU's generator only (``mr.manual_seed`` seeds every generator); without a GPU it is
     silently ignored, as in torch."""
-    if backend.cuda_available():
-        rng._cp_gen = backend.cupy.random.default_rng(int(seed))
+    rng.cuda_manual_seed(seed)
 
 
 def manual_seed_all(seed: int) -> None:

@@ -314,7 +314,7 @@ class Tensor:
             raise ShapeError(
                 f"item: only a one-element tensor can be converted to a Python scalar, got {self.shape}"
             )
-        return self.data.reshape(()).item()
+        return backend.to_numpy(self.data.reshape(())).item()  # on the GPU: one copy, with deferred checks
 
     def __float__(self) -> float:
         return float(self.item())
@@ -430,15 +430,8 @@ class Tensor:
     def _update_data(self, other: Any, name: str) -> Tensor:
         """``self.data <name>= other`` in place, outside the graph: the array keeps its dtype (a result that
         does not fit, a float into an int tensor, is a DTypeError) and its shape (ShapeError)."""
-        if isinstance(other, Tensor):
-            if other.device != self.device:
-                raise DeviceError(
-                    f"{name}: expected both tensors on one device, got {self.device} and {other.device}"
-                )
-            other = other.data
+        other = self._operand(other, name)
         xp = get_array_module(self.data)
-        if isinstance(other, np.ndarray) and xp is not np:  # host data: copied over, as the operators do
-            other = xp.asarray(other)
         ufunc = {"add": xp.add, "sub": xp.subtract, "mul": xp.multiply, "div": xp.true_divide}[name]
         try:
             ufunc(self.data, other, out=self.data, casting="same_kind")
@@ -449,6 +442,21 @@ class Tensor:
         except ValueError as exc:
             raise self._broadcast_error(name, other) from exc
         return self
+
+    def _operand(self, other: Any, name: str) -> Any:
+        """The array of ``other`` for an op of ``name`` with this tensor, as PyTorch takes it: a tensor on
+        this device, a 0-d CPU tensor (a scalar) or a scalar; a NumPy array beside a CPU tensor only."""
+        if isinstance(other, Tensor):
+            if other.device != self.device and not (other.ndim == 0 and other.device == "cpu"):
+                raise DeviceError(
+                    f"{name}: expected both tensors on one device, got {self.device} and {other.device}"
+                )
+            other = other.data
+        backend.refuse_host_array(other, self.device, name)
+        xp = get_array_module(self.data)
+        if isinstance(other, np.ndarray) and xp is not np:  # a 0-d host array (a scalar): copied over
+            other = xp.asarray(other)
+        return other
 
     def _broadcast_error(self, name: str, other: Any) -> ShapeError:
         return ShapeError(
@@ -513,9 +521,7 @@ class Tensor:
 
     # Comparisons give bool tensors and carry no gradient.
     def _compare(self, other: Any, name: str) -> Tensor:
-        other = other.data if isinstance(other, Tensor) else other
-        if isinstance(other, np.ndarray):  # host data, taken as the arithmetic operators take it
-            other = get_array_module(self.data).asarray(other)
+        other = self._operand(other, name.strip("_"))
         return Tensor._wrap(getattr(self.data, name)(other))
 
     def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]

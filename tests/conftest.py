@@ -94,7 +94,7 @@ def _standin_device(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPa
 
     Function-scoped, so that it is undone after each test (the session-scoped `backend` stays set while
     other tests run). It is autouse, which hypothesis's check of function-scoped fixtures passes over.
-    minires asks `backend.cupy` at each call; rng caches a CuPy generator, and erf imports cupyx.
+    minires asks `backend.cupy` at each call, and erf imports cupyx.
     """
     callspec = getattr(request.node, "callspec", None)
     if callspec is None or callspec.params.get("backend") != "standin":
@@ -106,7 +106,7 @@ def _standin_device(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPa
 
     monkeypatch.setattr(minires.backend, "cupy", standin)
     monkeypatch.setattr(minires.backend, "_unavailable_reason", "")
-    monkeypatch.setattr(minires.rng, "_cp_gen", None)
+    monkeypatch.setattr(minires.backend, "_deferred", [])  # no deferred check outlives its test
     monkeypatch.setitem(sys.modules, "cupyx", standin_cupyx)
     monkeypatch.setitem(sys.modules, "cupyx.scipy", standin_cupyx.scipy)
     monkeypatch.setitem(sys.modules, "cupyx.scipy.special", standin_cupyx.scipy.special)

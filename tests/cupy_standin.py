@@ -27,7 +27,13 @@ a bug, the stand-in behaves as CuPy does, and a little stricter where that costs
   CuPy 14.2.0"); a CuPy name that the stand-in does not model raises NotImplementedError when used.
 - dtype promotion, shapes and values are NumPy's (CuPy follows NumPy, NEP 50 included).
 
-What it cannot prove: kernel speed or launch counts; CUDA numerics (float-to-int casts of negative or infinite
+- Kernel launches are counted in ``standin.launches``: one for each call that computes device values (a
+  ufunc, an operator, a function or method whose result is new memory, a fancy index, an assignment into
+  an array), none for views (reshape, transpose, slicing, ``broadcast_to``) and host-to-device copies. A
+  fused or hand-written CuPy kernel would count one; the stand-in's count is of the calls minires makes.
+
+What it cannot prove: kernel speed, or launches hidden inside one CuPy call (cuBLAS's own, a reduction's
+second pass); CUDA numerics (float-to-int casts of negative or infinite
 values, the order of parallel reductions, fused multiply-adds, cuBLAS/cuDNN results); device memory use, pool
 behaviour, streams and asynchrony (everything runs eagerly on the host); undefined results of duplicate
 indices in ``x[idx] = v``; CuPy's own bugs. Host-to-device copies (``asarray`` of host data) are not counted.
@@ -86,6 +92,8 @@ HOST_RESULT = {
     "may_share_memory", "shares_memory", "iterable", "isfortran", "binary_repr", "base_repr",
     "get_array_module",
 }  # fmt: skip
+# Functions that take memory from the pool and launch no kernel.
+ALLOCATING = {"empty", "empty_like"}
 # ndarray attributes that CuPy has and the stand-in does not model (device memory, DLPack, CUDA structs).
 NDARRAY_NOT_MODELLED = {
     "data", "flat", "cstruct", "mdspan", "device", "toDlpack", "__dlpack__", "__dlpack_device__",
@@ -135,6 +143,50 @@ class SyncCounter:
 
 
 syncs = SyncCounter()
+
+
+class LaunchCounter:
+    """Counts kernel launches (see the module docstring for what counts as one)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._blocks: list[LaunchCounter] = []
+
+    def record(self, times: int = 1) -> None:
+        for counter in [self, *self._blocks]:
+            counter.count += times
+
+    @contextlib.contextmanager
+    def counting(self) -> Iterator[LaunchCounter]:
+        """``with standin.launches.counting() as block: ...`` then ``block.count`` is the launches inside."""
+        block = LaunchCounter()
+        self._blocks.append(block)
+        try:
+            yield block
+        finally:
+            self._blocks.remove(block)
+
+
+launches = LaunchCounter()
+
+
+def _record_launch(result: Any, inputs: Any) -> None:
+    """One launch when ``result`` is device memory that no input array shares (a view is no kernel)."""
+    if not isinstance(result, np.ndarray):
+        if type(result) is tuple and any(isinstance(r, np.ndarray) for r in result):
+            launches.record()
+        return
+    stack = [inputs]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, np.ndarray):
+            if np.may_share_memory(result, item):
+                return
+        elif type(item) in (list, tuple):
+            stack.extend(item)
+        elif type(item) is dict:
+            stack.extend(item.values())
+    launches.record()
 
 
 def _unsupported(obj: Any) -> TypeError:
@@ -193,10 +245,18 @@ def _call(
     func: Callable, args: tuple, kwargs: dict, host_ok: bool = False, scalar_to_array: bool = True
 ) -> Any:
     """Call a NumPy function on unwrapped arguments and wrap its result; ``out=`` is returned as given."""
-    result = func(*_unwrap(args, host_ok), **{k: _unwrap(v, host_ok) for k, v in kwargs.items()})
+    host_args = _unwrap(args, host_ok)
+    host_kwargs = {k: _unwrap(v, host_ok) for k, v in kwargs.items()}
+    result = func(*host_args, **host_kwargs)
     out = kwargs.get("out")
     if isinstance(out, StandinArray) and result is out._a:
+        launches.record()
         return out
+    owner = getattr(func, "__self__", None)  # a bound method of the array: its result may be a view
+    if result is None and isinstance(owner, np.ndarray):
+        launches.record()  # an in-place method: fill, sort
+    else:
+        _record_launch(result, (host_args, host_kwargs, owner if isinstance(owner, np.ndarray) else None))
     if scalar_to_array and type(result) in (bool, int, float, complex):
         return _device(np.asarray(result))
     return _wrap(result)
@@ -242,6 +302,7 @@ def _index_key(key: Any, shape: tuple[int, ...]) -> tuple[Any, bool]:
 def _binary(op: Callable, reflected: bool = False) -> Callable:
     def method(self: StandinArray, other: Any) -> Any:
         other = _operand(other)
+        launches.record()
         return _wrap(op(other, self._a) if reflected else op(self._a, other))
 
     return method
@@ -250,13 +311,18 @@ def _binary(op: Callable, reflected: bool = False) -> Callable:
 def _inplace(op: Callable) -> Callable:
     def method(self: StandinArray, other: Any) -> StandinArray:
         op(self._a, _operand(other))
+        launches.record()
         return self
 
     return method
 
 
 def _unary(op: Callable) -> Callable:
-    return lambda self: _wrap(op(self._a))
+    def method(self: StandinArray) -> Any:
+        launches.record()
+        return _wrap(op(self._a))
+
+    return method
 
 
 def _syncing(name: str, reason: str) -> Callable:
@@ -407,19 +473,23 @@ class StandinArray:
         key, has_mask = _index_key(key, self._a.shape)
         if has_mask:
             syncs.record("ndarray.__getitem__[mask]")
-        return _wrap(self._a[key])
+        result = self._a[key]
+        _record_launch(result, self._a)  # an integer-array or mask index gathers: a kernel
+        return _wrap(result)
 
     def __setitem__(self, key: Any, value: Any) -> None:
         key, has_mask = _index_key(key, self._a.shape)
         if has_mask:
             syncs.record("ndarray.__setitem__[mask]")
         self._a[key] = _unwrap(value, host_ok=True)  # CuPy copies a host value in
+        launches.record()
 
     def take(self, indices: Any, axis: int | None = None, out: Any = None) -> StandinArray:
         return take(self, indices, axis=axis, out=out)
 
     def put(self, indices: Any, values: Any, mode: str = "wrap") -> None:
         np.put(self._a, _index_array(indices), _unwrap(values), mode=mode)
+        launches.record()
 
     # ---- operators: device arrays and scalars only
     __add__, __radd__, __iadd__ = _binary(operator.add), _binary(operator.add, True), _inplace(operator.iadd)
@@ -479,12 +549,14 @@ class StandinUfunc:
             out = out[0]
         kwargs = {k: _unwrap(v) for k, v in kwargs.items()}
         result = self._u(*(_operand(a) for a in args), **kwargs)
+        launches.record()
         if isinstance(out, StandinArray) and result is out._a:
             return out
         return _wrap(result)
 
     def at(self, a: StandinArray, indices: Any, b: Any = None) -> None:
         key, _ = _index_key(indices, a._a.shape)
+        launches.record()
         if b is None:
             self._u.at(a._a, key)
         else:
@@ -561,6 +633,11 @@ def _device_function(func: Callable, name: str) -> Callable:
     scalar_to_array = name not in HOST_RESULT
 
     def function(*args: Any, **kwargs: Any) -> Any:
+        if name in ALLOCATING:
+            with launches.counting() as block:
+                result = _call(func, args, kwargs)
+            launches.record(-block.count)  # memory from the pool, no kernel
+            return result
         return _call(func, args, kwargs, scalar_to_array=scalar_to_array)
 
     function.__name__ = name
@@ -580,6 +657,8 @@ def asarray(a: Any, dtype: Any = None, order: Any = None, *, blocking: bool = Fa
     """``a`` itself when it is a device array of that dtype, else a device copy (never sharing host data)."""
     if isinstance(a, StandinArray) and (dtype is None or a._a.dtype == np.dtype(dtype)):
         return a
+    if isinstance(a, StandinArray):
+        launches.record()  # a cast on the device
     return _device(np.array(_unwrap(a, host_ok=True), dtype=dtype, order=order or "K", copy=True))
 
 
@@ -605,6 +684,7 @@ def broadcast_to(array: StandinArray, shape: Any) -> StandinArray:
 
 def take(a: StandinArray, indices: Any, axis: int | None = None, out: Any = None) -> StandinArray:
     result = np.take(_unwrap(a), _index_array(indices), axis=axis, out=_unwrap(out), mode="wrap")
+    launches.record()
     return out if out is not None else _wrap(result)
 
 
@@ -615,15 +695,36 @@ def _along_axis_indices(arr: StandinArray, indices: Any, axis: int | None) -> np
 
 
 def take_along_axis(a: StandinArray, indices: Any, axis: int | None) -> StandinArray:
+    launches.record()
     return _wrap(np.take_along_axis(_unwrap(a), _along_axis_indices(a, indices, axis), axis=axis))
 
 
 def put_along_axis(arr: StandinArray, indices: Any, values: Any, axis: int | None) -> None:
     np.put_along_axis(_unwrap(arr), _along_axis_indices(arr, indices, axis), _unwrap(values), axis=axis)
+    launches.record()
 
 
 def put(a: StandinArray, ind: Any, v: Any, mode: str = "wrap") -> None:
     a.put(ind, v, mode=mode)
+
+
+def fuse(*args: Any, kernel_name: str | None = None) -> Any:
+    """``cupy.fuse``: the function, run on device arrays as written, counted as one kernel launch (what
+    CuPy compiles it to). In-place operators on its array arguments update them, as in CuPy's fusion."""
+
+    def decorate(func: Callable) -> Callable:
+        def fused(*call_args: Any) -> Any:
+            with launches.counting() as block:
+                result = func(*call_args)
+            launches.record(1 - block.count)
+            return result
+
+        fused.__name__ = kernel_name or func.__name__
+        return fused
+
+    if len(args) == 1 and callable(args[0]):
+        return decorate(args[0])
+    return decorate
 
 
 def _counted(func: Callable, reason: str, times: Callable[..., int] = lambda *a, **k: 1) -> Callable:
@@ -737,6 +838,11 @@ def default_rng(seed: Any = None) -> Generator:
     return Generator(np.random.default_rng(seed))
 
 
+def Philox4x3210(seed: Any = None, *, size: int = -1) -> np.random.Philox:  # noqa: N802 - CuPy's name
+    """CuPy's counter-based bit generator, as NumPy's Philox (other numbers than cuRAND's, same use)."""
+    return np.random.Philox(np.random.SeedSequence(seed))
+
+
 def _special_module() -> Any:
     try:
         import scipy.special
@@ -781,16 +887,31 @@ standin = Namespace(
         "unique": unique,
         "trim_zeros": trim_zeros,
         "bincount": bincount,
+        "fuse": fuse,
         "get_default_memory_pool": lambda: _memory_pool,
         "get_default_pinned_memory_pool": lambda: _memory_pool,
-        "random": Namespace("cupy.random", np.random, {"default_rng": default_rng, "Generator": Generator}),
+        "random": Namespace(
+            "cupy.random",
+            np.random,
+            {"default_rng": default_rng, "Generator": Generator, "Philox4x3210": Philox4x3210},
+        ),
         "linalg": Namespace("cupy.linalg", np.linalg),
         "fft": Namespace("cupy.fft", np.fft),
         "lib": Namespace("cupy.lib", None, {"stride_tricks": _stride_tricks}),
-        "cuda": Namespace("cupy.cuda", None, {"Device": Device, "Stream": Stream, "runtime": _runtime}),
+        "cuda": Namespace(
+            "cupy.cuda",
+            None,
+            {
+                "Device": Device,
+                "Stream": Stream,
+                "runtime": _runtime,
+                "nccl": Namespace("cupy.cuda.nccl", None),
+            },
+        ),
     },
 )
 standin.syncs = syncs  # type: ignore[attr-defined]  # not a CuPy name: the stand-in's own counter
+standin.launches = launches  # type: ignore[attr-defined]  # likewise
 standin.__version__ = CUPY_VERSION  # type: ignore[attr-defined]
 
 standin_cupyx = Namespace(

@@ -709,8 +709,8 @@ def test_gradients_flow_across_a_device_move(torch: Any, backend: str) -> None:
 
 @ON_THE_GPU
 def test_host_values_into_a_device_tensor(torch: Any, backend: str) -> None:
-    """As torch: ``x[idx] = value`` copies a host array or a CPU tensor over (copy_'s rule), and the
-    in-place operators take a host array as the out-of-place ones do; all without a sync error."""
+    """As torch: ``x[idx] = value`` copies a host array or a CPU tensor over (copy_'s rule); the in-place
+    operators take scalars (NumPy's too) and refuse a host array on the GPU as the out-of-place ones do."""
     data = RNG.standard_normal((3, 4))
     x, tx = mr.tensor(data, device=backend), torch.tensor(data)
     row = RNG.standard_normal(4)
@@ -722,7 +722,10 @@ def test_host_values_into_a_device_tensor(torch: Any, backend: str) -> None:
     tx[2, 1:3] = torch.tensor([7.0, 8.0], dtype=torch.float64)
     np.testing.assert_array_equal(x.numpy(), tx.numpy())
     other = RNG.standard_normal((3, 4))
-    x += other
+    if backend != "cpu":
+        with pytest.raises(mr.DeviceError, match=r"NumPy array of shape \(3, 4\)"):
+            x += other
+    x += mr.tensor(other, device=backend)
     x *= np.float64(2.0)
     tx += torch.from_numpy(other)
     tx *= 2.0

@@ -347,7 +347,12 @@ def test_the_json_matches_the_installed_cupy():
     cupy = pytest.importorskip("cupy")
     if cupy.__version__ != NAMESPACE["cupy_version"]:
         pytest.skip(f"CuPy {cupy.__version__} is installed, the JSON is of {NAMESPACE['cupy_version']}")
-    assert load_script("tools/cupy_names.py").collect() == NAMESPACE
+    recorded = load_script("tools/cupy_names.py").collect()
+    if len(recorded["cupy.cuda.nccl"]) < len(NAMESPACE["cupy.cuda.nccl"]):
+        pytest.skip(
+            "NCCL's library is not installed here (pip install nvidia-nccl-cu13): cupy.cuda.nccl is empty"
+        )
+    assert recorded == NAMESPACE
 
 
 def test_the_json_is_sorted_and_from_cupy_14():

@@ -28,6 +28,8 @@ def _problem(case: BadInput, device: str) -> str | None:
     """What is wrong with how ``case`` fails, or None when it fails as it should."""
     try:
         case.call(device)
+        if device == "cuda":  # checks of device values are deferred to the next synchronization
+            minires.cuda.synchronize()
     except Exception as exc:  # noqa: BLE001 - every exception is inspected below
         kind, message = type(exc), str(exc)
         shown = f"{kind.__module__}.{kind.__name__}: {message}"

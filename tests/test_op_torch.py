@@ -136,16 +136,21 @@ def test_dropout_drops_a_fraction_p(p: float, backend: str) -> None:
 @pytest.mark.parametrize("op", ["eq", "ne", "lt", "le", "gt", "ge"])
 def test_comparisons_match_torch(op: str, backend: str, torch: ModuleType) -> None:
     """A comparison gives torch's bool tensor on the input's device, with a tensor or a number on the
-    right; a NumPy array on the right (which torch refuses) is taken as a tensor of its values, on the
-    device too, as the arithmetic operators take it."""
+    right; a NumPy array on the right is taken as a tensor of its values beside a CPU tensor, and refused
+    on the GPU, as the arithmetic operators do (and torch, which cannot make a CUDA tensor a NumPy one)."""
     compare = getattr(operator, op)
     a, b = np.array([[1.0, 2.0, 3.0]]), np.array([[3.0], [2.0]])
     x, tx = mr.tensor(a, device=backend), torch.from_numpy(a)
     cases = [
         (mr.tensor(b, device=backend), compare(tx, torch.from_numpy(b))),
-        (b, compare(tx, torch.from_numpy(b))),
         (2.0, compare(tx, 2.0)),
+        (np.float64(2.0), compare(tx, 2.0)),
     ]
+    if backend == "cpu":
+        cases.append((b, compare(tx, torch.from_numpy(b))))
+    else:
+        with pytest.raises(mr.errors.DeviceError, match="NumPy array of shape"):
+            compare(x, b)
     for right, ref in cases:
         out = compare(x, right)
         assert out.device == backend and out.dtype == mr.bool_, type(right)

@@ -446,6 +446,16 @@ def _operand(kind: str, array: np.ndarray, backend: str, torch: Any) -> tuple[An
     return value, value
 
 
+def _host_array_on_the_gpu(backend: str, left: str, right: str, call: Callable) -> bool:
+    """On the GPU a NumPy array operand is refused, as PyTorch refuses it there (it cannot turn a CUDA
+    tensor into a NumPy one); on the CPU it is taken. True when the case was the refused one."""
+    if backend == "cpu" or "array" not in (left, right):
+        return False
+    with pytest.raises(mr.errors.DeviceError, match=r"NumPy array of shape .* \(host memory\)"):
+        call()
+    return True
+
+
 @pytest.mark.parametrize("op", list(BINARY_OPS.values()), ids=list(BINARY_OPS))
 @pytest.mark.parametrize(
     ("left", "right"),
@@ -463,6 +473,8 @@ def test_binary_operators_match_torch(torch: Any, backend: str, op: Callable, le
     b_data = RNG.uniform(0.5, 2.0, (1, 4)).astype(np.float32)
     a, ta = _operand(left, a_data, backend, torch)
     b, tb = _operand(right, b_data, backend, torch)
+    if _host_array_on_the_gpu(backend, left, right, lambda: op(a, b)):
+        return
     y, ty = op(a, b), op(ta, tb)
     assert isinstance(y, mr.Tensor)  # also for `ndarray op Tensor`
     assert y.device == backend
@@ -478,6 +490,8 @@ def test_binary_operators_match_torch(torch: Any, backend: str, op: Callable, le
 def test_matmul_operator_matches_torch(torch: Any, backend: str, left: str, right: str) -> None:
     a, ta = _operand(left, RNG.standard_normal((2, 3, 4)), backend, torch)
     b, tb = _operand(right, RNG.standard_normal((4, 5)), backend, torch)
+    if _host_array_on_the_gpu(backend, left, right, lambda: a @ b):
+        return
     y, ty = a @ b, ta @ tb
     assert isinstance(y, mr.Tensor)
     assert_same(y, ty, rtol=1e-10)

@@ -35,6 +35,7 @@ MODULES = {
     "cupy.lib.stride_tricks": "numpy.lib.stride_tricks",
     "cupy.cuda": None,
     "cupy.cuda.runtime": None,
+    "cupy.cuda.nccl": None,  # filled only where NCCL's library is installed (pip install nvidia-nccl-cu13)
     "cupyx": None,
     "cupyx.scipy": None,
     "cupyx.scipy.special": None,

@@ -41,7 +41,7 @@ def conv2d_forward(x: Any, w: Any, b: Any | None, layout: Layout) -> Any:
     N, OC = x.shape[0], w.shape[0]
     W = layout.weight_matrix(w)  # (G, OCg, K) or (G, OCg, T*Cg)
     y = layout.empty(xp, (N, OC, layout.OH, layout.OW), x.dtype)
-    for chunk in layout.chunks(x.dtype.itemsize):
+    for chunk in layout.chunks(x):
         y[chunk] = layout.product(W, layout.unfold(x[chunk]), chunk.stop - chunk.start)
     if b is not None:
         y += b.reshape(OC, 1, 1)
@@ -53,7 +53,7 @@ def conv2d_weight_grad(g: Any, x: Any, layout: Layout) -> Any:
     chunk by chunk rather than kept from forward. Shapes: g (N, OC, OH, OW), x (N, C, H, W) -> dw
     (OC, Cg, KH, KW)."""
     dW = None  # (G, OCg, K) or (G, OCg, T*Cg), summed over the chunks
-    for chunk in layout.chunks(x.dtype.itemsize):
+    for chunk in layout.chunks(x):
         cols = layout.unfold(x[chunk])
         part = layout.weight_grad(layout.output_grad(g[chunk]), cols)
         if dW is None:
@@ -88,7 +88,7 @@ def conv2d_input_grad(g: Any, w: Any, layout: Layout) -> Any:
         return conv2d_forward(g, w_flipped, None, flipped)
     W = layout.weight_matrix(w)  # (G, OCg, K) or (G, OCg, T*Cg)
     dx = layout.empty(xp, layout.x_shape, g.dtype)
-    for chunk in layout.chunks(g.dtype.itemsize):
+    for chunk in layout.chunks(g):
         dx[chunk] = layout.fold(W, layout.output_grad(g[chunk]), chunk.stop - chunk.start)
     return dx
 

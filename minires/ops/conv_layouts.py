@@ -57,6 +57,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from ..backend import get_array_module
 from ..grad_mode import forced_conv_layout
 from .args import Padding, Pair
@@ -72,6 +74,11 @@ from .im2col import (
 )
 
 CHUNK_BYTES = 4 << 20  # the cols of one batch chunk: about 4 MiB, to stay in the cache (L3 here: 32 MiB)
+# On the GPU a chunk is bounded by memory, not by a cache: each chunk costs a copy kernel per kernel offset
+# and a GEMM launch, so CPU-sized chunks would turn a conv into hundreds of small launches. 1 GiB of cols
+# holds the whole batch of every zoo network at its benchmark size (d2l_resnet18 at 96x96, batch 256, is
+# 340 MiB in its largest layer).
+DEVICE_CHUNK_BYTES = 1 << 30
 
 
 def dx_is_convolution(kernel_size: Pair, stride: Pair, padding: Padding, dilation: Pair) -> bool:
@@ -111,11 +118,13 @@ class Layout:
         """How many values of cols one image unfolds to (sets the chunk size)."""
         raise NotImplementedError
 
-    def chunks(self, itemsize: int) -> list[slice]:
-        """Slices of the batch axis whose cols take about CHUNK_BYTES: unfolded a chunk at a time, cols
-        stay in the cache between the unfold and the product that reads them."""
+    def chunks(self, x: Any) -> list[slice]:
+        """Slices of the batch axis of ``x`` (or of g, for dx) whose cols take about CHUNK_BYTES on the CPU:
+        unfolded a chunk at a time, cols stay in the cache between the unfold and the product that reads
+        them. On the GPU, DEVICE_CHUNK_BYTES: the whole batch as a rule."""
         N = self.x_shape[0]
-        B = max(1, CHUNK_BYTES // max(1, self.values_per_image() * itemsize))
+        limit = CHUNK_BYTES if get_array_module(x) is np else DEVICE_CHUNK_BYTES
+        B = max(1, limit // max(1, self.values_per_image() * x.dtype.itemsize))
         return [slice(i, min(i + B, N)) for i in range(0, N, B)]
 
     def empty(self, xp: Any, shape: tuple[int, ...], dtype: Any) -> Any:

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import get_array_module
+from ..backend import get_array_module, refuse_host_array
 from ..function import Function
 from ..tensor import Tensor, float32, int64
 from .broadcast import broadcast_shapes, sum_to
@@ -44,21 +44,31 @@ def _scalar_dtype(value: Any, t: Tensor) -> np.dtype:
     return t.dtype
 
 
-def _as_tensor(value: Any, like: Tensor) -> Tensor:
-    if isinstance(value, Tensor):
-        return value
+def _as_tensor(value: Any, like: Tensor, op: str) -> Tensor:
+    """A scalar or a NumPy array as a Tensor on ``like``'s device (on the GPU, scalars only, as PyTorch)."""
+    refuse_host_array(value, like.device, op)
     xp = get_array_module(like.data)
     if isinstance(value, (bool, int, float)):
         return Tensor._wrap(xp.asarray(value, dtype=_scalar_dtype(value, like)))
     return Tensor(xp.asarray(value))
 
 
+def _on_device_of(scalar: Tensor, other: Tensor) -> Tensor:
+    """A 0-d CPU tensor beside a GPU tensor is taken as a scalar, moved over (PyTorch's rule); any other
+    pair on two devices is left for the Function to refuse."""
+    if scalar.ndim == 0 and scalar.device == "cpu" and other.device != "cpu":
+        return scalar.to(other.device)
+    return scalar
+
+
 def operands(a: Any, b: Any, op: str, elementwise: bool = True) -> tuple[Tensor, Tensor]:
     """Both operands as Tensors of one dtype, after checking (elementwise ops) that their shapes broadcast."""
     if not isinstance(a, Tensor) and not isinstance(b, Tensor):
         raise TypeError(f"{op}: expected at least one Tensor, got {type(a).__name__} and {type(b).__name__}")
-    a = _as_tensor(a, b) if not isinstance(a, Tensor) else a
-    b = _as_tensor(b, a) if not isinstance(b, Tensor) else b
+    a = _as_tensor(a, b, op) if not isinstance(a, Tensor) else a
+    b = _as_tensor(b, a, op) if not isinstance(b, Tensor) else b
+    if a.device != b.device:
+        a, b = _on_device_of(a, b), _on_device_of(b, a)
     if elementwise:
         broadcast_shapes(op, a.shape, b.shape)
     dtype = _result_dtype(a, b)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import get_array_module
+from ..backend import defer_check, get_array_module
 from ..errors import DeviceError, DTypeError, ShapeError, TargetIndexError
 from ..function import Function
 from ..tensor import Tensor
@@ -211,13 +211,21 @@ def _check_class_index_target(op: str, input: Tensor, target: Tensor, C: int, ig
     t = target.data
     xp = get_array_module(t)
     bad = (t != ignore_index) & ((t < 0) | (t >= C))
-    if bool(bad.any()):
+
+    def error(where: str = "") -> TargetIndexError:
         value = int(t[bad].ravel()[0])
-        raise TargetIndexError(
+        return TargetIndexError(
             f"{op}: target {value} is out of bounds: class indices must lie in [0, {C}) for input of shape "
             f"{input.shape} (or equal ignore_index={ignore_index}); "
-            f"{int(xp.count_nonzero(bad))} target(s) are out of bounds"
+            f"{int(xp.count_nonzero(bad))} target(s) are out of bounds{where}"
         )
+
+    if xp is np:
+        if bad.any():
+            raise error()
+    else:  # CuPy would wrap the index silently; reading the check now would wait for the device each call
+        where = " (checked on the GPU; raised at the first read of a value from it after the call)"
+        defer_check(bad.any(), lambda: error(where))
 
 
 def _check_target(op: str, input: Tensor, target: Any) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import numbers
 from typing import Any
 
+import numpy as np
+
 from ..backend import get_array_module
 from ..errors import DTypeError, ShapeError
 from ..function import Function
@@ -14,10 +16,15 @@ from .args import check_vector
 
 
 def _channel_dot(a: Any, b: Any) -> Any:
-    """sum over every axis but axis 1 of a * b, shape (C,), without making the array a * b (einsum reads
-    a and b in whatever memory layout they have, channels-last views included, without copying them)."""
+    """sum over every axis but axis 1 of a * b, shape (C,). NumPy's einsum does it without making the
+    array a * b, reading a and b in whatever memory layout they have (channels-last views included).
+    CuPy's einsum would copy both inputs into a GEMM layout first; there the product and one reduction
+    over it (two kernels, one temporary of a's size, no copy of the inputs) are the cheaper way."""
+    xp = get_array_module(a)
+    if xp is not np:
+        return (a * b).sum(axis=(0, *range(2, a.ndim)))  # (C,)
     axes = "nc" + "hwdefgijkl"[: a.ndim - 2]  # "nchw" for (N, C, H, W)
-    return get_array_module(a).einsum(f"{axes},{axes}->c", a, b)  # (C,)
+    return np.einsum(f"{axes},{axes}->c", a, b)  # (C,)
 
 
 class BatchNorm(Function):

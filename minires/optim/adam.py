@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
+from .. import backend
 from ..backend import get_array_module
 from .optimizer import Optimizer
 
@@ -96,6 +99,15 @@ class Adam(Optimizer):
                 state["step"] += 1.0
                 t = state["step"]
                 m, v = state["exp_avg"], state["exp_avg_sq"]
+                if xp is not np and not amsgrad and 1 - beta1 < 0.5:  # the GPU: one fused kernel, same rule
+                    f = theta.dtype.type  # the scalars in the arrays' dtype, as the reference computes
+                    decay = 1 - lr * lam if decoupled and lam != 0 else 1.0
+                    self._fused(adam_step)(
+                        theta, p.grad.data, m, v, f(decay), f(-1.0 if maximize else 1.0),
+                        f(0.0 if decoupled else lam), f(1 - beta1), f(beta2), f(1 - beta2),
+                        f(lr / (1 - beta1**t)), f((1 - beta2**t) ** 0.5), f(eps),
+                    )  # fmt: skip
+                    continue
 
                 if lam != 0 and decoupled:
                     theta *= 1 - lr * lam  # theta_{t-1} (1 - gamma lambda)
@@ -159,3 +171,18 @@ class AdamW(Adam):
         super().load_state_dict(state_dict)
         for group in self.param_groups:
             group["decoupled_weight_decay"] = True
+
+
+# ----- the same rule as one fused kernel per parameter, for the GPU (Optimizer._fused) --------------------
+def adam_step(
+    theta: Any, grad: Any, m: Any, v: Any, decay: Any, sign: Any, lam: Any, w: Any, beta2: Any,
+    one_minus_beta2: Any, step_size: Any, sqrt_bias_correction2: Any, eps: Any,
+) -> None:  # fmt: skip
+    """One Adam step, elementwise, in the operation order of the reference code above (w = 1 - beta1 <
+    0.5, no amsgrad): decay = 1 - gamma lambda for AdamW (1 otherwise), g = sign * grad + lam * theta."""
+    theta *= decay
+    g = sign * grad + lam * theta
+    m += (g - m) * w
+    v *= beta2
+    v += g * one_minus_beta2 * g
+    theta += (m * -step_size) / (backend.cupy.sqrt(v) / sqrt_bias_correction2 + eps)

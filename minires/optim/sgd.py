@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from ..backend import get_array_module
 from .optimizer import Optimizer
 
@@ -69,6 +71,16 @@ class SGD(Optimizer):
                     continue
                 theta = p.data
                 xp = get_array_module(theta)
+                b = self.state[p].get("momentum_buffer") if mu != 0 else None
+                if xp is not np and (mu == 0 or b is not None):  # the GPU: one fused kernel, same rule
+                    f = theta.dtype.type  # the scalars in the arrays' dtype, as the reference computes
+                    args = (theta, p.grad.data, f(lr), f(-1.0 if maximize else 1.0), f(lam))
+                    if mu == 0:
+                        self._fused(sgd_step)(*args)
+                    else:
+                        update = sgd_nesterov_step if nesterov else sgd_momentum_step
+                        self._fused(update)(*args, b, f(mu), f(1 - tau))
+                    continue
                 g = self._effective_grad(p, lam, maximize)  # g_t: p.grad itself or scratch slot 0
                 tmp = self._scratch(1, theta)
                 if mu != 0:
@@ -86,3 +98,31 @@ class SGD(Optimizer):
                 # theta_t = theta_{t-1} - gamma g_t, as torch's param.add_(g, alpha=-lr)
                 theta += xp.multiply(g, -lr, out=tmp)
         return loss
+
+
+# ----- the same rule as one fused kernel per parameter, for the GPU (Optimizer._fused) --------------------
+# Elementwise, with g = sign * grad + lambda * theta (sign -1 under maximize; lambda 0 adds nothing), in the
+# operation order of the reference code above, so that the results agree with it.
+def sgd_step(theta: Any, grad: Any, lr: Any, sign: Any, lam: Any) -> None:
+    """mu = 0: theta_t = theta_{t-1} - gamma g_t."""
+    theta -= lr * (sign * grad + lam * theta)
+
+
+def sgd_momentum_step(
+    theta: Any, grad: Any, lr: Any, sign: Any, lam: Any, b: Any, mu: Any, one_minus_tau: Any
+) -> None:
+    """t > 1: b_t = mu b_{t-1} + (1 - tau) g_t, theta_t = theta_{t-1} - gamma b_t."""
+    g = sign * grad + lam * theta
+    b *= mu
+    b += one_minus_tau * g
+    theta -= lr * b
+
+
+def sgd_nesterov_step(
+    theta: Any, grad: Any, lr: Any, sign: Any, lam: Any, b: Any, mu: Any, one_minus_tau: Any
+) -> None:
+    """t > 1: b_t as above, theta_t = theta_{t-1} - gamma (g_t + mu b_t)."""
+    g = sign * grad + lam * theta
+    b *= mu
+    b += one_minus_tau * g
+    theta -= lr * (g + mu * b)
