@@ -41,8 +41,11 @@ def conv2d_forward(x: Any, w: Any, b: Any | None, layout: Layout) -> Any:
     N, OC = x.shape[0], w.shape[0]
     W = layout.weight_matrix(w)  # (G, OCg, K) or (G, OCg, T*Cg)
     y = layout.empty(xp, (N, OC, layout.OH, layout.OW), x.dtype)
-    for chunk in layout.chunks(x):
+
+    def one_chunk(chunk: slice) -> None:
         y[chunk] = layout.product(W, layout.unfold(x[chunk]), chunk.stop - chunk.start)
+
+    _each_chunk(xp, one_chunk, layout.chunks(x))
     if b is not None:
         y += b.reshape(OC, 1, 1)
     return y
@@ -52,10 +55,12 @@ def conv2d_weight_grad(g: Any, x: Any, layout: Layout) -> Any:
     """dw = sum over the batch chunks of dY @ cols^T (in the layout's form), cols unfolded again from x
     chunk by chunk rather than kept from forward. Shapes: g (N, OC, OH, OW), x (N, C, H, W) -> dw
     (OC, Cg, KH, KW)."""
-    dW = None  # (G, OCg, K) or (G, OCg, T*Cg), summed over the chunks
-    for chunk in layout.chunks(x):
-        cols = layout.unfold(x[chunk])
-        part = layout.weight_grad(layout.output_grad(g[chunk]), cols)
+
+    def one_chunk(chunk: slice) -> Any:
+        return layout.weight_grad(layout.output_grad(g[chunk]), layout.unfold(x[chunk]))
+
+    dW = None  # (G, OCg, K) or (G, OCg, T*Cg), summed over the chunks in their order
+    for part in _each_chunk(get_array_module(x), one_chunk, layout.chunks(x)):
         if dW is None:
             dW = part
         else:
@@ -68,13 +73,23 @@ def conv2d_weight_grad(g: Any, x: Any, layout: Layout) -> Any:
 def conv2d_input_grad(g: Any, w: Any, layout: Layout) -> Any:
     r"""dx: by the flipped kernel where it is a convolution (stride 1), else by folding dcols = W^T dY.
 
-    With stride 1, y[i] = sum_k w[k] x[i + k d - p_top] (one axis shown), so
+    Two routes to the same sum. dx[n, c, ih, iw] = sum over every (o, oh, ow, kh, kw) with
+    oh*SH + kh*DH - pt = ih and ow*SW + kw*DW - pl = iw of w[o, c, kh, kw] g[n, o, oh, ow] (the forward's
+    sum, read from the input's side). Fold: dcols = W^T dY, then col2im scatter-adds each column back to
+    the pixels it was copied from (any stride). Flipped kernel (dx_is_convolution: stride 1 and each
+    padding at most the dilated kernel's extent D (K-1)): with S = 1, oh = ih + pt - kh*DH, so, one axis
+    shown, y[i] = sum_k w[k] x[i + k d - p_top] gives
         dx[j] = sum_k w[k] g[j + p_top - k d] = sum_k' w[K-1-k'] g_pad[j + k' d],
-    with k' = K-1-k and g padded by d (K-1) - p_top before and d (K-1) - p_bottom after: a stride-1
-    correlation of g with the kernel flipped in space and with its channel axes swapped (w'[c, o] = w[o, c]
-    within each group), computed by ``conv2d_forward`` in the layout chosen for that convolution. It is a
-    gather where col2im scatter-adds: measured 1.6-1.9x faster. The rows layout has no fold, and is only
-    taken where this applies. Otherwise (strides) dx = fold(W^T dY), chunk by chunk, in ``layout``.
+    with k' = K-1-k and g padded by d (K-1) - p_top before and d (K-1) - p_bottom after (both >= 0 by the
+    condition; a g index outside g is a zero of g_pad). Over both axes and the channels:
+        dx[n, c, i, j] = sum_{o, k', l'} w'[c, o, k', l'] g_pad[n, o, i + k' DH, j + l' DW],
+        w'[c, o, k', l'] = w[o, c, KH-1-k', KW-1-l']
+    a stride-1 correlation of g with the kernel flipped in space and with its channel axes swapped (within
+    each group), whose output is H = OH + pt + pb - DH (KH-1) rows (likewise W): computed by
+    ``conv2d_forward`` in the layout chosen for that convolution. It is a gather where col2im scatter-adds:
+    measured 1.6-1.9x faster. The rows layout has no fold, and is only taken where this applies. Otherwise
+    (a stride > 1, where g would need zeros between its pixels) dx = fold(W^T dY), chunk by chunk, in
+    ``layout``.
     Shapes: g (N, OC, OH, OW), w (OC, Cg, KH, KW) -> dx (N, C, H, W).
     """
     xp, C, G = get_array_module(g), layout.x_shape[1], layout.groups
@@ -88,9 +103,20 @@ def conv2d_input_grad(g: Any, w: Any, layout: Layout) -> Any:
         return conv2d_forward(g, w_flipped, None, flipped)
     W = layout.weight_matrix(w)  # (G, OCg, K) or (G, OCg, T*Cg)
     dx = layout.empty(xp, layout.x_shape, g.dtype)
-    for chunk in layout.chunks(g):
+
+    def one_chunk(chunk: slice) -> None:
         dx[chunk] = layout.fold(W, layout.output_grad(g[chunk]), chunk.stop - chunk.start)
+
+    _each_chunk(xp, one_chunk, layout.chunks(g))
     return dx
+
+
+def _each_chunk(xp: Any, fn: Any, chunks: list[slice]) -> list:
+    """``[fn(chunk) for chunk in chunks]``: on the CPU spread over minires's threads (threads.py: the
+    chunks write disjoint slices of the output), on the GPU in order on the calling thread."""
+    if xp is np:
+        return parallel_map(fn, chunks)
+    return [fn(chunk) for chunk in chunks]
 
 
 # ----- the Function ------------------------------------------------------------------------------------
@@ -111,8 +137,9 @@ class Conv2d(Function):
         dcols_g = W_g^T @ dY_g                      (K, M)   = (K, OCg) @ (OCg, M)
         dx      = col2im(dcols)                     (N, C, H, W)
     col2im scatter-adds each patch column back to the pixels it came from: it is the adjoint of im2col, so a
-    pixel that sits in several patches collects the gradient of every copy. With stride 1, dx is the same
-    sum computed as a gather: a convolution of g with the flipped kernel (``conv2d_input_grad``).
+    pixel that sits in several patches collects the gradient of every copy. With stride 1 (and padding at
+    most the dilated kernel's extent), dx is the same sum computed as a gather: a convolution of g with the
+    flipped kernel (``conv2d_input_grad`` derives it).
 
     Layouts. The same products, with cols laid out per layer in one of the ways of conv_layouts.py
     (channels first as above, by shifted rows, or channels last: the algebra transposed), chosen once in
