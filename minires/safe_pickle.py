@@ -10,6 +10,12 @@ dtype without Python objects inside. Any other global is refused with ``UnsafePi
 before anything of it runs.
 
     safe_pickle.loads(blob, encoding="latin1")   # a pickle written by Python 2 (CIFAR-10's batches)
+
+A caller can give its own allow-list (``minires.torch_format`` gives PyTorch's tensor rebuilders) and a
+``persistent_load`` (PyTorch's files refer to their storages by persistent id). What the pickle gets for
+an allowed global is a fresh wrapper made for this one load, never the function itself: pickle's BUILD
+opcode sets attributes on whatever object it is given, and it must not reach a function of this module
+(its ``__defaults__``, say) and change how the next file is read.
 """
 
 from __future__ import annotations
@@ -45,10 +51,32 @@ class _NdarrayName:
         raise UnsafePickleError("the pickle calls numpy.ndarray directly: refused")
 
 
+class Global:
+    """An allowed global as one load sees it: calling it calls ``fn``. Made afresh by each load, so that
+    what a pickle does to it (BUILD) ends with that load."""
+
+    __slots__ = ("fn", "name")
+
+    def __init__(self, fn: Callable[..., Any], name: str) -> None:
+        self.fn = fn
+        self.name = name
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.fn(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+def is_global(obj: Any, fn: Any) -> bool:
+    """Whether ``obj`` is what a pickle got for the allowed global ``fn``."""
+    return isinstance(obj, Global) and obj.fn is fn
+
+
 def _reconstruct(cls: Any, shape: Any, dtype: Any) -> np.ndarray:
     """NumPy's ``_reconstruct(ndarray, shape, dtype)``: an empty array whose state the pickle then sets.
     Only ``numpy.ndarray`` itself (no subclass, which could run code of its own)."""
-    if cls is not _NdarrayName:
+    if not is_global(cls, _NdarrayName):
         raise UnsafePickleError(f"the pickle asks to reconstruct {cls!r}, not numpy.ndarray: refused")
     return np.ndarray.__new__(np.ndarray, shape, _plain_dtype(dtype))
 
@@ -81,13 +109,20 @@ NUMPY_ARRAYS: dict[tuple[str, str], Callable[..., Any]] = {
 
 
 class _AllowListUnpickler(pickle.Unpickler):
-    def __init__(self, file: io.BytesIO, allowed: dict[tuple[str, str], Any], encoding: str) -> None:
+    def __init__(
+        self,
+        file: io.BytesIO,
+        allowed: dict[tuple[str, str], Any],
+        encoding: str,
+        persistent: Callable[[Any], Any] | None,
+    ) -> None:
         super().__init__(file, encoding=encoding)
         self.allowed = allowed
+        self.persistent = persistent
 
     def find_class(self, module: str, name: str) -> Any:
         try:
-            return self.allowed[(module, name)]
+            return Global(self.allowed[(module, name)], f"{module}.{name}")
         except KeyError:
             raise UnsafePickleError(
                 f"the pickle asks for {module}.{name}, which is not on the allow-list "
@@ -96,14 +131,23 @@ class _AllowListUnpickler(pickle.Unpickler):
             ) from None
 
     def persistent_load(self, pid: Any) -> Any:
-        raise UnsafePickleError(f"the pickle refers to a persistent object {pid!r}: refused")
+        if self.persistent is None:
+            raise UnsafePickleError(f"the pickle refers to a persistent object {pid!r}: refused")
+        return self.persistent(pid)
 
 
-def loads(data: bytes, allowed: dict[tuple[str, str], Any] | None = None, encoding: str = "ASCII") -> Any:
+def loads(
+    data: bytes,
+    allowed: dict[tuple[str, str], Any] | None = None,
+    encoding: str = "ASCII",
+    persistent_load: Callable[[Any], Any] | None = None,
+) -> Any:
     """Unpickle ``data``, building only plain containers, scalars and the globals of ``allowed``
     (default: ``NUMPY_ARRAYS``). ``encoding`` decodes Python 2 strings, as in ``pickle.loads``.
+    ``persistent_load(pid)`` answers the pickle's persistent ids (none are accepted without it); the
+    globals it receives inside ``pid`` are ``Global`` wrappers (see ``is_global``).
 
     Raises ``UnsafePickleError`` for any other global, and ``pickle.UnpicklingError`` (or ``EOFError``,
     ``ValueError``) for a damaged pickle."""
     allowed = NUMPY_ARRAYS if allowed is None else allowed
-    return _AllowListUnpickler(io.BytesIO(data), allowed, encoding).load()
+    return _AllowListUnpickler(io.BytesIO(data), allowed, encoding, persistent_load).load()

@@ -1,4 +1,5 @@
-"""``save`` and ``load``: checkpoints in one ``.npz`` file, written atomically and read back without pickle.
+"""minires's own checkpoint format: one ``.npz`` file, read back without pickle (``mr.save`` writes it for
+any path that does not end in ``.pt``, ``.pth`` or ``.safetensors``; see ``minires.serialization``).
 
 A checkpoint is a nested structure: dicts (str or int keys, insertion order kept; an ``OrderedDict``, such
 as ``Module.state_dict()`` returns, comes back as an ``OrderedDict``, with its ``_metadata``), lists, tuples,
@@ -32,55 +33,44 @@ What comes back from ``load``:
 - Subclasses of int, float, str, tuple and dict (an IntEnum, a namedtuple, a defaultdict) as their base
   type. An array referenced twice is stored twice and comes back as two independent arrays.
 
-Safety: arrays of dtype object are refused at save (``TypeError``), and ``load`` always reads with
+Safety: arrays of dtype object are refused at save (``TypeError``), and ``read`` always reads with
 ``allow_pickle=False``, so loading a file never runs code. A file that is truncated, corrupt (zip CRCs are
-checked as arrays are read) or not a minires checkpoint raises a ``ValueError`` naming the path and the
-problem; a missing file raises ``FileNotFoundError`` as ``open`` does.
-
-Atomicity: ``save`` writes a temporary file next to ``path``, flushes and fsyncs it, then renames it over
-``path`` (``os.replace``), so ``path`` always holds either the old checkpoint or the whole new one; on any
-failure the temporary file is removed. No suffix is added to ``path`` (``numpy.savez`` would add ``.npz``).
+checked as arrays are read) or has a broken manifest raises ``BadFile``, which ``mr.load`` turns into a
+``ValueError`` naming the path and the problem.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import zipfile
 from collections import OrderedDict
 from typing import Any
 
 import numpy as np
 
-from . import backend
-from .fileio import atomic_open
-from .nn.parameter import Parameter
-from .tensor import Tensor
+from .. import backend
+from ..nn.parameter import Parameter
+from ..tensor import Tensor
+from .sniff import BadFile
 
 FORMAT = "minires.save"
 VERSION = 1
 MANIFEST_KEY = "__minires_manifest__"
-_ZIP_MAGIC = b"PK\x03\x04"
-
-PathLike = str | os.PathLike
 
 
 # ----- save ---------------------------------------------------------------------------------------------
-def save(obj: Any, path: PathLike) -> None:
-    """Write ``obj`` (see the module docstring for what it may hold) to ``path`` atomically.
+def encode(obj: Any) -> dict[str, np.ndarray]:
+    """The arrays of the ``.npz`` file for ``obj``, the manifest among them; nothing is written.
 
     Raises ``TypeError`` naming where in ``obj`` an unsupported value sits (a set, an object array,
-    a float dict key, ...); ``path`` is then left untouched.
-    """
-    path = os.fspath(path)
+    a float dict key, ...)."""
     arrays: dict[str, np.ndarray] = {}
     root = _encode(obj, arrays, "obj", set())
     manifest = {"format": FORMAT, "version": VERSION, "root": root}
     # ensure_ascii: the JSON text is plain ASCII (so valid UTF-8) even for strings with lone surrogates.
     text = json.dumps(manifest, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
     arrays[MANIFEST_KEY] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
-    with atomic_open(path, "wb") as f:
-        _write_npz(f, arrays)
+    return arrays
 
 
 def _encode(obj: Any, arrays: dict[str, np.ndarray], where: str, active: set[int]) -> dict:
@@ -164,7 +154,7 @@ def _is_parameter(t: Tensor) -> bool:
     return isinstance(t, Parameter)
 
 
-def _write_npz(f: Any, arrays: dict[str, np.ndarray]) -> None:
+def write_npz(f: Any, arrays: dict[str, np.ndarray]) -> None:
     """``numpy.savez`` spelled out, so that the writer too refuses pickle; with a fixed timestamp on every
     member, so that the same checkpoint always gives the same bytes."""
     with zipfile.ZipFile(f, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
@@ -175,41 +165,12 @@ def _write_npz(f: Any, arrays: dict[str, np.ndarray]) -> None:
 
 
 # ----- load ---------------------------------------------------------------------------------------------
-class _BadFile(Exception):
-    """Raised inside ``load``; turned into a ValueError that names the path."""
-
-
-def load(path: PathLike, map_location: Any = None, weights_only: bool | None = None) -> Any:
-    """Read a checkpoint written by ``save`` (with ``allow_pickle=False``); see the module docstring.
-
-    ``map_location`` and ``weights_only`` are accepted as ``torch.load``'s, so that a tutorial's
-    ``torch.load(PATH, map_location=device, weights_only=True)`` ports unchanged: the arrays come back as
-    NumPy arrays whatever ``map_location`` says (``load_state_dict`` moves them to the model's device),
-    and nothing is ever unpickled, as with ``weights_only=True``.
-
-    Raises ``ValueError`` naming ``path`` and what is wrong when the file is not a zip archive, is
-    truncated or corrupt, has no minires manifest, or has a manifest of another format or version.
-    """
-    path = os.fspath(path)
-    with open(path, "rb") as fh:
-        try:
-            return _load(fh)
-        except _BadFile as exc:
-            raise ValueError(f"load: cannot load {path!r}: {exc}") from None
-
-
-def _load(fh: Any) -> Any:
-    head = fh.read(len(_ZIP_MAGIC))
-    if head != _ZIP_MAGIC:
-        if head.startswith(b"\x93NUM"):
-            raise _BadFile("a single .npy array (numpy.save), not a minires checkpoint (.npz)")
-        what = "the file is empty" if not head else f"it starts with {head!r}"
-        raise _BadFile(f"not a minires checkpoint (not an .npz/zip archive: {what})")
-    fh.seek(0)
+def read(fh: Any) -> Any:
+    """The object in the open minires checkpoint ``fh`` (a zip archive, checked by the caller)."""
     try:
         npz = np.load(fh, allow_pickle=False)
     except Exception as exc:  # noqa: BLE001 - any failure to open the archive means a damaged file
-        raise _BadFile(f"the zip archive is truncated or corrupt ({type(exc).__name__}: {exc})") from None
+        raise BadFile(f"the zip archive is truncated or corrupt ({type(exc).__name__}: {exc})") from None
     with npz:
         reader = _ArrayReader(npz)
         manifest = _read_manifest(reader)
@@ -217,7 +178,7 @@ def _load(fh: Any) -> Any:
 
 
 class _ArrayReader:
-    """Reads the arrays of an open NpzFile, turning every failure into ``_BadFile``."""
+    """Reads the arrays of an open NpzFile, turning every failure into ``BadFile``."""
 
     def __init__(self, npz: Any) -> None:
         self.npz = npz
@@ -225,37 +186,35 @@ class _ArrayReader:
 
     def read(self, key: str) -> np.ndarray:
         if key not in self.files:
-            raise _BadFile(f"the manifest refers to array {key!r}, which the archive lacks")
+            raise BadFile(f"the manifest refers to array {key!r}, which the archive lacks")
         try:
             # Reading a member to its end makes zipfile check its CRC-32, so flipped bits are caught here.
             return self.npz[key]
         except Exception as exc:  # noqa: BLE001 - bytes from disk: any parse failure means a damaged file
-            raise _BadFile(f"array {key!r} is corrupt ({type(exc).__name__}: {exc})") from None
+            raise BadFile(f"array {key!r} is corrupt ({type(exc).__name__}: {exc})") from None
 
 
 def _read_manifest(reader: _ArrayReader) -> dict:
     if MANIFEST_KEY not in reader.files:
         names = ", ".join(sorted(reader.files)[:5]) or "none"
-        raise _BadFile(
+        raise BadFile(
             f"an .npz archive but not a minires checkpoint: no {MANIFEST_KEY!r} entry (arrays: {names})"
         )
     raw = reader.read(MANIFEST_KEY)
     if raw.dtype != np.uint8 or raw.ndim != 1:
-        raise _BadFile(
-            f"the manifest is an array of dtype {raw.dtype} and shape {raw.shape}, not uint8 bytes"
-        )
+        raise BadFile(f"the manifest is an array of dtype {raw.dtype} and shape {raw.shape}, not uint8 bytes")
     try:
         manifest = json.loads(raw.tobytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise _BadFile(f"the manifest is not valid UTF-8 JSON ({exc})") from None
+        raise BadFile(f"the manifest is not valid UTF-8 JSON ({exc})") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         found = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
-        raise _BadFile(f"the manifest's format is {found!r}, expected {FORMAT!r}")
+        raise BadFile(f"the manifest's format is {found!r}, expected {FORMAT!r}")
     version = manifest.get("version")
     if version != VERSION:
-        raise _BadFile(f"format version {version!r}; this minires reads version {VERSION}")
+        raise BadFile(f"format version {version!r}; this minires reads version {VERSION}")
     if "root" not in manifest:
-        raise _BadFile("the manifest has no 'root' entry")
+        raise BadFile("the manifest has no 'root' entry")
     return manifest
 
 
@@ -281,7 +240,7 @@ def _decode(node: Any, reader: _ArrayReader, where: str) -> Any:
             for key_node, value_node in node["items"]:
                 key = _decode(key_node, reader, f"{where} key")
                 if isinstance(key, bool) or not isinstance(key, (str, int)):
-                    raise _BadFile(f"manifest entry for a key of {where} is not a str or int")
+                    raise BadFile(f"manifest entry for a key of {where} is not a str or int")
                 out[key] = _decode(value_node, reader, f"{where}[{key!r}]")
             if kind == "OrderedDict" and "metadata" in node:
                 out._metadata = _decode(node["metadata"], reader, f"{where}._metadata")  # type: ignore[attr-defined]
@@ -297,15 +256,15 @@ def _decode(node: Any, reader: _ArrayReader, where: str) -> Any:
                 return Parameter(array, requires_grad=requires_grad)
             return Tensor(array, requires_grad=requires_grad)
     except (KeyError, TypeError, ValueError) as exc:  # a malformed node: missing fields, wrong types
-        raise _BadFile(f"the manifest entry for {where} is malformed ({type(exc).__name__}: {exc})") from None
-    raise _BadFile(f"the manifest entry for {where} is malformed: {_short(node)}")
+        raise BadFile(f"the manifest entry for {where} is malformed ({type(exc).__name__}: {exc})") from None
+    raise BadFile(f"the manifest entry for {where} is malformed: {_short(node)}")
 
 
 def _read_array(spec: Any, reader: _ArrayReader, where: str) -> np.ndarray:
     key, dtype, shape = spec["key"], spec["dtype"], tuple(spec["shape"])
     array = reader.read(key)
     if array.dtype.str != dtype or array.shape != shape:
-        raise _BadFile(
+        raise BadFile(
             f"array {key!r} ({where}) has dtype {array.dtype.str} and shape {array.shape}, "
             f"but the manifest says {dtype} and {shape}"
         )
