@@ -47,6 +47,35 @@ def test_main_prints_the_table_and_saves_the_plot(tmp_path: Path, capsys: pytest
         assert out.exists() and out.stat().st_size > 1000
 
 
+def test_the_default_picture_goes_to_a_new_run_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without --out or --docs the picture lands in runs/gradient_flow-<time>/, never over docs/."""
+    pytest.importorskip("matplotlib")
+    monkeypatch.chdir(tmp_path)
+    assert gf.main(["--blocks", "1", "--channels", "2", "--steps", "1", "--batch-size", "2"]) == 0
+    saved = list((tmp_path / "runs").glob("gradient_flow-*/gradient_flow.png"))
+    assert len(saved) == 1 and f"saved {saved[0].relative_to(tmp_path)}" in capsys.readouterr().out
+    assert not (tmp_path / "docs").exists()
+    assert gf.DOCS_OUT == "docs/gradient_flow.png"
+    with pytest.raises(SystemExit):
+        gf.main(["--docs", "--out", "x.png"])
+
+
+def test_the_first_batch_is_the_one_of_step_1() -> None:
+    """first_batch (what tools/sync_guide.py measures the guide's table on) is what train draws first:
+    its gradient norms at init are those of the script's step 1."""
+    images, labels = gf.synthetic_data(64, 8, seed=3)
+    net = gf.build_net(2, 4, residual=True, seed=3)
+    x, y = gf.first_batch(images, labels, 8, seed=3)
+    import minires as mr
+
+    at_init = gf.gradient_norms_at_init(net, mr.tensor(x), mr.tensor(y))
+    net = gf.build_net(2, 4, residual=True, seed=3)
+    step_1 = gf.train(net, images, labels, steps=1, batch_size=8, lr=0.02, seed=3).norms[0]
+    np.testing.assert_allclose(at_init, step_1, rtol=1e-6)
+
+
 def test_fashion_mnist_when_present() -> None:
     """The optional data: runs when minires.data and the files are there (no download here)."""
     try:

@@ -94,6 +94,16 @@ def test_measured_tables_are_current() -> None:
     assert not problems, "\n".join(problems) + f"\n{FIX}"
 
 
+def test_readme_states_the_ratios_the_script_prints() -> None:
+    """README.md's 'layers is 2.72e-8 ... and 0.824 with skip connections' is what gradient_flow.py prints."""
+    problems = sync.stale_readme()
+    assert not problems, "\n".join(problems)
+    text = sync.README.read_text()
+    m = sync.README_RATIOS.search(text)
+    broken = text.replace(m.group(0), m.group(0).replace(m["res"], "0.855"))
+    assert sync.stale_readme(broken) == [f"README.md: the gradient-flow ratio 0.855 is {m['res']} now"]
+
+
 # ----- the checks fail on a broken guide ------------------------------------------------------------------
 def _replace_once(text: str, old: str, new: str) -> str:
     assert text.count(old) >= 1, f"the guide no longer contains {old!r}: update this test"

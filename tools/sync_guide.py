@@ -12,6 +12,8 @@ The guide is hand-written prose around three kinds of generated text, each betwe
 - computed blocks, Markdown made by a function of this file from a measurement:
       <!-- computed residual_table -->  ...  <!-- end computed -->
 
+It also checks (and leaves to be edited by hand) README.md's sentence on the gradient-flow ratios.
+
 tests/test_guide.py runs the same checks (numbers compared to within 2 units of their last printed digit,
 so that the last digit of a float may differ between machines), plus the section and link checks.
 """
@@ -22,6 +24,7 @@ import argparse
 import ast
 import contextlib
 import doctest
+import functools
 import importlib
 import importlib.util
 import io
@@ -37,6 +40,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 GUIDE = ROOT / "docs" / "backward.md"
+README = ROOT / "README.md"
 
 DOCSTRING_BLOCK = re.compile(
     r"<!-- docstring (?P<target>[\w.]+) -->\n```text\n(?P<body>.*?)\n?```\n<!-- end docstring -->", re.S
@@ -179,7 +183,7 @@ def stale_examples(text: str) -> list[str]:
 
 def _format_example(ex: Example, output: str) -> str:
     lines = ex.source.rstrip("\n").split("\n")
-    prompt = [">>> " + lines[0]] + ["... " + line for line in lines[1:]]
+    prompt = [">>> " + lines[0]] + ["... " + line if line else "..." for line in lines[1:]]  # as ruff writes
     return "\n".join(prompt) + "\n" + output
 
 
@@ -206,8 +210,11 @@ def _gradient_flow() -> ModuleType:
     return module
 
 
+@functools.cache
 def _norms_at_init(gf: ModuleType, residual: bool, batch_norm: bool, he_init: bool = False) -> list[float]:
-    """||dL/dz|| per conv layer of gradient_flow's default net at its initialization, in float64."""
+    """||dL/dz|| per conv layer of gradient_flow's default net at its initialization, in float64, on the
+    batch of its first training step (so that the ratios are those that ``python examples/gradient_flow.py``
+    prints in its "@1" columns, in float32)."""
     import minires as mr
     import minires.nn as nn
 
@@ -216,9 +223,36 @@ def _norms_at_init(gf: ModuleType, residual: bool, batch_norm: bool, he_init: bo
         for conv in gf.conv_layers(net):
             nn.init.kaiming_normal_(conv.weight, mode="fan_in", nonlinearity="relu")
             nn.init.zeros_(conv.bias)
-    images, labels = gf.synthetic_data(gf.BATCH_SIZE, gf.SIZE, gf.SEED)
-    x = mr.tensor(images.astype(np.float64))
-    return gf.gradient_norms_at_init(net, x, mr.tensor(labels))
+    images, labels = gf.first_batch(*gf.synthetic_data(gf.N_IMAGES, gf.SIZE, gf.SEED), gf.BATCH_SIZE, gf.SEED)
+    x = mr.tensor(images.astype(np.float64))  # the batch of the script's step 1, in float64
+    return list(gf.gradient_norms_at_init(net, x, mr.tensor(labels)))
+
+
+def first_to_last_ratios() -> tuple[float, float]:
+    """Layer 1's ||dL/dz|| over layer 17's at init: (plain net, with skips), as the script prints them."""
+    gf = _gradient_flow()
+    plain, res = _norms_at_init(gf, False, False), _norms_at_init(gf, True, False)
+    return plain[0] / plain[-1], res[0] / res[-1]
+
+
+README_RATIOS = re.compile(
+    r"layers is (?P<plain>[\d.]+e-\d+) of the one at the last in the plain net, and (?P<res>[\d.]+) with skip"
+)
+
+
+def stale_readme(text: str | None = None) -> list[str]:
+    """The README's sentence on the gradient-flow ratios against what examples/gradient_flow.py prints."""
+    text = README.read_text() if text is None else text
+    m = README_RATIOS.search(text)
+    if m is None:
+        return [
+            "README.md: no sentence 'layers is X of the one at the last in the plain net, and Y with skip'"
+        ]
+    out = []
+    for token, value in zip((m["plain"], m["res"]), first_to_last_ratios(), strict=True):
+        if abs(float(token) - value) > 2 * _last_digit_unit(token):
+            out.append(f"README.md: the gradient-flow ratio {token} is {value:.3g} now")
+    return out
 
 
 def residual_table() -> str:
@@ -356,7 +390,13 @@ def bad_links(text: str, base: Path = GUIDE.parent) -> list[str]:
 
 # ----- the command line ----------------------------------------------------------------------------------
 def stale(text: str) -> list[str]:
-    return stale_docstrings(text) + stale_computed(text) + stale_examples(text) + bad_links(text)
+    return (
+        stale_docstrings(text)
+        + stale_computed(text)
+        + stale_examples(text)
+        + bad_links(text)
+        + stale_readme()
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
