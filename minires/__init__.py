@@ -45,6 +45,7 @@ from .tensor import (
     zeros,
     zeros_like,
 )
+from .threads import get_num_threads, set_num_threads
 
 # torch's other names of the dtypes: `dtype=mr.long` for class labels, `x.to(mr.float)`.
 float = float32  # noqa: A001

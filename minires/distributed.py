@@ -23,12 +23,14 @@ sits in the lowest layer (it knows arrays, not Tensors), so that the ops and ``n
 from __future__ import annotations
 
 import enum
+import os
 import sys
 from typing import Any
 
 import numpy as np
 
 from . import backend as array_backend
+from . import threads
 
 
 class ReduceOp(enum.Enum):
@@ -293,6 +295,17 @@ def init_process_group(
     _group = _Group(name, comm)
     if comm.size > 1:
         _abort_on_uncaught_exception(comm)
+        _share_the_cores()
+
+
+def _share_the_cores() -> None:
+    """Each rank's minires threads (threads.py): its share of the cores it may use, split among the ranks
+    of its machine (as the launcher says: Open MPI's OMPI_COMM_WORLD_LOCAL_SIZE, MPICH's MPI_LOCALNRANKS),
+    so that two ranks on two cores do not start two threads each. MINIRES_NUM_THREADS, when set, wins."""
+    if os.environ.get("MINIRES_NUM_THREADS"):
+        return
+    local = os.environ.get("OMPI_COMM_WORLD_LOCAL_SIZE") or os.environ.get("MPI_LOCALNRANKS") or "1"
+    threads.set_num_threads(max(1, threads._usable_cores() // max(1, int(local))))
 
 
 def _abort_on_uncaught_exception(comm: Any) -> None:

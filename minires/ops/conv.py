@@ -22,11 +22,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from ..backend import get_array_module
 from ..errors import DTypeError, ShapeError
 from ..function import Function
 from ..grad_mode import conv_layout  # noqa: F401 - also here: tests/op_table.py forces layouts through it
 from ..tensor import Tensor
+from ..threads import parallel_map
 from .args import Padding, Pair, int_pair
 from .conv_layouts import Layout, choose_layout, dx_is_convolution
 from .shape import squeeze, unsqueeze
@@ -41,8 +44,11 @@ def conv2d_forward(x: Any, w: Any, b: Any | None, layout: Layout) -> Any:
     N, OC = x.shape[0], w.shape[0]
     W = layout.weight_matrix(w)  # (G, OCg, K) or (G, OCg, T*Cg)
     y = layout.empty(xp, (N, OC, layout.OH, layout.OW), x.dtype)
-    for chunk in layout.chunks(x):
+
+    def one_chunk(chunk: slice) -> None:
         y[chunk] = layout.product(W, layout.unfold(x[chunk]), chunk.stop - chunk.start)
+
+    _each_chunk(xp, one_chunk, layout.chunks(x))
     if b is not None:
         y += b.reshape(OC, 1, 1)
     return y
@@ -52,10 +58,12 @@ def conv2d_weight_grad(g: Any, x: Any, layout: Layout) -> Any:
     """dw = sum over the batch chunks of dY @ cols^T (in the layout's form), cols unfolded again from x
     chunk by chunk rather than kept from forward. Shapes: g (N, OC, OH, OW), x (N, C, H, W) -> dw
     (OC, Cg, KH, KW)."""
-    dW = None  # (G, OCg, K) or (G, OCg, T*Cg), summed over the chunks
-    for chunk in layout.chunks(x):
-        cols = layout.unfold(x[chunk])
-        part = layout.weight_grad(layout.output_grad(g[chunk]), cols)
+
+    def one_chunk(chunk: slice) -> Any:
+        return layout.weight_grad(layout.output_grad(g[chunk]), layout.unfold(x[chunk]))
+
+    dW = None  # (G, OCg, K) or (G, OCg, T*Cg), summed over the chunks in their order
+    for part in _each_chunk(get_array_module(x), one_chunk, layout.chunks(x)):
         if dW is None:
             dW = part
         else:
@@ -98,9 +106,20 @@ def conv2d_input_grad(g: Any, w: Any, layout: Layout) -> Any:
         return conv2d_forward(g, w_flipped, None, flipped)
     W = layout.weight_matrix(w)  # (G, OCg, K) or (G, OCg, T*Cg)
     dx = layout.empty(xp, layout.x_shape, g.dtype)
-    for chunk in layout.chunks(g):
+
+    def one_chunk(chunk: slice) -> None:
         dx[chunk] = layout.fold(W, layout.output_grad(g[chunk]), chunk.stop - chunk.start)
+
+    _each_chunk(xp, one_chunk, layout.chunks(g))
     return dx
+
+
+def _each_chunk(xp: Any, fn: Any, chunks: list[slice]) -> list:
+    """``[fn(chunk) for chunk in chunks]``: on the CPU spread over minires's threads (threads.py: the
+    chunks write disjoint slices of the output), on the GPU in order on the calling thread."""
+    if xp is np:
+        return parallel_map(fn, chunks)
+    return [fn(chunk) for chunk in chunks]
 
 
 # ----- the Function ------------------------------------------------------------------------------------

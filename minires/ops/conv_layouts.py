@@ -59,6 +59,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import threads
 from ..backend import get_array_module
 from ..grad_mode import forced_conv_layout
 from .args import Padding, Pair
@@ -123,9 +124,11 @@ class Layout:
         unfolded a chunk at a time, cols stay in the cache between the unfold and the product that reads
         them. On the GPU, DEVICE_CHUNK_BYTES: the whole batch as a rule."""
         N = self.x_shape[0]
-        limit = CHUNK_BYTES if get_array_module(x) is np else DEVICE_CHUNK_BYTES
+        on_cpu = get_array_module(x) is np
+        limit = CHUNK_BYTES if on_cpu else DEVICE_CHUNK_BYTES
         B = max(1, limit // max(1, self.values_per_image() * x.dtype.itemsize))
-        return [slice(i, min(i + B, N)) for i in range(0, N, B)]
+        chunks = [slice(i, min(i + B, N)) for i in range(0, N, B)]
+        return threads.split_for_threads(N, chunks) if on_cpu else chunks  # one per thread at least
 
     def empty(self, xp: Any, shape: tuple[int, ...], dtype: Any) -> Any:
         """An uninitialized (N, C, H, W) array in the layout's memory order: y, or dx."""

@@ -1,0 +1,110 @@
+"""The CPU's threads: minires runs the batch chunks of a convolution on every usable core, itself.
+
+NumPy computes on one core except inside BLAS, whose own threads then wait for the next GEMM by spinning
+(OpenBLAS busy-waits after each call), competing with the single-threaded NumPy work between the GEMMs:
+im2col copies, batch norm, ReLU, pooling, the optimizer. So minires owns the threads instead: BLAS runs
+on one thread per call (threadpoolctl, once, at the first parallel call), and a small pool of worker
+threads, one per usable core (``os.sched_getaffinity``), each runs whole chunks of a convolution (unfold,
+GEMM, fold) at once. NumPy releases the GIL in its copies, ufuncs and matmul, so the chunks overlap.
+
+    mr.set_num_threads(1)     # the knob: everything on the calling thread (BLAS still on one thread)
+    mr.get_num_threads()      # the pool's size: the usable cores, or MINIRES_NUM_THREADS when set
+
+Results are deterministic for a given thread count: each chunk is computed by one thread, on one BLAS
+thread, and sums over chunks (a convolution's dw) are added in chunk order. The chunks are sized by the
+cache (ops/conv_layouts.py) and split further only where there are fewer than threads, so another thread
+count can change results in their last bits (a GEMM of other shapes rounds differently), as torch's can.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+_lock = threading.Lock()
+_num_threads: int | None = None  # None: not yet chosen (the usable cores, or MINIRES_NUM_THREADS)
+_pool: ThreadPoolExecutor | None = None
+_blas_limited = False
+_worker = threading.local()  # .active: this thread is one of the pool's (never nest the pool)
+
+
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def get_num_threads() -> int:
+    """The number of threads that minires's CPU kernels use (torch's ``get_num_threads``)."""
+    global _num_threads
+    if _num_threads is None:
+        env = os.environ.get("MINIRES_NUM_THREADS")
+        _num_threads = int(env) if env else _usable_cores()
+        if _num_threads < 1:
+            raise ValueError(f"MINIRES_NUM_THREADS: expected a positive int, got {env!r}")
+    return _num_threads
+
+
+def set_num_threads(n: int) -> None:
+    """Run minires's CPU kernels on ``n`` threads (torch's ``set_num_threads``); 1 runs everything on the
+    calling thread. BLAS stays on one thread per call either way (from minires's first convolution on)."""
+    global _num_threads, _pool
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"set_num_threads: expected a positive int, got {n!r}")
+    with _lock:
+        _num_threads = n
+        if _pool is not None:
+            _pool.shutdown(wait=True)
+            _pool = None
+
+
+def _limit_blas() -> None:
+    """BLAS on one thread per call, once: its idle threads would otherwise spin against ours."""
+    global _blas_limited
+    if _blas_limited:
+        return
+    _blas_limited = True
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # a dependency; without it BLAS keeps its threads, and the pool still works
+        return
+    threadpool_limits(limits=1, user_api="blas")
+
+
+def _get_pool(n: int) -> ThreadPoolExecutor:
+    global _pool
+    with _lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="minires", initializer=_mark_worker)
+        return _pool
+
+
+def _mark_worker() -> None:
+    _worker.active = True
+
+
+def parallel_map(fn: Callable[[Any], T], items: Sequence[Any]) -> list[T]:
+    """``[fn(item) for item in items]``, the items spread over the pool's threads; results in order.
+    Serial when there is one thread, one item, or when called from a worker (no nested pools)."""
+    _limit_blas()
+    n = get_num_threads()
+    if n == 1 or len(items) < 2 or getattr(_worker, "active", False):
+        return [fn(item) for item in items]
+    return list(_get_pool(n).map(fn, items))
+
+
+def split_for_threads(n_items: int, chunks: list[slice]) -> list[slice]:
+    """``chunks`` of a batch of ``n_items``, split further so that every thread gets one when there are
+    fewer chunks than threads (a small batch, or a layer whose chunk is the whole batch)."""
+    n = get_num_threads()
+    if n == 1 or len(chunks) >= n or n_items < 2 or getattr(_worker, "active", False):
+        return chunks
+    parts = min(n, n_items)
+    bounds = [n_items * i // parts for i in range(parts + 1)]
+    return [slice(bounds[i], bounds[i + 1]) for i in range(parts)]
