@@ -7,6 +7,8 @@ on a deliberately broken copy of the guide, to show that it can fail.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from op_table import OPS
 from scripts import load_script
@@ -14,6 +16,7 @@ from scripts import load_script
 from minires.ops import registry
 
 sync = load_script("tools/sync_guide.py")
+pictures = load_script("tools/draw_guide_pictures.py")
 TEXT = sync.GUIDE.read_text()
 FIX = "run `python tools/sync_guide.py` (or fix docs/backward.md by hand)"
 
@@ -102,6 +105,38 @@ def test_readme_states_the_ratios_the_script_prints() -> None:
     m = sync.README_RATIOS.search(text)
     broken = text.replace(m.group(0), m.group(0).replace(m["res"], "0.855"))
     assert sync.stale_readme(broken) == [f"README.md: the gradient-flow ratio 0.855 is {m['res']} now"]
+
+
+@pytest.mark.parametrize("projection", [False, True], ids=["identity", "projection"])
+def test_the_committed_block_graph_is_what_make_dot_draws(projection: bool) -> None:
+    """docs/basic_block*.svg (drawn by tools/draw_guide_pictures.py) has the nodes, labels and edges of
+    make_dot's graph of the same BasicBlock now; a changed graph is found."""
+    svg = pictures.svg_graph(pictures.GRAPHS[projection].read_text())
+    source = pictures.basic_block_graph(projection).source
+    assert svg[0] and svg[1], "no nodes or edges read from the SVG"
+    assert svg == pictures.dot_graph(source), "run python tools/draw_guide_pictures.py"
+    first_edge = next(line for line in source.split("\n") if " -> " in line)
+    assert pictures.dot_graph(source.replace(first_edge + "\n", ""))[1] != svg[1]
+
+
+def test_the_block_trace_adds_up() -> None:
+    """The table's x row is the norm of the sum of its branch and shortcut rows (checked inside the trace
+    too), and the addition hands the same gradient to both of its inputs."""
+    rows = {node: value for node, _, value in pictures.basic_block_trace(True)}
+    assert rows["s = u2 + shortcut"] == rows["u2 = bn2(z2)"] == rows["shortcut: bn_s(c_s)"]
+    branch, shortcut, total = (
+        rows["x, through the branch"],
+        rows["x, through the shortcut"],
+        rows["x (the sum of both)"],
+    )
+    cosine = rows["cos(branch part, shortcut part)"]
+    assert abs(total**2 - (branch**2 + shortcut**2 + 2 * cosine * branch * shortcut)) < 1e-9 * total**2
+
+
+def test_the_im2col_picture_is_drawn(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    pictures.draw_im2col(tmp_path / "im2col.png")
+    assert (tmp_path / "im2col.png").stat().st_size > 10_000
 
 
 # ----- the checks fail on a broken guide ------------------------------------------------------------------

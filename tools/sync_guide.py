@@ -294,9 +294,41 @@ def init_variants_table() -> str:
     return "\n".join(rows) + "\n"
 
 
+def _pictures() -> ModuleType:
+    """tools/draw_guide_pictures.py as the module ``draw_guide_pictures``."""
+    path = ROOT / "tools" / "draw_guide_pictures.py"
+    module = sys.modules.get("draw_guide_pictures")
+    if module is None or Path(module.__file__).resolve() != path:
+        spec = importlib.util.spec_from_file_location("draw_guide_pictures", path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["draw_guide_pictures"] = module
+        spec.loader.exec_module(module)
+    return module
+
+
+def basic_block_table() -> str:
+    """||dL/d(node)|| through one BasicBlock's backward, identity and projection shortcut side by side."""
+    pictures = _pictures()
+    identity = {node: (what, value) for node, what, value in pictures.basic_block_trace(False)}
+    projection = {node: (what, value) for node, what, value in pictures.basic_block_trace(True)}
+    order = list(projection)  # the projection's rows include the identity's
+    rows = [
+        "| tensor (forward name) | its gradient comes from | identity shortcut | projection shortcut |",
+        "|---|---|---:|---:|",
+    ]
+    for node in order:
+        what = projection[node][0] if node not in identity else identity[node][0]
+        if node == "x, through the shortcut":
+            what = "identity: s's gradient, unchanged; projection: conv1x1 backward"
+        cells = [f"{table[node][1]:.4f}" if node in table else "" for table in (identity, projection)]
+        rows.append(f"| {node} | {what} | {cells[0]} | {cells[1]} |")
+    return "\n".join(rows) + "\n"
+
+
 COMPUTED: dict[str, Callable[[], str]] = {
     "residual_table": residual_table,
     "init_variants_table": init_variants_table,
+    "basic_block_table": basic_block_table,
 }
 
 
