@@ -294,6 +294,51 @@ def init_variants_table() -> str:
     return "\n".join(rows) + "\n"
 
 
+def zigzag_table() -> str:
+    """The ResNet's ||dL/dz|| at init on its last six conv layers: main path (odd) against branch (even)."""
+    gf = _gradient_flow()
+    res = np.array(_norms_at_init(gf, True, False))
+    rows = ["| conv layer | where its output goes | with skips: norm of dL/dz |", "|---:|---|---:|"]
+    for i in range(len(res) - 1, len(res) - 7, -1):
+        where = "added to the skip (main path)" if i % 2 == 0 else "ReLU, then the block's 2nd conv (branch)"
+        rows.append(f"| {i + 1} | {where} | {res[i]:.3e} |")
+    ratio = np.exp(np.log(res[1::2]).mean() - np.log(res[0::2]).mean())
+    rows.append(f"| all | even layers / odd layers, geometric means | {ratio:.3f} |")
+    return "\n".join(rows) + "\n"
+
+
+def plain_factor_table() -> str:
+    """The plain net's per-layer factor ||dL/dz_(l-1)|| / ||dL/dz_l|| at init, predicted and measured."""
+    import minires as mr
+
+    gf = _gradient_flow()
+    net = gf.build_net(gf.BLOCKS, gf.CHANNELS, False, False, gf.SEED).double()
+    convs = gf.conv_layers(net)
+    outputs: dict[int, np.ndarray] = {}
+    for i, conv in enumerate(convs):
+        conv.register_forward_hook(lambda m, inp, out, i=i: outputs.__setitem__(i, out.numpy()))
+    images, labels = gf.first_batch(*gf.synthetic_data(gf.N_IMAGES, gf.SIZE, gf.SEED), gf.BATCH_SIZE, gf.SEED)
+    net(mr.tensor(images.astype(np.float64)))
+    norms = np.array(_norms_at_init(gf, False, False))
+    active = np.array([(outputs[i - 1] > 0).mean() for i in range(1, len(convs))])  # ReLU's keep rate
+    gain = np.array([c.weight.numpy().shape[0] * 9 * c.weight.numpy().var() for c in convs[1:]])
+    predicted = np.sqrt(gain * active)
+    measured = norms[:-1] / norms[1:]
+    geo = float(np.exp(np.log(measured).mean()))
+    rows = [
+        "| per-layer factor of the plain net | value |",
+        "|---|---:|",
+        f"| predicted, variance 1/(3 fan_in) and half the units active: 1/sqrt(6) | {1 / np.sqrt(6):.3f} |",
+        f"| fan_out * var(w) of the drawn weights, mean of layers 2-17 (1/3 expected) | {gain.mean():.3f} |",
+        f"| fraction of the ReLU's inputs > 0, lowest and highest layer | {active.min():.2f}, "
+        f"{active.max():.2f} |",
+        f"| predicted with both measured, sqrt(fan_out var(w) active), geometric mean | "
+        f"{np.exp(np.log(predicted).mean()):.3f} |",
+        f"| measured, geometric mean of the 16 factors (the table's last row) | {geo:.3f} |",
+    ]
+    return "\n".join(rows) + "\n"
+
+
 def _pictures() -> ModuleType:
     """tools/draw_guide_pictures.py as the module ``draw_guide_pictures``."""
     path = ROOT / "tools" / "draw_guide_pictures.py"
@@ -329,6 +374,8 @@ COMPUTED: dict[str, Callable[[], str]] = {
     "residual_table": residual_table,
     "init_variants_table": init_variants_table,
     "basic_block_table": basic_block_table,
+    "zigzag_table": zigzag_table,
+    "plain_factor_table": plain_factor_table,
 }
 
 
