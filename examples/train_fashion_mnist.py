@@ -9,12 +9,25 @@ epoch, a run folder with metrics, curves, config and checkpoints, and resume.
     python examples/train_fashion_mnist.py --dataset cifar10 --model cifar_resnet20   # any model, any data
     python examples/train_fashion_mnist.py --resume runs/X    # continue a stopped run where it stopped
     python examples/train_fashion_mnist.py --epochs 1 --limit-train 2000   # a quick look
+    mpiexec -n 2 python -m mpi4py examples/train_fashion_mnist.py --sync-bn  # data parallel, 2 processes
 
 The run folder (``--out``, default ``runs/<model>-<date>-<time>``) holds ``config.json``, ``metrics.csv``
 (one row per epoch), ``curves.png`` (with matplotlib), ``checkpoint.npz`` (model, optimizer, scheduler,
 data-loader and RNG state, written atomically after every epoch) and ``best.npz`` (the weights with the
 best test accuracy so far). Exit status: 0 on success, 1 when the final test accuracy is below
 ``--target-acc`` or the loss went NaN or infinite, 2 for bad arguments.
+
+Data parallel: started by ``mpiexec`` (as root, Open MPI wants ``--allow-run-as-root``, and ``--bind-to
+none`` so that a rank is not pinned to one core), each rank trains a replica wrapped in
+``DistributedDataParallel`` on its ``DistributedSampler`` share of each epoch; ``--batch-size`` is per
+rank, as in PyTorch's DDP examples, so the global batch is ``batch_size * world_size`` (the log says it).
+The train metrics are the ranks' sums of loss * n, right answers and counts, added by one float64
+all-reduce per epoch. Each rank evaluates the test images ``rank, rank + R, rank + 2R, ...`` (no padding,
+so every test image counts exactly once; a DistributedSampler would repeat some to even the shares) with
+rank 0's BatchNorm statistics, and the sums and the confusion matrix are all-reduced. Rank 0 alone prints
+and writes the run folder. Random augmentation draws, per rank, from a generator seeded by (seed, rank,
+epoch), so a run is reproducible for a fixed seed and world size, and ``--resume`` replays it.
+Started without ``mpiexec`` it is the one-process run (and needs no mpi4py).
 """
 
 from __future__ import annotations
@@ -33,12 +46,14 @@ from typing import Any
 import numpy as np
 
 import minires as mr
+import minires.distributed as dist
 import minires.nn as nn
 import minires.nn.functional as F
 import minires.optim as optim
-from minires.data import CIFAR10, MNIST, DataLoader, FashionMNIST, IDXDataset
+from minires.data import CIFAR10, MNIST, DataLoader, DistributedSampler, FashionMNIST, IDXDataset
 from minires.data.transforms import Compose, Normalize, RandomCrop, RandomHorizontalFlip, Resize
 from minires.fileio import atomic_open
+from minires.nn.parallel import DistributedDataParallel
 
 try:
     from tqdm import tqdm
@@ -187,6 +202,7 @@ DEFAULTS = dict(
     limit_test=None,
     out=None,
     preset=None,
+    sync_bn=False,
 )
 METRICS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds")
 
@@ -230,6 +246,11 @@ def parse_args(argv: list[str] | None) -> tuple[dict[str, Any], argparse.Namespa
     p.add_argument("--target-acc", type=float, help="exit with status 1 if the final test accuracy is below")
     p.add_argument("--no-download", action="store_true", help="never download the dataset")
     p.add_argument("--no-progress", action="store_true", help="no progress bars, only the epoch lines")
+    p.add_argument(
+        "--sync-bn",
+        action=argparse.BooleanOptionalAction,
+        help="under mpiexec: BatchNorm statistics over the global batch (SyncBatchNorm; default off)",
+    )
     args = p.parse_args(argv)
     config = dict(DEFAULTS)
     if args.preset:
@@ -353,7 +374,12 @@ def augmentation(config: dict[str, Any]) -> str:
     return DATASETS[config["dataset"]]["augment"] if config["augment"] == "auto" else config["augment"]
 
 
-def make_loaders(train: Any, test: Any, config: dict[str, Any], device: str) -> tuple[DataLoader, DataLoader]:
+def make_loaders(
+    train: Any, test: Any, config: dict[str, Any], device: str, rank: int = 0, world: int = 0
+) -> tuple[DataLoader, DataLoader]:
+    """The training loader (``batch_size`` images a step) and the test loader. ``world`` > 0 (a run
+    under mpiexec): rank ``rank`` of ``world`` trains on its DistributedSampler share and evaluates the
+    test images rank, rank + world, ... (each image on exactly one rank, no padding)."""
     spec = DATASETS[config["dataset"]]
     augment, kinds = [], augmentation(config)
     if "crop" in kinds:
@@ -362,19 +388,51 @@ def make_loaders(train: Any, test: Any, config: dict[str, Any], device: str) -> 
         augment.append(RandomHorizontalFlip())
     resize = [Resize(config["resize"])] if config["resize"] else []
     normalize = [Normalize(spec["mean"], spec["std"])] if config["normalize"] else []
+    order: dict[str, Any] = dict(shuffle=True)
+    test_order: dict[str, Any] = {}
+    if world:  # the same shuffle (seed + epoch) on every rank, each rank its share
+        order = dict(sampler=DistributedSampler(train, world, rank, shuffle=True, seed=config["seed"]))
+        test_order = dict(sampler=range(rank, len(test), world))
     train_loader = DataLoader(
         train,
         config["batch_size"],
-        shuffle=True,
         drop_last=config["drop_last"],
-        seed=config["seed"],
+        seed=config["seed"] + rank,
         transform=Compose(augment + resize + normalize),
         device=device,
+        **order,
     )
     test_loader = DataLoader(
-        test, config["eval_batch_size"], transform=Compose(resize + normalize), device=device
+        test, config["eval_batch_size"], transform=Compose(resize + normalize), device=device, **test_order
     )
     return train_loader, test_loader
+
+
+def sum_over_ranks(values: list[float] | np.ndarray) -> np.ndarray:
+    """``values`` as float64, added elementwise over the ranks by one all-reduce (alone: unchanged)."""
+    array = np.array(values, dtype=np.float64)
+    if dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(array)
+    return array
+
+
+def launched_by_mpi() -> bool:
+    """Whether an MPI launcher started this process (Open MPI, MPICH's Hydra and PMIx launchers set these)."""
+    return any(key in os.environ for key in ("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK"))
+
+
+def start_ranks() -> tuple[int, int]:
+    """(rank, world size) of a run under mpiexec, joining minires.distributed's group; (0, 0) alone."""
+    if not launched_by_mpi():
+        return 0, 0
+    if not dist.is_mpi_available():
+        raise SystemExit(
+            "train_fashion_mnist: started by mpiexec, but mpi4py cannot be imported "
+            "(pip install 'minires[distributed]')"
+        )
+    if not dist.is_initialized():
+        dist.init_process_group("mpi")
+    return dist.get_rank(), dist.get_world_size()
 
 
 def evaluate(model: nn.Module, loader: DataLoader, num_classes: int) -> tuple[float, float, np.ndarray]:
@@ -387,10 +445,14 @@ def evaluate(model: nn.Module, loader: DataLoader, num_classes: int) -> tuple[fl
             losses.append(F.cross_entropy(logits, y, reduction="sum"))
             predicted.append(logits.argmax(1))
             truth.append(y)
-        total_loss = mr.stack(losses).sum().item()
+        total_loss = mr.stack(losses).sum().item() if losses else 0.0
     confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
-    np.add.at(confusion, (mr.cat(truth).numpy(), mr.cat(predicted).numpy()), 1)
-    n = int(confusion.sum())
+    if truth:
+        np.add.at(confusion, (mr.cat(truth).numpy(), mr.cat(predicted).numpy()), 1)
+    # Under mpiexec each rank saw its own test images: one all-reduce adds the loss and the matrix.
+    sums = sum_over_ranks(np.concatenate([[total_loss], confusion.ravel()]))
+    total_loss, confusion = float(sums[0]), np.rint(sums[1:]).astype(np.int64).reshape(confusion.shape)
+    n = max(int(confusion.sum()), 1)
     return total_loss / n, float(np.trace(confusion)) / n, confusion
 
 
@@ -451,7 +513,9 @@ def train_epoch(model, loader, opt, sched, config, epoch, progress) -> tuple[flo
                 bar.update()
     if bar is not None:
         bar.close()
-    return loss_sum / max(seen, 1), correct / max(seen, 1)
+    # Under mpiexec: the ranks' sums, added by one float64 all-reduce (on the host, once an epoch).
+    loss_sum, correct, seen = sum_over_ranks([loss_sum, correct, seen])
+    return float(loss_sum / max(seen, 1)), float(correct / max(seen, 1))
 
 
 # ----- the run folder -----------------------------------------------------------------------------------
@@ -531,6 +595,8 @@ def pick_device(device: str) -> str:
 # ----- main ---------------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     config, args = parse_args(argv)
+    rank, world = start_ranks()  # world 0: one process, not started by mpiexec
+    say = print if rank == 0 else (lambda *a, **k: None)  # rank 0 alone logs
     if args.resume:
         run_dir = args.resume
         with open(os.path.join(run_dir, "config.json"), encoding="utf-8") as f:
@@ -538,25 +604,34 @@ def main(argv: list[str] | None = None) -> int:
         if args.device:
             config["device"] = args.device
     else:
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        started = sum_over_ranks([time.time() if rank == 0 else 0.0])[0]  # rank 0's clock names the folder
+        stamp = datetime.fromtimestamp(started).strftime("%Y%m%d-%H%M%S")
         run_dir = config["out"] or os.path.join("runs", f"{config['model']}-{stamp}")
-        os.makedirs(run_dir, exist_ok=True)
-        config["out"] = run_dir
-        write_text(os.path.join(run_dir, "config.json"), json.dumps(config, indent=2) + "\n")
-    progress = not args.no_progress
+        config["out"], config["world_size"] = run_dir, max(world, 1)
+        if rank == 0:
+            os.makedirs(run_dir, exist_ok=True)
+            write_text(os.path.join(run_dir, "config.json"), json.dumps(config, indent=2) + "\n")
+    progress = not args.no_progress and rank == 0
     device = pick_device(config["device"])
     mr.manual_seed(config["seed"])
 
-    train, test = load_data(config, download=not args.no_download)
+    if rank > 0:  # rank 0 downloads (where allowed and needed) before the others read
+        dist.barrier()
+    train, test = load_data(config, download=not args.no_download and rank == 0)
+    if rank == 0 and world > 1:
+        dist.barrier()
     classes = tuple(getattr(train, "classes", [str(i) for i in range(10)]))
-    train_loader, test_loader = make_loaders(train, test, config, device)
+    train_loader, test_loader = make_loaders(train, test, config, device, rank, world)
     spec = DATASETS[config["dataset"]]
     image = train_loader.transform(np.zeros((1, *spec["shape"]), np.float32), np.random.default_rng(0)).shape[
         1:
     ]
     model = build_model(
         config["model"], spec["shape"][0], len(classes), init=config["init"], activation=config["activation"]
-    ).to(device)
+    )
+    if world and config["sync_bn"]:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    model = model.to(device)
     opt = make_optimizer(model, config)
     sched = make_scheduler(opt, config, len(train_loader))
     checkpoint_path, best_path = os.path.join(run_dir, "checkpoint.npz"), os.path.join(run_dir, "best.npz")
@@ -564,36 +639,62 @@ def main(argv: list[str] | None = None) -> int:
     history: list[dict[str, Any]] = []
     best_acc, first_epoch = -1.0, 1
     if args.resume:
-        state = mr.load(checkpoint_path)
+        state = mr.load(checkpoint_path)  # on every rank: the weights before DDP, the optimizer everywhere
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
-        train_loader.load_state_dict(state["train_loader"])
+        if not world:  # under mpiexec each rank's draws come from (seed, rank, epoch) instead
+            train_loader.load_state_dict(state["train_loader"])
         mr.rng.set_state(state["rng"])
         history, best_acc, first_epoch = list(state["history"]), state["best_acc"], state["epoch"] + 1
-        print(f"resuming {run_dir} after epoch {state['epoch']} (config from its config.json)")
+        say(f"resuming {run_dir} after epoch {state['epoch']} (config from its config.json)")
+        started_with = config.get("world_size", 1)
+        if max(world, 1) != started_with:
+            say(
+                f"note: the run started with {started_with} process(es) and resumes with {max(world, 1)}: "
+                f"the global batch is now {config['batch_size'] * max(world, 1)} "
+                f"({len(train_loader)} steps an epoch), the shuffle and augmentation draws differ from "
+                f"an uninterrupted run"
+            )
+    trained = model  # what the steps call: under mpiexec the DDP wrapper, which averages the gradients
+    if world:
+        trained = DistributedDataParallel(model)  # broadcasts rank 0's parameters and buffers
 
     n_params = sum(p.numel() for p in model.parameters())
-    print(
+    ranks = ""
+    if world:
+        ranks = (
+            f" x {world} processes (global batch {config['batch_size'] * world}"
+            f"{', SyncBatchNorm' if config['sync_bn'] else ', BatchNorm statistics per process'})"
+        )
+    say(
         f"{config['model']} ({n_params:,} parameters) on {device}, {len(train)} training and "
         f"{len(test)} test images of shape {tuple(image)}, {config['epochs']} epochs "
-        f"of {len(train_loader)} batches of {config['batch_size']}; {config['optimizer']} lr {config['lr']}, "
-        f"{config['schedule']} schedule, augment {augmentation(config)}, {config['activation']}; "
-        f"data {config['dataset']} ({data_source(train)}); run folder {run_dir}"
+        f"of {len(train_loader)} batches of {config['batch_size']}{ranks}; {config['optimizer']} lr "
+        f"{config['lr']}, {config['schedule']} schedule, augment {augmentation(config)}, "
+        f"{config['activation']}; data {config['dataset']} ({data_source(train)}); run folder {run_dir}"
     )
     confusion = None
     for epoch in range(first_epoch, config["epochs"] + 1):
         start = time.perf_counter()
+        if world:  # the epoch's shuffle, the same on every rank; this rank's augmentation draws
+            train_loader.sampler.set_epoch(epoch)
+            train_loader.generator = np.random.default_rng([config["seed"], rank, epoch])
         try:
-            train_loss, train_acc = train_epoch(model, train_loader, opt, sched, config, epoch, progress)
+            train_loss, train_acc = train_epoch(trained, train_loader, opt, sched, config, epoch, progress)
         except NonFiniteLoss as exc:
             kept = (
                 f"the last good checkpoint is {checkpoint_path} (epoch {epoch - 1})"
                 if epoch > 1
                 else "no checkpoint yet"
             )
-            print(f"stopping: {exc}; {kept}", file=sys.stderr)
+            print(f"stopping: {exc}{f' (rank {rank})' if world else ''}; {kept}", file=sys.stderr, flush=True)
+            if world > 1:  # the other ranks wait in a collective: end them all
+                abort_job(1)
             return 1
+        if world > 1:  # rank 0's BatchNorm statistics, the ones its checkpoint holds
+            for buffer in model.buffers():
+                dist.broadcast(buffer, 0)
         test_loss, test_acc, confusion = evaluate(model, test_loader, len(classes))
         seconds = time.perf_counter() - start
         lr = opt.param_groups[0]["lr"]
@@ -608,46 +709,60 @@ def main(argv: list[str] | None = None) -> int:
                 seconds=round(seconds, 1),
             )
         )
-        print(
+        say(
             f"epoch {epoch:>3}/{config['epochs']}  train loss {train_loss:.4f} acc {train_acc:.4f}  "
             f"test loss {test_loss:.4f} acc {test_acc:.4f}  lr {lr:.4g}  {seconds:.1f} s",
             flush=True,
         )
         if test_acc > best_acc:
             best_acc = test_acc
-            mr.save({"model": model.state_dict(), "epoch": epoch, "test_acc": test_acc}, best_path)
-        mr.save(
-            {
-                "model": model.state_dict(),
-                "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(),
-                "train_loader": train_loader.state_dict(),
-                "rng": mr.rng.get_state(),
-                "epoch": epoch,
-                "best_acc": best_acc,
-                "history": history,
-            },
-            checkpoint_path,
-        )
-        write_metrics(run_dir, history)
+            if rank == 0:
+                mr.save({"model": model.state_dict(), "epoch": epoch, "test_acc": test_acc}, best_path)
+        if rank == 0:
+            mr.save(
+                {
+                    "model": model.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict(),
+                    "train_loader": train_loader.state_dict(),
+                    "rng": mr.rng.get_state(),
+                    "epoch": epoch,
+                    "best_acc": best_acc,
+                    "history": history,
+                },
+                checkpoint_path,
+            )
+            write_metrics(run_dir, history)
         if args.stop_after is not None and epoch >= args.stop_after and epoch < config["epochs"]:
-            print(f"stopped after epoch {epoch} as asked; continue with --resume {run_dir}")
+            say(f"stopped after epoch {epoch} as asked; continue with --resume {run_dir}")
             return 0
 
     if confusion is None:  # resumed a finished run: evaluate once more for the report
         _, test_acc, confusion = evaluate(model, test_loader, len(classes))
     final_acc = history[-1]["test_acc"] if history else test_acc
-    print(plot_curves(run_dir, history, config["label_smoothing"]))
-    print(report(confusion, classes))
+    if rank == 0:
+        print(plot_curves(run_dir, history, config["label_smoothing"]))
+    say(report(confusion, classes))
     total = sum(float(row["seconds"]) for row in history)
-    print(
+    say(
         f"final test accuracy {final_acc:.4f} (best {best_acc:.4f}) after {len(history)} epochs, "
         f"{total / 60:.1f} min"
     )
     if args.target_acc is not None and final_acc < args.target_acc:
-        print(f"test accuracy {final_acc:.4f} is below --target-acc {args.target_acc}", file=sys.stderr)
+        if rank == 0:
+            print(f"test accuracy {final_acc:.4f} is below --target-acc {args.target_acc}", file=sys.stderr)
         return 1
     return 0
+
+
+def abort_job(code: int) -> None:
+    """End every rank of the MPI job with ``code`` (a rank that just returned would leave the others
+    waiting forever in their next all-reduce)."""
+    from mpi4py import MPI
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    MPI.COMM_WORLD.Abort(code)
 
 
 if __name__ == "__main__":

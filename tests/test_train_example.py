@@ -8,11 +8,15 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
-from scripts import load_script
+from scripts import ROOT, load_script
 
 import minires as mr
 from minires.data import idx_bytes
@@ -20,6 +24,7 @@ from minires.data import idx_bytes
 REAL_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 
+SCRIPT = ROOT / "examples" / "train_fashion_mnist.py"
 example = load_script("examples/train_fashion_mnist.py")
 
 
@@ -283,3 +288,98 @@ def test_gelu_swaps_every_relu_module_and_refuses_functional_blocks() -> None:
     for name in ("d2l_resnet18", "preact_resnet18"):
         with pytest.raises(SystemExit, match="--activation gelu needs a model whose activations are nn.ReLU"):
             example.build_model(name, 1, 10, "kaiming", activation="gelu")
+
+
+# ----- data parallel: the example under mpiexec -------------------------------------------------------
+# Each launch is `mpiexec -n K --allow-run-as-root --bind-to none python -m mpi4py train_fashion_mnist.py`
+# on 128 training and 64 test images with cifar_resnet20, about 5 s each on 2 cores.
+MPI_TIMEOUT = 120  # seconds for one job; it takes about 5
+MPI_SMALL = ["--limit-train=128", "--limit-test=64", "--augment=none", "--lr=0.05", "--epochs=2"]
+
+
+def launch_example(k: int, *args: str) -> subprocess.CompletedProcess:
+    """The example as a K-rank MPI job (one BLAS thread per rank), inside a timeout."""
+    from test_distributed import _mpiexec
+
+    mpiexec = _mpiexec()
+    version = subprocess.run([mpiexec, "--version"], capture_output=True, text=True, timeout=30).stdout
+    flags = ["--allow-run-as-root", "--bind-to", "none", "--oversubscribe"] if "Open MPI" in version else []
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    command = [mpiexec, "-n", str(k), *flags, sys.executable, "-m", "mpi4py", str(SCRIPT), *args]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=MPI_TIMEOUT, env=env)
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"{' '.join(command)} did not finish in {MPI_TIMEOUT} s (a hang?): {exc.stderr!r}")
+    assert done.returncode == 0, f"{' '.join(command)}: exit {done.returncode}\n{done.stdout}\n{done.stderr}"
+    return done
+
+
+@pytest.fixture(scope="module")
+def mpi_runs(idx_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Five jobs: two ranks with SyncBatchNorm for 2 epochs; the same stopped after epoch 1 and resumed;
+    one rank with the global batch; two ranks with plain BatchNorm (stopped after epoch 1)."""
+    from test_distributed import _need_mpi
+
+    _need_mpi()
+    base = tmp_path_factory.mktemp("mpi")
+    runs: dict[str, Any] = {"base": base}
+    common = ["--dataset=idx", f"--data-root={idx_root}", "--model=cifar_resnet20", "--no-progress"]
+    common += MPI_SMALL
+    per_rank = [*common, "--batch-size=16"]
+    runs["whole"] = launch_example(2, *per_rank, "--sync-bn", f"--out={base / 'whole'}").stdout
+    runs["parts"] = launch_example(2, *per_rank, "--sync-bn", "--stop-after=1", f"--out={base / 'parts'}")
+    shutil.copytree(base / "parts", base / "parts-copy")
+    runs["resumed"] = launch_example(2, "--resume", str(base / "parts"), "--no-progress").stdout
+    runs["one"] = launch_example(1, *common, "--batch-size=32", "--stop-after=1", f"--out={base / 'one'}")
+    runs["plain"] = launch_example(2, *per_rank, "--stop-after=1", f"--out={base / 'plain'}")
+    return runs
+
+
+def test_two_ranks_write_one_run_folder_and_only_rank_0_logs(mpi_runs: dict[str, Any]) -> None:
+    base = mpi_runs["base"]
+    whole = base / "whole"
+    assert {"config.json", "metrics.csv", "checkpoint.npz", "best.npz"} <= set(os.listdir(whole))
+    assert [r["epoch"] for r in read_metrics(whole)] == ["1", "2"]
+    out = mpi_runs["whole"]
+    assert out.count("train loss") == 2 and out.count("final test accuracy") == 1  # rank 0 alone
+    assert "of 4 batches of 16 x 2 processes (global batch 32, SyncBatchNorm)" in out
+    assert json.loads((whole / "config.json").read_text())["world_size"] == 2
+    confusion_rows = out.split("columns: predicted):\n")[1].splitlines()[1:11]
+    assert sum(int(v) for row in confusion_rows for v in row.split()[2:]) == 64  # each test image once
+
+
+def test_two_ranks_match_one_process_on_the_global_batch(mpi_runs: dict[str, Any]) -> None:
+    """The same global batches (DistributedSampler's order, rank r taking every second index) and averaged
+    gradients: with SyncBatchNorm the two runs compute the same thing, float32 sums in another order
+    (rtol 1e-5 on the first epoch's loss). With plain BatchNorm each rank normalizes by its own 16 images,
+    another function: close (rtol 1e-2), not equal."""
+    base = mpi_runs["base"]
+    one = float(read_metrics(base / "one")[0]["train_loss"])
+    sync = float(read_metrics(base / "whole")[0]["train_loss"])
+    plain = float(read_metrics(base / "plain")[0]["train_loss"])
+    assert sync == pytest.approx(one, rel=1e-5)
+    assert plain == pytest.approx(one, rel=1e-2)
+    assert json.loads((base / "one" / "config.json").read_text())["world_size"] == 1
+
+
+def test_a_resumed_two_rank_run_equals_the_uninterrupted_one(mpi_runs: dict[str, Any]) -> None:
+    base = mpi_runs["base"]
+    columns = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr"]
+    whole = [[r[c] for c in columns] for r in read_metrics(base / "whole")]
+    parts = [[r[c] for c in columns] for r in read_metrics(base / "parts")]
+    assert whole == parts
+    assert "resuming" in mpi_runs["resumed"] and mpi_runs["resumed"].count("train loss") == 1
+    final_whole, final_parts = (
+        mr.load(base / "whole" / "checkpoint.npz"),
+        mr.load(base / "parts" / "checkpoint.npz"),
+    )
+    for key, value in final_whole["model"].items():
+        np.testing.assert_array_equal(final_parts["model"][key], value, err_msg=key)
+
+
+def test_resuming_with_another_world_size_says_so(mpi_runs: dict[str, Any], capsys) -> None:
+    """The stopped 2-rank run, resumed by one process (this one): it trains on; the log names the change."""
+    assert example.main(["--resume", str(mpi_runs["base"] / "parts-copy"), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "the run started with 2 process(es) and resumes with 1: the global batch is now 16" in out
+    assert [r["epoch"] for r in read_metrics(mpi_runs["base"] / "parts-copy")] == ["1", "2"]
