@@ -139,6 +139,25 @@ def test_the_im2col_picture_is_drawn(tmp_path: Path) -> None:
     assert (tmp_path / "im2col.png").stat().st_size > 10_000
 
 
+def test_the_exercises_listed_are_the_packages() -> None:
+    """Section 11 lists, in order, the names ``python -m minires.exercises --list`` prints; a missing or an
+    extra name is found."""
+    assert not sync.stale_exercises(TEXT)
+    assert len(list(sync.EXERCISE_ROW.finditer(sync.exercises_section(TEXT)))) == 8
+    broken = _replace_once(TEXT, "| `col2im` |", "| `col2im_backward` |")
+    assert len(sync.stale_exercises(broken)) == 1
+
+
+def test_quoted_files_are_verbatim() -> None:
+    """The worked solution of section 11 is the file in minires/exercises/solutions/, verbatim."""
+    assert len(list(sync.FILE_BLOCK.finditer(TEXT))) >= 1
+    assert not sync.stale_files(TEXT)
+    broken = _replace_once(TEXT, "    dx = g + dh @ w.T", "    dx = dh @ w.T")
+    assert sync.stale_files(broken) == [
+        "file block minires/exercises/solutions/residual_fanout.py differs from the file"
+    ]
+
+
 # ----- the checks fail on a broken guide ------------------------------------------------------------------
 def _replace_once(text: str, old: str, new: str) -> str:
     assert text.count(old) >= 1, f"the guide no longer contains {old!r}: update this test"

@@ -45,6 +45,10 @@ README = ROOT / "README.md"
 DOCSTRING_BLOCK = re.compile(
     r"<!-- docstring (?P<target>[\w.]+) -->\n```text\n(?P<body>.*?)\n?```\n<!-- end docstring -->", re.S
 )
+FILE_BLOCK = re.compile(
+    r"<!-- file (?P<path>[\w/.]+) -->\n```(?P<lang>\w+)\n(?P<body>.*?)\n?```\n<!-- end file -->", re.S
+)
+EXERCISE_ROW = re.compile(r"^\| `(?P<name>\w+)` \|", re.M)
 COMPUTED_BLOCK = re.compile(r"<!-- computed (?P<name>\w+) -->\n(?P<body>.*?)<!-- end computed -->", re.S)
 PYCON_BLOCK = re.compile(r"^```pycon\n(?P<body>.*?)^```$", re.S | re.M)
 HEADING = re.compile(r"^(?P<hashes>#{2,4}) (?P<title>.+)$")
@@ -396,6 +400,49 @@ def stale_computed(text: str) -> list[str]:
     return out
 
 
+# ----- quoted files and the exercises ------------------------------------------------------------------
+def refresh_files(text: str) -> str:
+    """Copy each quoted file (``<!-- file PATH -->`` blocks) from the repository, verbatim."""
+
+    def sub(m: re.Match) -> str:
+        body = (ROOT / m["path"]).read_text().rstrip("\n")
+        return f"<!-- file {m['path']} -->\n```{m['lang']}\n{body}\n```\n<!-- end file -->"
+
+    return FILE_BLOCK.sub(sub, text)
+
+
+def stale_files(text: str) -> list[str]:
+    out = []
+    for m in FILE_BLOCK.finditer(text):
+        path = ROOT / m["path"]
+        if not path.exists():
+            out.append(f"file block {m['path']}: no such file")
+        elif m["body"].rstrip("\n") != path.read_text().rstrip("\n"):
+            out.append(f"file block {m['path']} differs from the file")
+    return out
+
+
+def exercises_section(text: str) -> str:
+    """The text of the section "## 11. Exercises", up to the next ## heading."""
+    start = text.find("\n## 11. Exercises")
+    if start < 0:
+        return ""
+    end = text.find("\n## ", start + 1)
+    return text[start : end if end > 0 else len(text)]
+
+
+def stale_exercises(text: str) -> list[str]:
+    """The exercises listed (rows "| `name` |") against ``python -m minires.exercises --list``, in order."""
+    from minires.exercises import names
+
+    listed = [m["name"] for m in EXERCISE_ROW.finditer(exercises_section(text))]
+    if listed != names():
+        return [
+            f"section 11 lists the exercises {listed}; python -m minires.exercises --list gives {names()}"
+        ]
+    return []
+
+
 # ----- sections and links --------------------------------------------------------------------------------
 @dataclass
 class Section:
@@ -471,6 +518,8 @@ def bad_links(text: str, base: Path = GUIDE.parent) -> list[str]:
 def stale(text: str) -> list[str]:
     return (
         stale_docstrings(text)
+        + stale_files(text)
+        + stale_exercises(text)
         + stale_computed(text)
         + stale_examples(text)
         + bad_links(text)
@@ -489,7 +538,7 @@ def main(argv: list[str] | None = None) -> int:
             print(line)
         print(f"{len(problems)} problem(s) in {GUIDE.relative_to(ROOT)}")
         return 1 if problems else 0
-    new = refresh_examples(refresh_computed(refresh_docstrings(text)))
+    new = refresh_examples(refresh_computed(refresh_files(refresh_docstrings(text))))
     if new != text:
         GUIDE.write_text(new)
         print(f"updated {GUIDE.relative_to(ROOT)}")
