@@ -165,6 +165,38 @@ def test_matches_torch_to_tensor(isolated: Path, torch) -> None:
     np.testing.assert_allclose(x.numpy(), reference.numpy(), rtol=1e-6, atol=0)
 
 
+def test_per_item_transforms_as_torchvision(isolated: Path, torch) -> None:
+    """transform= gets the uint8 (32, 32, 3) image (torchvision's PIL image), target_transform= the int;
+    the loader then goes item by item and stacks what they return."""
+    from minires.data.transforms import Compose, Normalize, ToTensor
+
+    root = write_archive(isolated / "r" / "cifar-10-binary.tar.gz", bin_members()).parent
+    mean, std = (0.49, 0.48, 0.45), (0.25, 0.24, 0.26)
+    seen = []
+    data = Tiny(
+        root,
+        transform=Compose(
+            [lambda image: seen.append(image.shape) or image, ToTensor(), Normalize(mean, std)]
+        ),
+        target_transform=lambda label: label + 100,
+    )
+    image, label = data[3]
+    assert seen == [(32, 32, 3)] and image.shape == (3, 32, 32) and image.dtype == np.float32
+    assert label == int(data.labels[3]) + 100
+    want = (
+        torch.from_numpy(data.data[3]).permute(2, 0, 1).float().div(255) - torch.tensor(mean)[:, None, None]
+    ) / (torch.tensor(std)[:, None, None])
+    np.testing.assert_allclose(image, want.numpy(), rtol=1e-5, atol=1e-6)
+    x, y = next(iter(DataLoader(data, batch_size=4)))
+    assert x.shape == (4, 3, 32, 32) and x.dtype == mr.float32 and y.dtype == mr.int64
+    np.testing.assert_allclose(x.numpy()[3], image, rtol=1e-6)
+    np.testing.assert_array_equal(y.numpy(), data.labels[:4] + 100)
+    with pytest.raises(
+        TypeError, match=r"^Tiny.__init__\(\) got an unexpected keyword argument 'transforms'"
+    ):
+        Tiny(root, transforms=ToTensor())
+
+
 # ----- where it is looked for ----------------------------------------------------------------------------
 def test_archive_is_preferred_and_search_follows_the_store(isolated: Path, monkeypatch) -> None:
     write_bin_folder(isolated / "env" / "cifar-10" / "cifar-10-batches-bin", bin_members())

@@ -35,6 +35,7 @@ from minires.data.transforms import (
     RandomCrop,
     RandomHorizontalFlip,
     Resize,
+    ToTensor,
     bilinear_matrix,
 )
 
@@ -549,6 +550,218 @@ def test_default_samplers_and_their_draws() -> None:
     assert list(RandomSampler(range(30))) == a  # without a generator: reproducible by manual_seed
 
 
+# ----- per-item transforms (torchvision's transform= and target_transform=) ------------------------------
+def test_per_item_transforms_as_torchvision(isolated: Path, torch) -> None:
+    write_idx_dir(isolated / "root", n_train=40)
+    seen = []
+    data = IDXDataset(
+        isolated / "root",
+        transform=Compose([lambda image: seen.append((image.shape, image.dtype)) or image, ToTensor()]),
+        target_transform=lambda label: float(label) / 2,
+    )
+    image, label = data[5]
+    assert seen == [((28, 28), np.uint8)]  # the uint8 image, where torchvision gives a PIL image
+    want = torch.from_numpy(data.images[5]).unsqueeze(0).float().div(255)  # torchvision's ToTensor
+    assert image.shape == (1, 28, 28) and image.dtype == np.float32
+    np.testing.assert_array_equal(image, want.numpy())
+    assert label == int(data.labels[5]) / 2
+    x, y = next(iter(DataLoader(data, batch_size=8)))  # item by item: what the transforms return, stacked
+    assert x.shape == (8, 1, 28, 28) and x.dtype == mr.float32 and y.dtype == mr.float64
+    np.testing.assert_array_equal(x.numpy()[5], image)
+    np.testing.assert_array_equal(y.numpy(), data.labels[:8] / 2)
+
+
+def test_without_to_tensor_the_loader_converts_the_uint8_items(isolated: Path) -> None:
+    write_idx_dir(isolated / "root", n_train=40)
+    data = IDXDataset(isolated / "root", target_transform=lambda label: 9 - label)
+    plain = IDXDataset(isolated / "root")
+    (x, y), (px, py) = next(iter(DataLoader(data, batch_size=6))), next(iter(DataLoader(plain, batch_size=6)))
+    np.testing.assert_array_equal(x.numpy(), px.numpy())
+    np.testing.assert_array_equal(y.numpy(), 9 - py.numpy())
+    assert y.dtype == mr.int64
+
+
+@pytest.mark.parametrize("cls", [FashionMNIST, MNIST, IDXDataset])
+def test_an_unknown_argument_names_the_public_class(isolated: Path, cls) -> None:
+    with pytest.raises(
+        TypeError, match=rf"^{cls.__name__}.__init__\(\) got an unexpected keyword argument 'tranform'"
+    ):
+        cls(isolated, tranform=ToTensor())
+    with pytest.raises(
+        TypeError, match=rf"^{cls.__name__}.__init__\(\) got 1 positional argument\(s\) too many"
+    ):
+        cls(isolated, True, False, ToTensor())
+    with pytest.raises(TypeError, match=rf"^{cls.__name__}: transform must be callable, got int"):
+        cls(isolated, transform=3)
+
+
+def test_random_per_item_transforms_give_the_same_batches_with_worker_threads(isolated: Path) -> None:
+    write_idx_dir(isolated / "root", n_train=40)
+    data = IDXDataset(
+        isolated / "root", transform=Compose([ToTensor(), RandomCrop(28, padding=4), RandomHorizontalFlip()])
+    )
+
+    def passes(num_workers: int, n: int = 2) -> list[list[np.ndarray]]:
+        loader = DataLoader(data, batch_size=6, shuffle=True, seed=3, num_workers=num_workers)
+        return [[x.numpy() for x, _ in loader] for _ in range(n)]
+
+    serial, threaded = passes(0), passes(3)
+    for a, b in zip(serial, threaded, strict=True):
+        assert len(a) == len(b) == 7
+        for xa, xb in zip(a, b, strict=True):
+            np.testing.assert_array_equal(xa, xb)
+    assert not np.array_equal(serial[0][0], serial[1][0])  # a new draw each pass
+    plain = DataLoader(
+        IDXDataset(isolated / "root", transform=ToTensor()), batch_size=6, shuffle=True, seed=3
+    )
+    unaugmented = [x.numpy() for x, _ in plain][0]
+    changed = [not np.array_equal(a, b) for a, b in zip(serial[0][0], unaugmented, strict=True)]
+    assert (
+        sum(changed) >= 4
+    )  # the crops and flips were drawn per image (a zero offset and no flip: unchanged)
+    assert not np.array_equal(data[0][0], data[0][0])  # outside a loader: minires's generator, new draws
+
+
+# ----- the DataLoader's torch options -----------------------------------------------------------------------
+class SlowDataset:
+    """Records the thread that loads each item."""
+
+    def __init__(self, n: int, delay: float = 0.0, fail_at: int | None = None) -> None:
+        self.n, self.delay, self.fail_at = n, delay, fail_at
+        self.threads: set[str] = set()
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int):
+        import threading
+        import time
+
+        self.threads.add(threading.current_thread().name)
+        if self.delay:
+            time.sleep(self.delay)
+        if i == self.fail_at:
+            raise KeyError(f"item {i} is broken")
+        return np.full((1, 2, 2), i, np.float32), i
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_worker_threads_load_the_same_batches_in_order(shuffle: bool) -> None:
+    transform = Compose([RandomCrop(2, padding=1), RandomHorizontalFlip()])  # batch transform, loader's rng
+    serial = DataLoader(SlowDataset(50), 4, shuffle=shuffle, seed=1, transform=transform)
+    data = SlowDataset(50, delay=0.001)
+    threaded = DataLoader(
+        data, 4, shuffle=shuffle, seed=1, transform=transform, num_workers=3, prefetch_factor=3
+    )
+    for _ in range(2):
+        got = [(x.numpy(), y.numpy()) for x, y in threaded]
+        want = [(x.numpy(), y.numpy()) for x, y in serial]
+        assert len(got) == len(want) == 13
+        for (gx, gy), (wx, wy) in zip(got, want, strict=True):
+            np.testing.assert_array_equal(gy, wy)
+            np.testing.assert_array_equal(gx, wx)
+    assert data.threads and all(name.startswith("DataLoader-worker") for name in data.threads)
+    assert len(data.threads) > 1  # real threads, several of them
+
+
+def test_worker_init_fn_persistent_workers_and_errors() -> None:
+    started = []
+    loader = DataLoader(
+        SlowDataset(12, delay=0.001), 3, num_workers=2, persistent_workers=True, worker_init_fn=started.append
+    )
+    list(loader)
+    pool = loader._pool
+    list(loader)
+    assert loader._pool is pool and sorted(started) == [0, 1]  # the same two threads for both passes
+    with pytest.raises(KeyError, match="item 7 is broken"):
+        list(DataLoader(SlowDataset(12, fail_at=7), 3, num_workers=2))
+    with pytest.raises(RuntimeError, match="DataLoader timed out after 0.05 seconds"):
+        list(DataLoader(SlowDataset(4, delay=0.3), 2, num_workers=1, timeout=0.05))
+    loader = DataLoader(SlowDataset(8), 2, pin_memory=True)  # accepted; nothing to pin on the host
+    assert loader.pin_memory and len(list(loader)) == 4
+
+
+def test_breaking_out_of_a_threaded_pass_stops_the_workers() -> None:
+    import threading
+
+    before = threading.active_count()
+    loader = DataLoader(SlowDataset(400, delay=0.001), 4, num_workers=3)
+    for i, _ in enumerate(loader):
+        if i == 2:
+            break
+    import gc
+
+    gc.collect()
+    assert threading.active_count() <= before
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"num_workers": -1}, "num_workers option should be non-negative"),
+        ({"prefetch_factor": 2}, "prefetch_factor option could only be specified in multiprocessing"),
+        ({"persistent_workers": True}, "persistent_workers option needs num_workers > 0"),
+        ({"timeout": -1}, "timeout option should be non-negative"),
+    ],
+)
+def test_worker_options_are_checked_as_torch_checks_them(torch, kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=f"DataLoader: {message}"):
+        DataLoader(ListDataset(4), **kwargs)
+    with pytest.raises(ValueError, match=message):
+        torch.utils.data.DataLoader(list(range(4)), **kwargs)
+
+
+def test_collate_fn_gets_the_items_and_its_result_is_returned() -> None:
+    def collate(items):
+        return {"x": np.stack([x for x, _ in items]), "ids": [y for _, y in items]}
+
+    batches = list(DataLoader(ListDataset(5), batch_size=2, collate_fn=collate, num_workers=2))
+    assert [b["ids"] for b in batches] == [[0, 1], [2, 3], [4]]
+    assert batches[0]["x"].shape == (2, 2, 3, 3)
+    with pytest.raises(ValueError, match="with collate_fn, the loader returns what collate_fn returns"):
+        DataLoader(ListDataset(5), collate_fn=collate, transform=lambda x: x)
+
+
+def test_items_of_other_shapes_are_collated_as_torch(torch) -> None:
+    class Triples:
+        def __len__(self) -> int:
+            return 5
+
+        def __getitem__(self, i: int):
+            return np.full(3, i, np.float64), i, bool(i % 2), f"item {i}"
+
+    got = list(DataLoader(Triples(), batch_size=2))
+    want = list(torch.utils.data.DataLoader(Triples(), batch_size=2))
+    assert len(got) == len(want) == 3
+    for g, w in zip(got, want, strict=True):
+        assert len(g) == len(w) == 4
+        assert type(g[3]) is tuple and g[3] == w[3]  # strings: a tuple, as torch gives them
+        for gf, wf in zip(g[:3], w[:3], strict=True):
+            assert gf.dtype == getattr(mr, str(wf.dtype).removeprefix("torch."))
+            np.testing.assert_array_equal(gf.numpy(), wf.numpy())
+
+
+def test_to_tensor_as_torchvision(torch) -> None:
+    gray = np.random.default_rng(0).integers(0, 256, (5, 7), dtype=np.uint8)
+    rgb = np.random.default_rng(1).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+    for image in (gray, rgb):
+        t = (
+            torch.from_numpy(image if image.ndim == 3 else image[:, :, None])
+            .permute(2, 0, 1)
+            .float()
+            .div(255)
+        )
+        out = ToTensor()(image)
+        assert out.dtype == np.float32 and out.flags.c_contiguous
+        np.testing.assert_array_equal(out, t.numpy())
+    floats = np.random.default_rng(2).random((4, 5, 2))
+    np.testing.assert_array_equal(
+        ToTensor()(floats), floats.transpose(2, 0, 1)
+    )  # values kept, as torchvision
+    with pytest.raises(ValueError, match=r"ToTensor: expected an image of shape \(H, W\) or \(H, W, C\)"):
+        ToTensor()(np.zeros((1, 2, 3, 4), np.uint8))
+
+
 # ----- transforms ---------------------------------------------------------------------------------------
 @settings(max_examples=25, deadline=None)
 @given(
@@ -613,5 +826,6 @@ def test_normalize_per_channel(torch) -> None:
         Normalize([0.1, 0.2, 0.3], [1, 1, 1])(x)
     with pytest.raises(ValueError, match="Normalize: std must be non-zero"):
         Normalize(0.0, 0.0)
-    with pytest.raises(ValueError, match=r"Normalize: expected a batch of shape \(B, C, H, W\)"):
-        Normalize(0.0, 1.0)(x[0])
+    np.testing.assert_array_equal(Normalize([0.5, 0.2], [0.25, 2.0])(x[1]), got[1])  # one (C, H, W) image
+    with pytest.raises(ValueError, match=r"Normalize: expected an image of shape \(C, H, W\) or a batch"):
+        Normalize(0.0, 1.0)(x[0, 0])

@@ -27,8 +27,13 @@ from minires import nn, optim
 from minires.safe_pickle import UnsafePickleError
 from minires.serialization import torch_zip
 
-pytest.importorskip("safetensors.numpy", reason="the interop extra: pip install 'minires[interop]'")
-import safetensors.numpy  # noqa: E402
+
+@pytest.fixture
+def safetensors() -> Any:
+    """The safetensors package (the interop extra); its tests skip without it, the rest run."""
+    return pytest.importorskip(
+        "safetensors.numpy", reason="the interop extra: pip install 'minires[interop]'"
+    )
 
 
 def to_numpy(obj: Any, torch: Any) -> Any:
@@ -468,9 +473,9 @@ def test_every_unreadable_format_is_named_with_what_to_do(tmp_path: Path, torch:
 
 
 def test_safetensors_without_the_package_says_how_to_install(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, safetensors: Any
 ) -> None:
-    safetensors.numpy.save_file({"w": np.ones(2, np.float32)}, str(tmp_path / "w.safetensors"))
+    safetensors.save_file({"w": np.ones(2, np.float32)}, str(tmp_path / "w.safetensors"))
     monkeypatch.setitem(sys.modules, "safetensors", None)
     monkeypatch.setitem(sys.modules, "safetensors.numpy", None)
     with pytest.raises(
@@ -483,7 +488,7 @@ def test_safetensors_without_the_package_says_how_to_install(
 
 
 # ----- safetensors ---------------------------------------------------------------------------------------
-def test_safetensors_both_ways_with_torch(tmp_path: Path, torch: Any) -> None:
+def test_safetensors_both_ways_with_torch(tmp_path: Path, torch: Any, safetensors: Any) -> None:
     from safetensors.torch import load_file, save_file
 
     mr.manual_seed(0)
@@ -527,7 +532,7 @@ def test_safetensors_holds_a_flat_dict_of_arrays(tmp_path: Path, bad: Any, messa
     assert os.listdir(tmp_path) == []
 
 
-def test_a_damaged_safetensors_file(tmp_path: Path) -> None:
+def test_a_damaged_safetensors_file(tmp_path: Path, safetensors: Any) -> None:
     mr.save({"w": np.ones(100, np.float32)}, tmp_path / "w.safetensors")
     data = (tmp_path / "w.safetensors").read_bytes()
     (tmp_path / "w.safetensors").write_bytes(data[:-8])

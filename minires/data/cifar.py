@@ -32,12 +32,14 @@ import os
 import pickle
 import tarfile
 import zlib
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from .. import safe_pickle
 from . import store
+from .dataset import Dataset, reject_unknown_arguments
 from .idx import DataFileError
 
 CIFAR10_CLASSES = (
@@ -56,14 +58,17 @@ PIXELS = 3 * 32 * 32  # 3,072 bytes per image
 RECORD = 1 + PIXELS  # 3,073 bytes per record of the binary version
 
 
-class CIFAR10:
-    """``CIFAR10(root=None, train=True, download=False)``, as torchvision's (see the module docstring).
+class CIFAR10(Dataset):
+    """``CIFAR10(root=None, train=True, download=False, transform=None, target_transform=None)``, as
+    torchvision's (see the module docstring).
 
     ``.data`` is a uint8 array (N, 32, 32, 3) (height, width, RGB, as torchvision's), ``.targets`` a list
     of ints, ``.classes`` the ten names and ``.class_to_idx`` their indices; ``dataset[i]`` is
-    ``(data[i], targets[i])``. ``.images`` (the same array) and ``.labels`` (int64) are the names the
-    ``DataLoader`` batches by; it turns the (B, 32, 32, 3) uint8 batch into float32 (B, 3, 32, 32) in [0, 1],
-    as torchvision's ``ToTensor``. ``.source`` says what was read (the archive, or which folder).
+    ``(data[i], targets[i])``, each passed through ``transform`` and ``target_transform`` when they are
+    given (the image is the uint8 (32, 32, 3) array where torchvision gives a PIL image). ``.images`` (the
+    same array) and ``.labels`` (int64) are the names the ``DataLoader`` batches by; it turns the
+    (B, 32, 32, 3) uint8 batch into float32 (B, 3, 32, 32) in [0, 1], as torchvision's ``ToTensor``.
+    ``.source`` says what was read (the archive, or which folder).
 
     A subclass may change the pinned checks (``archive_md5``, ``archive_size``, ``py_md5``; None: not
     checked) and ``records_per_file``: the tests read small synthetic archives that way.
@@ -90,14 +95,31 @@ class CIFAR10:
     }
     mirrors: tuple[str, ...] = ("https://www.cs.toronto.edu/~kriz/",)
     system_dirs: tuple[str, ...] = ()
+    transform: Callable[[np.ndarray], Any] | None = None  # torchvision's per-item transforms
+    target_transform: Callable[[int], Any] | None = None
     fix_hint = (
         "put the binary version (cifar-10-binary.tar.gz, from https://www.cs.toronto.edu/~kriz/cifar.html) "
         "in ~/.cache/minires/cifar-10, or pass download=True"
     )
 
     def __init__(
-        self, root: str | os.PathLike | None = None, train: bool = True, download: bool = False
+        self,
+        root: str | os.PathLike | None = None,
+        train: bool = True,
+        download: bool = False,
+        *args: Any,
+        transform: Callable[[np.ndarray], Any] | None = None,
+        target_transform: Callable[[int], Any] | None = None,
+        **kwargs: Any,
     ) -> None:
+        reject_unknown_arguments(
+            type(self), "root, train, download, transform, target_transform", args, kwargs
+        )
+        for name, fn in (("transform", transform), ("target_transform", target_transform)):
+            if fn is not None and not callable(fn):
+                raise TypeError(f"{type(self).__name__}: {name} must be callable, got {type(fn).__name__}")
+        self.transform = transform
+        self.target_transform = target_transform
         if not isinstance(train, bool | np.bool_):
             raise TypeError(f"{type(self).__name__}: train must be a bool, got {train!r}")
         self.train = bool(train)
@@ -124,8 +146,13 @@ class CIFAR10:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __getitem__(self, index: int) -> tuple[np.ndarray, int]:
-        return self.data[index], int(self.labels[index])
+    def __getitem__(self, index: int) -> tuple[Any, Any]:
+        image, label = self.data[index], int(self.labels[index])
+        if self.transform is not None:
+            image = self.transform(image)
+        if self.target_transform is not None:
+            label = self.target_transform(label)
+        return image, label
 
     @property
     def images(self) -> np.ndarray:

@@ -21,11 +21,14 @@ never used.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from . import store
+from .dataset import Dataset, reject_unknown_arguments
 from .idx import GZIP_MAGIC, DataFileError, decompress, parse_idx, sha256_hex
 
 FASHION_CLASSES = (
@@ -43,12 +46,14 @@ FASHION_CLASSES = (
 DIGIT_CLASSES = tuple(str(d) for d in range(10))
 
 
-class IDXDataset:
+class IDXDataset(Dataset):
     """A 28x28 image classification dataset stored as the four MNIST-style IDX files.
 
     ``.images`` is a uint8 array (N, 28, 28), ``.labels`` an int64 array (N,), ``.classes`` the class
-    names; ``dataset[i]`` is ``(images[i], int(labels[i]))``. ``.files`` maps each file's name to the
-    path it was read from.
+    names; ``dataset[i]`` is ``(images[i], int(labels[i]))``, each passed through ``transform`` and
+    ``target_transform`` when they are given (torchvision's per-item transforms; the image is the uint8
+    (28, 28) array where torchvision gives a PIL image, see ``minires.data.transforms.ToTensor``).
+    ``.files`` maps each file's name to the path it was read from.
 
     A subclass names its files (``resources``: file name -> SHA-256 of the uncompressed content, or None
     where no official hash is pinned; ``gz_md5``: file name -> MD5 of the official ``.gz`` file), the
@@ -71,10 +76,27 @@ class IDXDataset:
     system_dirs: tuple[str, ...] = ()
     torchvision_dirs: tuple[str, ...] = ()
     fix_hint = "put the four IDX files (raw or .gz) in one directory and pass it as root"
+    transform: Callable[[np.ndarray], Any] | None = None  # torchvision's per-item transforms
+    target_transform: Callable[[int], Any] | None = None
 
     def __init__(
-        self, root: str | os.PathLike | None = None, train: bool = True, download: bool = True
+        self,
+        root: str | os.PathLike | None = None,
+        train: bool = True,
+        download: bool = True,
+        *args: Any,
+        transform: Callable[[np.ndarray], Any] | None = None,
+        target_transform: Callable[[int], Any] | None = None,
+        **kwargs: Any,
     ) -> None:
+        reject_unknown_arguments(
+            type(self), "root, train, download, transform, target_transform", args, kwargs
+        )
+        for name, fn in (("transform", transform), ("target_transform", target_transform)):
+            if fn is not None and not callable(fn):
+                raise TypeError(f"{type(self).__name__}: {name} must be callable, got {type(fn).__name__}")
+        self.transform = transform
+        self.target_transform = target_transform
         self.train = bool(train)
         self.root = None if root is None else os.fspath(root)
         prefix = "train" if self.train else "t10k"
@@ -90,8 +112,13 @@ class IDXDataset:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __getitem__(self, index: int) -> tuple[np.ndarray, int]:
-        return self.images[index], int(self.labels[index])
+    def __getitem__(self, index: int) -> tuple[Any, Any]:
+        image, label = self.images[index], int(self.labels[index])
+        if self.transform is not None:
+            image = self.transform(image)
+        if self.target_transform is not None:
+            label = self.target_transform(label)
+        return image, label
 
     @property
     def data(self) -> np.ndarray:
@@ -208,8 +235,8 @@ class IDXDataset:
 class FashionMNIST(IDXDataset):
     """Zalando's Fashion-MNIST: 60,000 training and 10,000 test images of 10 kinds of clothing.
 
-    ``FashionMNIST(root=None, train=True, download=True)``; every file is checked against the SHA-256 of
-    the official uncompressed content.
+    ``FashionMNIST(root=None, train=True, download=True, transform=None, target_transform=None)``; every
+    file is checked against the SHA-256 of the official uncompressed content.
     """
 
     name = "fashion-mnist"
@@ -242,7 +269,8 @@ class FashionMNIST(IDXDataset):
 class MNIST(IDXDataset):
     """LeCun, Cortes and Burges's MNIST digits: 60,000 training and 10,000 test images.
 
-    ``MNIST(root=None, train=True, download=True)``. The official compressed files are recognized by
+    ``MNIST(root=None, train=True, download=True, transform=None, target_transform=None)``. The official
+    compressed files are recognized by
     their published MD5 (torchvision's). No SHA-256 of the uncompressed content is pinned (none was at
     hand to compute it from), so an unpacked or re-compressed copy cannot be verified and is refused:
     keep the official ``.gz`` files (torchvision's ``MNIST/raw`` folder has them beside the unpacked ones).

@@ -10,29 +10,57 @@ on the loader's generator or a ``SequentialSampler``; ``sampler=`` (any iterable
 ``__len__``, e.g. a ``DistributedSampler``) or ``batch_sampler=`` (an iterable of lists of indices)
 replace it.
 
-A dataset with ``.images`` and ``.labels`` arrays (FashionMNIST, MNIST, CIFAR10) is batched by one
-fancy-index per batch; any other dataset by ``dataset[i] -> (image, label)``. uint8 images become float32
-in [0, 1] (torchvision's ``ToTensor``): an (N, H, W) dataset gains the channel axis, an (N, H, W, C) one
-(CIFAR-10's) is made channels-first; float images pass unchanged.
-The batch is moved to ``device`` as uint8 (the smallest form) and converted and transformed there.
+How a batch is gathered:
+
+- a dataset with ``.images`` and ``.labels`` arrays (FashionMNIST, MNIST, CIFAR10) and no per-item
+  ``transform``/``target_transform``: one fancy index per batch;
+- a ``TensorDataset``: one fancy index per tensor; a ``Subset`` maps the indices and gathers from its
+  dataset the same way;
+- any other dataset (and the ones above with per-item transforms): item by item, ``dataset[i]``, each
+  field of the items stacked, as torch's ``default_collate`` (``collate_fn=`` replaces this stacking and
+  its result is returned as it is).
+
+Then, for the image field (the first) of a dataset of arrays, torchvision's ``ToTensor``: uint8 images
+become float32 in [0, 1], an (N, H, W) dataset gains the channel axis, an (N, H, W, C) one (CIFAR-10's) is
+made channels-first; float images pass unchanged. The batch is moved to ``device`` as uint8 (the
+smallest form) and converted and transformed there. Integer labels become int64. Fields stacked from
+Tensors (a ``TensorDataset``) keep their dtype and shape, as torch's do.
+
+``num_workers=N`` gathers batches in N background threads, ``prefetch_factor`` batches each ahead (torch's
+workers are processes; threads share the dataset without copying it and overlap NumPy's work, which
+releases the GIL, with the training step). The batches are the same, in the same order, as with
+``num_workers=0``: the order is drawn in the main thread, the batch ``transform`` runs there in order,
+and a random per-item transform called without a generator draws from one made for its batch (seeded
+by the loader's seed, the pass and the batch number: ``minires.data.transforms.item_generator``).
+``pin_memory`` is accepted and does nothing (NumPy arrays need no pinning; CuPy copies from pageable
+memory), ``timeout`` bounds the wait for a batch, ``worker_init_fn(worker_id)`` runs in each thread.
 """
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Iterator
+import itertools
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 import numpy as np
 
 from .. import backend, rng
 from ..tensor import Tensor
+from .dataset import Subset, TensorDataset
 from .sampler import BatchSampler, RandomSampler, SequentialSampler, check_sampler
+from .transforms import item_generator, takes_two_args
+
+Fields = tuple[list[Any], list[bool]]  # the stacked fields, and for each whether it came from Tensors
 
 
 class DataLoader:
     """``DataLoader(dataset, batch_size=1, shuffle=False, drop_last=False, seed=None, transform=None,
-    device="cpu", *, sampler=None, batch_sampler=None)``.
+    device="cpu", *, sampler=None, batch_sampler=None, num_workers=0, collate_fn=None, pin_memory=False,
+    timeout=0, worker_init_fn=None, generator=None, prefetch_factor=None, persistent_workers=False)``.
 
     ``sampler`` is mutually exclusive with ``shuffle``; ``batch_sampler`` with ``batch_size``,
     ``shuffle``, ``sampler`` and ``drop_last`` (torch's rules). Each pass iterates the sampler once, so a
@@ -40,9 +68,10 @@ class DataLoader:
 
     Each pass (``iter(loader)``) draws a new order from the loader's own generator, seeded by ``seed``
     (or, when ``seed`` is None, by a draw from minires's generator, so ``mr.manual_seed`` makes it
-    reproducible). ``transform(x, rng)`` (see ``minires.data.transforms``; a one-argument callable
-    ``transform(x)`` works too) runs on each float batch with the same generator. ``state_dict()`` and
-    ``load_state_dict()`` save and restore that generator, so a resumed run draws the same batches.
+    reproducible; ``generator=``, a ``numpy.random.Generator``, replaces it). ``transform(x, rng)`` (see
+    ``minires.data.transforms``; a one-argument callable ``transform(x)`` works too) runs on each float
+    batch with the same generator. ``state_dict()`` and ``load_state_dict()`` save and restore that
+    generator and the number of passes, so a resumed run draws the same batches.
     """
 
     def __init__(
@@ -57,6 +86,14 @@ class DataLoader:
         *,
         sampler: Any = None,
         batch_sampler: Any = None,
+        num_workers: int = 0,
+        collate_fn: Callable[[list[Any]], Any] | None = None,
+        pin_memory: bool = False,
+        timeout: float = 0,
+        worker_init_fn: Callable[[int], None] | None = None,
+        generator: np.random.Generator | None = None,
+        prefetch_factor: int | None = None,
+        persistent_workers: bool = False,
     ) -> None:
         if not isinstance(batch_size, int | np.integer) or isinstance(batch_size, bool) or batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be a positive int, got {batch_size!r}")
@@ -74,17 +111,41 @@ class DataLoader:
                 )
         if transform is not None and not callable(transform):
             raise TypeError(f"DataLoader: transform must be callable, got {type(transform).__name__}")
+        _check_workers(num_workers, timeout, prefetch_factor, persistent_workers)
+        if collate_fn is not None and not callable(collate_fn):
+            raise TypeError(f"DataLoader: collate_fn must be callable, got {type(collate_fn).__name__}")
+        if generator is not None and not isinstance(generator, np.random.Generator):
+            raise TypeError(
+                f"DataLoader: generator must be a numpy.random.Generator, got {type(generator).__name__}"
+            )
         self.dataset = dataset
         self.batch_size: int | None = int(batch_size)
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
         self.transform = transform
-        self._transform_takes_rng = transform is not None and _takes_two_args(transform)
+        self._transform_takes_rng = transform is not None and takes_two_args(transform)
         self.device = backend.normalize_device(device)
+        if collate_fn is not None and (transform is not None or self.device != "cpu"):
+            raise ValueError(
+                "DataLoader: with collate_fn, the loader returns what collate_fn returns; transform= and "
+                f"device= act on the default (images, labels) batch (got transform={transform!r}, "
+                f"device={self.device!r}): apply them inside collate_fn"
+            )
+        self.collate_fn = collate_fn
+        self.num_workers = int(num_workers)
+        self.prefetch_factor = (
+            (2 if self.num_workers else None) if prefetch_factor is None else prefetch_factor
+        )
+        self.persistent_workers = bool(persistent_workers)
+        self.pin_memory = bool(pin_memory)
+        self.timeout = float(timeout)
+        self.worker_init_fn = worker_init_fn
         if seed is None:
             seed = int(rng.generator("cpu").integers(2**63))
         self.seed = int(seed)
-        self.generator = np.random.default_rng(self.seed)
+        self.generator = np.random.default_rng(self.seed) if generator is None else generator
+        self._passes = 0
+        self._pool: ThreadPoolExecutor | None = None
         if batch_sampler is not None:
             self.batch_size, self.drop_last = None, False  # torch's values: the batches are given
             self.sampler = sampler
@@ -102,59 +163,160 @@ class DataLoader:
     def __len__(self) -> int:
         return len(self.batch_sampler)
 
-    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
-        for indices in self.batch_sampler:
-            yield self._batch(np.asarray(indices, dtype=np.int64))
+    def __iter__(self) -> Iterator[Any]:
+        pass_number = self._passes
+        self._passes += 1
+        batches = enumerate(self.batch_sampler)
+        if self.num_workers == 0:
+            for k, indices in batches:
+                yield self._finish(self._fetch(indices, pass_number, k))
+        else:
+            yield from self._prefetched(batches, pass_number)
 
-    def _batch(self, indices: np.ndarray) -> tuple[Tensor, Tensor]:
-        images, labels = _gather(self.dataset, indices)
+    # ----- the worker threads -------------------------------------------------------------------------
+    def _prefetched(self, batches: Iterator[tuple[int, Any]], pass_number: int) -> Iterator[Any]:
+        """The batches in order, each gathered in a worker thread, up to ``prefetch_factor *
+        num_workers`` of them ahead of the one handed out."""
+        pool = self._pool if self._pool is not None else self._start_workers()
+        pending: deque[Future] = deque()
+        ahead = self.prefetch_factor * self.num_workers
+        try:
+            for k, indices in batches:
+                pending.append(pool.submit(self._fetch, indices, pass_number, k))
+                if len(pending) >= ahead:
+                    yield self._finish(self._result(pending.popleft()))
+            while pending:
+                yield self._finish(self._result(pending.popleft()))
+        finally:
+            for future in pending:
+                future.cancel()
+            if not self.persistent_workers:
+                pool.shutdown(wait=True, cancel_futures=True)
+
+    def _start_workers(self) -> ThreadPoolExecutor:
+        ids, lock = itertools.count(), threading.Lock()
+
+        def init() -> None:
+            with lock:
+                worker_id = next(ids)
+            if self.worker_init_fn is not None:
+                self.worker_init_fn(worker_id)
+
+        pool = ThreadPoolExecutor(self.num_workers, thread_name_prefix="DataLoader-worker", initializer=init)
+        if self.persistent_workers:
+            self._pool = pool
+        return pool
+
+    def _result(self, future: Future) -> Any:
+        try:
+            return future.result(timeout=self.timeout or None)
+        except FutureTimeout:
+            raise RuntimeError(f"DataLoader timed out after {self.timeout:g} seconds") from None
+
+    # ----- one batch ----------------------------------------------------------------------------------
+    def _fetch(self, indices: Any, pass_number: int, k: int) -> Any:
+        """Gather batch ``k`` of pass ``pass_number`` on the host (in a worker thread when there are
+        workers); random per-item transforms draw from a generator of this batch's own."""
+        with item_generator(np.random.default_rng([self.seed, pass_number, k])):
+            if self.collate_fn is not None:
+                return self.collate_fn([self.dataset[int(i)] for i in indices])
+            return _gather(self.dataset, np.asarray(indices, dtype=np.int64))
+
+    def _finish(self, batch: Any) -> Any:
+        """On the main thread, in order: the device move, ToTensor's conversion and the transform."""
+        if self.collate_fn is not None:
+            return batch
+        fields, from_tensors = batch
+        out = [self._images(fields[0], from_tensors[0])]
+        for field, keep in zip(fields[1:], from_tensors[1:], strict=True):
+            if isinstance(field, tuple):  # strings: a tuple, as torch's default_collate gives them
+                out.append(field)
+                continue
+            if not keep and field.dtype.kind in "iu":
+                field = field.astype(np.int64, copy=False)  # class labels, as torch's default_collate
+            out.append(Tensor(backend.to_device(field, self.device)))
+        return tuple(out) if len(out) > 1 else out[0]
+
+    def _images(self, images: Any, from_tensors: bool) -> Tensor:
         xp = backend.array_module_for(self.device)
         x = backend.to_device(images, self.device)
-        if x.dtype == np.uint8:
-            if x.ndim == 4:  # (B, H, W, C) images, as CIFAR10.data: ToTensor's channels-first
-                x = x.transpose(0, 3, 1, 2)  # (B, C, H, W), a view
-            x = x.astype(xp.float32, order="C")  # one contiguous float copy
-            x *= xp.float32(1 / 255)  # ToTensor's scaling, in place
-        if x.ndim == 3:
-            x = x[:, None]  # (B, H, W) -> (B, 1, H, W)
+        if not from_tensors:
+            if x.dtype == np.uint8:
+                if x.ndim == 4:  # (B, H, W, C) images, as CIFAR10.data: ToTensor's channels-first
+                    x = x.transpose(0, 3, 1, 2)  # (B, C, H, W), a view
+                x = x.astype(xp.float32, order="C")  # one contiguous float copy
+                x *= xp.float32(1 / 255)  # ToTensor's scaling, in place
+            if x.ndim == 3:
+                x = x[:, None]  # (B, H, W) -> (B, 1, H, W)
         if self.transform is not None:
             x = self.transform(x, self.generator) if self._transform_takes_rng else self.transform(x)
-        y = backend.to_device(labels.astype(np.int64, copy=False), self.device)
-        return Tensor(x), Tensor(y)
+        return Tensor(x)
 
     def state_dict(self) -> dict[str, Any]:
-        """The generator's state: restoring it replays the following passes exactly."""
-        return {"seed": self.seed, "generator": self.generator.bit_generator.state}
+        """The generator's state and the passes made: restoring them replays the following passes."""
+        return {"seed": self.seed, "generator": self.generator.bit_generator.state, "passes": self._passes}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.seed = int(state["seed"])
         self.generator.bit_generator.state = state["generator"]
+        self._passes = int(state.get("passes", 0))
 
     def __repr__(self) -> str:
         return (
             f"DataLoader({self.dataset!r}, batch_size={self.batch_size}, shuffle={self.shuffle}, "
-            f"drop_last={self.drop_last}, transform={self.transform!r}, device={self.device!r})"
+            f"drop_last={self.drop_last}, transform={self.transform!r}, device={self.device!r}, "
+            f"num_workers={self.num_workers})"
         )
 
 
-def _gather(dataset: Any, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Images and labels of ``indices``: one fancy index on array datasets, else item by item."""
+def _check_workers(num_workers: Any, timeout: Any, prefetch_factor: Any, persistent_workers: Any) -> None:
+    """torch's checks of the worker options, with its messages."""
+    if isinstance(num_workers, bool) or not isinstance(num_workers, int | np.integer) or num_workers < 0:
+        raise ValueError(
+            "DataLoader: num_workers option should be non-negative; use num_workers=0 to disable "
+            f"multiprocessing (got {num_workers!r})"
+        )
+    if not isinstance(timeout, int | float) or timeout < 0:
+        raise ValueError(f"DataLoader: timeout option should be non-negative (got {timeout!r})")
+    if num_workers == 0 and prefetch_factor is not None:
+        raise ValueError(
+            "DataLoader: prefetch_factor option could only be specified in multiprocessing. Let "
+            "num_workers > 0 to enable multiprocessing, otherwise set prefetch_factor to None."
+        )
+    if prefetch_factor is not None and (
+        isinstance(prefetch_factor, bool) or not isinstance(prefetch_factor, int) or prefetch_factor < 1
+    ):
+        raise ValueError(f"DataLoader: prefetch_factor must be a positive int, got {prefetch_factor!r}")
+    if persistent_workers and num_workers == 0:
+        raise ValueError("DataLoader: persistent_workers option needs num_workers > 0")
+
+
+def _gather(dataset: Any, indices: np.ndarray) -> Fields:
+    """The fields of the items at ``indices``, stacked: one fancy index where the dataset allows it
+    (see the module docstring), else item by item."""
+    if isinstance(dataset, Subset):
+        return _gather(dataset.dataset, np.asarray([dataset.indices[i] for i in indices], dtype=np.int64))
+    if isinstance(dataset, TensorDataset):
+        return [t.data[indices] for t in dataset.tensors], [True] * len(dataset.tensors)
     images = getattr(dataset, "images", None)
     labels = getattr(dataset, "labels", None)
-    if isinstance(images, np.ndarray) and isinstance(labels, np.ndarray):
-        return images[indices], labels[indices]
+    per_item = any(getattr(dataset, name, None) is not None for name in ("transform", "target_transform"))
+    if isinstance(images, np.ndarray) and isinstance(labels, np.ndarray) and not per_item:
+        return [images[indices], labels[indices]], [False, False]
     items = [dataset[int(i)] for i in indices]
-    return np.stack([np.asarray(item[0]) for item in items]), np.asarray([item[1] for item in items])
+    if not isinstance(items[0], tuple | list):
+        array, keep = _stack(items)
+        return [array], [keep]
+    columns = [_stack(list(column)) for column in zip(*items, strict=True)]
+    return [array for array, _ in columns], [keep for _, keep in columns]
 
 
-def _takes_two_args(fn: Any) -> bool:
-    """Whether ``fn`` accepts ``(x, rng)``; the transforms here do, a plain ``lambda x: ...`` does not."""
-    try:
-        signature = inspect.signature(fn)
-    except (TypeError, ValueError):
-        return True
-    try:
-        signature.bind(None, None)
-    except TypeError:
-        return False
-    return True
+def _stack(values: list[Any]) -> tuple[Any, bool]:
+    """One field of a batch: Tensors stacked as they are (and marked so), strings as a tuple, anything else
+    as NumPy."""
+    if isinstance(values[0], Tensor):
+        xp = backend.get_array_module(values[0].data)
+        return xp.stack([v.data for v in values]), True
+    if isinstance(values[0], str):
+        return tuple(values), True
+    return np.stack([np.asarray(v) for v in values]), False

@@ -1,24 +1,70 @@
-"""Batch transforms: torchvision's ``Normalize``, ``Resize``, ``RandomCrop`` and ``RandomHorizontalFlip``,
-applied to a whole batch at once.
+"""torchvision's transforms: ``ToTensor``, ``Normalize``, ``Resize``, ``RandomCrop``, ``RandomHorizontalFlip``
+and ``Compose``, for a whole batch at once or for one image.
 
-Each transform is a callable ``t(x, rng)`` on a float batch ``x`` of shape (B, C, H, W), a NumPy or
-CuPy array, returning the transformed batch; ``rng`` is a ``numpy.random.Generator`` (the DataLoader's)
-from which the random transforms draw one choice per image, so a seeded loader replays exactly.
-torchvision applies its transforms image by image; here the same per-image semantics run vectorized:
-no Python loop over the images of a batch.
+As batch transforms (``DataLoader(..., transform=...)``), each is a callable ``t(x, rng)`` on a float
+batch ``x`` of shape (B, C, H, W), a NumPy or CuPy array, returning the transformed batch; ``rng`` is a
+``numpy.random.Generator`` (the DataLoader's) from which the random transforms draw one choice per image,
+so a seeded loader replays exactly. torchvision applies its transforms image by image; here the same
+per-image semantics run vectorized: no Python loop over the images of a batch.
+
+As per-item transforms (torchvision's way: ``FashionMNIST(transform=Compose([ToTensor(),
+Normalize((0.2860,), (0.3530,))]))``), each also takes one image ``t(x)``. minires's datasets give a
+uint8 NumPy array where torchvision gives a PIL image (H x W, or H x W x C for CIFAR-10); ``ToTensor``
+turns it into a float32 (C, H, W) array in [0, 1] as torchvision's does, and the others take a (C, H, W)
+array. Without ``rng`` the random transforms draw from the generator the ``DataLoader`` sets for the batch
+being loaded (so worker threads or not, a seeded loader gives the same batches), and outside a loader
+from minires's generator (``mr.manual_seed``).
 """
 
 from __future__ import annotations
 
+import inspect
 import numbers
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 
+from .. import rng as _rng
 from ..backend import get_array_module
 
 Array = Any
+_local = threading.local()
+
+
+@contextmanager
+def item_generator(generator: np.random.Generator) -> Iterator[None]:
+    """Within the block, random transforms called without ``rng`` in this thread draw from ``generator``
+    (the ``DataLoader`` sets one per batch while it loads that batch's items)."""
+    previous = getattr(_local, "generator", None)
+    _local.generator = generator
+    try:
+        yield
+    finally:
+        _local.generator = previous
+
+
+def _draws(rng: np.random.Generator | None) -> np.random.Generator:
+    """``rng``, or the loader's generator for this batch, or minires's generator."""
+    if rng is not None:
+        return rng
+    current = getattr(_local, "generator", None)
+    return current if current is not None else _rng.generator("cpu")
+
+
+def takes_two_args(fn: Any) -> bool:
+    """Whether ``fn`` accepts ``(x, rng)``; the transforms here do, a plain ``lambda x: ...`` does not."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return True
+    try:
+        signature.bind(None, None)
+    except TypeError:
+        return False
+    return True
 
 
 def _pair(value: int | Sequence[int], what: str) -> tuple[int, int]:
@@ -30,24 +76,56 @@ def _pair(value: int | Sequence[int], what: str) -> tuple[int, int]:
     return pair  # type: ignore[return-value]
 
 
-def _check_batch(x: Array, what: str) -> None:
+def _as_batch(x: Array, what: str) -> tuple[Array, bool]:
+    """``x`` as a batch, and whether it was one image (C, H, W) made a batch of one."""
+    if x.ndim == 3:
+        return x[None], True
     if x.ndim != 4:
-        raise ValueError(f"{what}: expected a batch of shape (B, C, H, W), got shape {tuple(x.shape)}")
+        raise ValueError(
+            f"{what}: expected an image of shape (C, H, W) or a batch of shape (B, C, H, W), "
+            f"got shape {tuple(x.shape)}"
+        )
+    return x, False
 
 
 class Compose:
-    """Apply ``transforms`` in order: ``Compose([RandomCrop(28, 2), Normalize(mean, std)])``."""
+    """Apply ``transforms`` in order: ``Compose([RandomCrop(28, 2), Normalize(mean, std)])``. A transform
+    that takes one argument (``lambda x: ...``) is called without ``rng``."""
 
     def __init__(self, transforms: Sequence[Any]) -> None:
         self.transforms = list(transforms)
+        self._with_rng = [takes_two_args(t) for t in self.transforms]
 
-    def __call__(self, x: Array, rng: np.random.Generator) -> Array:
-        for t in self.transforms:
-            x = t(x, rng)
+    def __call__(self, x: Array, rng: np.random.Generator | None = None) -> Array:
+        for t, with_rng in zip(self.transforms, self._with_rng, strict=True):
+            x = t(x, rng) if with_rng else t(x)
         return x
 
     def __repr__(self) -> str:
         return "Compose(" + ", ".join(repr(t) for t in self.transforms) + ")"
+
+
+class ToTensor:
+    """torchvision's ``ToTensor`` for one image as minires's datasets give it: a NumPy array (H, W) or
+    (H, W, C) becomes (C, H, W); uint8 values become float32 in [0, 1] (``x / 255``, torchvision's
+    division), any other dtype keeps its values and dtype, as torchvision does for such arrays. The
+    ``DataLoader`` does the same to a whole uint8 batch by itself, so a batch pipeline needs no ToTensor."""
+
+    def __call__(self, pic: Array, rng: np.random.Generator | None = None) -> np.ndarray:
+        array = np.asarray(pic)
+        if array.ndim == 2:
+            array = array[:, :, None]  # (H, W, 1)
+        elif array.ndim != 3:
+            raise ValueError(
+                f"ToTensor: expected an image of shape (H, W) or (H, W, C), got shape {array.shape}"
+            )
+        chw = array.transpose(2, 0, 1)  # (C, H, W), a view
+        if array.dtype == np.uint8:
+            return np.ascontiguousarray(chw, dtype=np.float32) / np.float32(255)
+        return np.ascontiguousarray(chw)
+
+    def __repr__(self) -> str:
+        return "ToTensor()"
 
 
 class Normalize:
@@ -60,7 +138,7 @@ class Normalize:
             raise ValueError(f"Normalize: std must be non-zero, got {self.std.tolist()}")
 
     def __call__(self, x: Array, rng: np.random.Generator | None = None) -> Array:
-        _check_batch(x, "Normalize")
+        x, single = _as_batch(x, "Normalize")
         xp = get_array_module(x)
         channels = x.shape[1]
         if len(self.mean) not in (1, channels) or len(self.std) not in (1, channels):
@@ -70,7 +148,8 @@ class Normalize:
             )
         mean = xp.asarray(self.mean.astype(x.dtype)).reshape(1, -1, 1, 1)  # (1, C, 1, 1)
         inv_std = xp.asarray((1.0 / self.std).astype(x.dtype)).reshape(1, -1, 1, 1)
-        return (x - mean) * inv_std
+        out = (x - mean) * inv_std
+        return out[0] if single else out
 
     def __repr__(self) -> str:
         return f"Normalize(mean={self.mean.tolist()}, std={self.std.tolist()})"
@@ -112,7 +191,7 @@ class Resize:
         return (self.size, other) if height <= width else (other, self.size)
 
     def __call__(self, x: Array, rng: np.random.Generator | None = None) -> Array:
-        _check_batch(x, "Resize")
+        x, single = _as_batch(x, "Resize")
         xp = get_array_module(x)
         height, width = x.shape[2:]
         out_h, out_w = self.output_size(height, width)
@@ -122,7 +201,8 @@ class Resize:
             a_w_t = xp.asarray(bilinear_matrix(width, out_w).T.astype(x.dtype))  # (W, OW)
             self._matrices[key] = (a_h, a_w_t)
         a_h, a_w_t = self._matrices[key]
-        return xp.matmul(xp.matmul(a_h, x), a_w_t)  # (B, C, OH, W) -> (B, C, OH, OW)
+        out = xp.matmul(xp.matmul(a_h, x), a_w_t)  # (B, C, OH, W) -> (B, C, OH, OW)
+        return out[0] if single else out
 
     def __repr__(self) -> str:
         return f"Resize({self.size})"
@@ -138,8 +218,9 @@ class RandomCrop:
             raise ValueError(f"RandomCrop: padding must be >= 0, got {padding}")
         self.padding = int(padding)
 
-    def __call__(self, x: Array, rng: np.random.Generator) -> Array:
-        _check_batch(x, "RandomCrop")
+    def __call__(self, x: Array, rng: np.random.Generator | None = None) -> Array:
+        x, single = _as_batch(x, "RandomCrop")
+        rng = _draws(rng)
         xp = get_array_module(x)
         p = self.padding
         batch, channels, height, width = x.shape
@@ -156,7 +237,8 @@ class RandomCrop:
         cols = left[:, None] + xp.arange(crop_w)  # (B, crop_w)
         b = xp.arange(batch)[:, None, None, None]
         c = xp.arange(channels)[None, :, None, None]
-        return padded[b, c, rows[:, None, :, None], cols[:, None, None, :]]  # (B, C, crop_h, crop_w)
+        out = padded[b, c, rows[:, None, :, None], cols[:, None, None, :]]  # (B, C, crop_h, crop_w)
+        return out[0] if single else out
 
     def __repr__(self) -> str:
         return f"RandomCrop({self.size}, padding={self.padding})"
@@ -170,11 +252,12 @@ class RandomHorizontalFlip:
             raise ValueError(f"RandomHorizontalFlip: p must lie in [0, 1], got {p}")
         self.p = float(p)
 
-    def __call__(self, x: Array, rng: np.random.Generator) -> Array:
-        _check_batch(x, "RandomHorizontalFlip")
+    def __call__(self, x: Array, rng: np.random.Generator | None = None) -> Array:
+        x, single = _as_batch(x, "RandomHorizontalFlip")
         xp = get_array_module(x)
-        flip = xp.asarray(rng.random(x.shape[0]) < self.p)[:, None, None, None]  # (B, 1, 1, 1)
-        return xp.where(flip, x[..., ::-1], x)
+        flip = xp.asarray(_draws(rng).random(x.shape[0]) < self.p)[:, None, None, None]  # (B, 1, 1, 1)
+        out = xp.where(flip, x[..., ::-1], x)
+        return out[0] if single else out
 
     def __repr__(self) -> str:
         return f"RandomHorizontalFlip(p={self.p})"
