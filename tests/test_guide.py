@@ -123,7 +123,7 @@ def test_the_block_trace_adds_up() -> None:
     """The table's x row is the norm of the sum of its branch and shortcut rows (checked inside the trace
     too), and the addition hands the same gradient to both of its inputs."""
     rows = {node: value for node, _, value in pictures.basic_block_trace(True)}
-    assert rows["s = u2 + shortcut"] == rows["u2 = bn2(z2)"] == rows["shortcut: bn_s(c_s)"]
+    assert rows["y_pre = u2 + sc(x)"] == rows["u2 = bn2(z2)"] == rows["sc(x) = bn_sc(z_sc)"]
     branch, shortcut, total = (
         rows["x, through the branch"],
         rows["x, through the shortcut"],

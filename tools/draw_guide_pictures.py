@@ -103,14 +103,14 @@ def basic_block_trace(projection: bool) -> list[tuple[str, str, float]]:
         return float(np.linalg.norm(t.numpy() if isinstance(t, mr.Tensor) else t))
 
     rows = [
-        ("y = relu(s)", "v = dL/dy", norm(v)),
-        ("s = u2 + shortcut", "v * [s > 0]", norm(kept["add"].grad)),
+        ("y = relu(y_pre)", "v = dL/dy", norm(v)),
+        ("y_pre = u2 + sc(x)", "v * [y_pre > 0]", norm(kept["add"].grad)),
         ("u2 = bn2(z2)", "the same: add passes it on", norm(kept["bn2"].grad)),
     ]
     if projection:
         rows += [
-            ("shortcut: bn_s(c_s)", "the same: add passes it on", norm(kept["sc_bn"].grad)),
-            ("shortcut: c_s = conv1x1(x)", "bn_s backward", norm(kept["sc_conv"].grad)),
+            ("sc(x) = bn_sc(z_sc)", "the same: add passes it on", norm(kept["sc_bn"].grad)),
+            ("z_sc = conv_sc(x), 1x1", "bn_sc backward", norm(kept["sc_conv"].grad)),
         ]
     rows += [
         ("z2 = conv2(a1)", "bn2 backward", norm(kept["conv2"].grad)),
@@ -120,7 +120,7 @@ def basic_block_trace(projection: bool) -> list[tuple[str, str, float]]:
         ("x, through the branch", "conv1 backward", norm(parts["branch"])),
     ]
     shortcut = parts["shortcut"] if projection else kept["add"].grad
-    via = "conv1x1 backward" if projection else "s's gradient, unchanged"
+    via = "conv_sc backward" if projection else "y_pre's gradient, unchanged"
     rows += [
         ("x, through the shortcut", via, norm(shortcut)),
         ("x (the sum of both)", "x.grad", norm(x.grad)),

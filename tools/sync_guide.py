@@ -368,7 +368,7 @@ def basic_block_table() -> str:
     for node in order:
         what = projection[node][0] if node not in identity else identity[node][0]
         if node == "x, through the shortcut":
-            what = "identity: s's gradient, unchanged; projection: conv1x1 backward"
+            what = "identity: y_pre's gradient, unchanged; projection: conv_sc backward"
         cells = [f"{table[node][1]:.4f}" if node in table else "" for table in (identity, projection)]
         rows.append(f"| {node} | {what} | {cells[0]} | {cells[1]} |")
     return "\n".join(rows) + "\n"
