@@ -365,6 +365,15 @@ def test_a_pickle_that_would_write_a_file_is_refused_by_name(tmp_path: Path, mak
     assert isinstance(UnsafePickleError("x"), pickle.UnpicklingError)  # caught as torch's refusal is
 
 
+def test_a_whole_pickled_model_is_refused_with_the_state_dict_fix(tmp_path: Path, torch: Any) -> None:
+    torch.save(torch.nn.Linear(2, 3), tmp_path / "model.pth")  # the object, not its state_dict
+    with pytest.raises(UnsafePickleError) as info:
+        mr.load(tmp_path / "model.pth")
+    text = str(info.value)
+    assert "asks for torch.nn.modules.linear.Linear, which is not on the allow-list" in text
+    assert "torch.save(model.state_dict(), path)" in text
+
+
 def test_torch_globals_off_the_allow_list_are_refused(tmp_path: Path) -> None:
     data = b"\x80\x02ctorch\nload\nX\x01\x00\x00\x00x\x85R."  # torch.load('x')
     torch_archive(tmp_path / "t.pth", data)

@@ -114,9 +114,16 @@ def _read_torch(fh: Any, prefix: str) -> Any:
     try:
         with zipfile.ZipFile(fh) as zf:
             return torch_zip.read(zf, prefix)
-    except (sniff.BadFile, safe_pickle.UnsafePickleError):
+    except sniff.BadFile:
         raise
+    except safe_pickle.UnsafePickleError as exc:  # most often torch.save(model) instead of its state_dict
+        raise safe_pickle.UnsafePickleError(
+            f"{exc}. A PyTorch file minires reads holds tensors in dicts, lists and tuples, with strings and "
+            "numbers, as torch.load(weights_only=True) reads them. To fix: with PyTorch, save the weights "
+            "rather than the object, torch.save(model.state_dict(), path)"
+        ) from None
     except Exception as exc:  # noqa: BLE001 - whatever a damaged or hostile pickle makes the unpickler raise
         raise sniff.BadFile(
-            f"a PyTorch zip file whose data.pkl is damaged ({type(exc).__name__}: {exc})"
+            f"a PyTorch zip file whose data.pkl is damaged ({type(exc).__name__}: {exc}). To fix: write it "
+            "again with torch.save, or fetch it again"
         ) from None

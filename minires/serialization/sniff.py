@@ -77,7 +77,10 @@ def _identify_zip(fh: Any) -> tuple[str, Any]:
         with zipfile.ZipFile(fh) as zf:
             names = zf.namelist()
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, struct.error) as exc:
-        raise BadFile(f"the zip archive is truncated or corrupt ({type(exc).__name__}: {exc})") from None
+        raise BadFile(
+            f"the zip archive is truncated or corrupt ({type(exc).__name__}: {exc}). To fix: fetch or write "
+            "it again (an interrupted download or copy leaves such a file)"
+        ) from None
     if "__minires_manifest__.npy" in names:
         return "minires", None
     prefix = _torch_prefix(names)
