@@ -154,7 +154,8 @@ class Pow(Function):
 
     Backward: dy/da = b a^(b-1); dy/db = a^b ln a = y ln a (defined for a > 0).
     As PyTorch does, dy/da is taken as 0 where b = 0 (a^0 = 1 is constant in a, even at a = 0) and dy/db
-    as 0 where a = 0 and b >= 0 (the limit of a^b ln a), instead of 0 * inf = nan.
+    as 0 where a = 0 and b >= 0, instead of 0 * inf = nan: for b > 0 that is the limit of a^b ln a as
+    a -> 0+, but at b = 0 it is a convention (a^0 ln a = ln a -> -inf there), PyTorch's.
     """
 
     saved = ("a", "b", "y")

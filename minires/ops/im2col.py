@@ -100,8 +100,10 @@ def col2im(
 
     then the padding is cropped off. im2col copies each pixel into every patch that covers it, so
     <im2col(x), cols> = <x, col2im(cols)>: the gradient of a pixel is the sum of the gradients of its
-    copies. The same loop over the KH*KW kernel offsets as im2col, with += in place of =: patches overlap
-    (stride < kernel), so the slices of different offsets land on shared pixels and must add up.
+    copies. The same loop over the KH*KW kernel offsets as im2col, with += in place of =: where patches
+    overlap, the slices of different offsets land on shared pixels and must add up. Along an axis with
+    stride S, dilation D and kernel K they overlap exactly when S / gcd(S, D) <= K - 1 (S = K = D = 2
+    overlaps); pixels that no window covers get nothing (dx = 0 there).
 
     Shapes: cols (G, Cg*KH*KW, N*OH*OW), as im2col returns it for any G -> x (N, C, H, W) = x_shape.
     """
