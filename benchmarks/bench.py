@@ -13,7 +13,9 @@ of the per-pair ratios, the images/s come from each framework's median time.
 
 A training step is zero_grad, forward, cross_entropy, backward and an SGD step (lr 0.01, momentum 0.9);
 inference is an eval-mode forward under no_grad. FLOP counts and the memory measurement are explained in
-``model_macs`` and ``measure_memory``. The targets are issue 4's (see README.md).
+``model_macs`` and ``measure_memory``. The targets are issue 23's (see README.md): every training step and
+inference at most 1.3x PyTorch's time, peak memory at most 1.2x, and steady (minires's per-step times
+within 10% of their median; the model rows take 20 timed steps for it, as ``--repeats`` may change).
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ def _threads_flag(argv: list[str]) -> str | None:
 
 # BLAS reads its thread count once, when NumPy loads it: set it before NumPy (and torch) are imported.
 if (_threads := _threads_flag(sys.argv)) is not None:
-    for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "MINIRES_NUM_THREADS"):
         os.environ[_var] = _threads
 
 import numpy as np  # noqa: E402
@@ -94,11 +96,12 @@ class Conv:
 
 @dataclass(frozen=True)
 class Target:
-    """Issue 4's targets for one row; None where the row has none."""
+    """Issue 23's targets for one row (the GEMM-peak one is issue 4's); None where the row has none."""
 
     max_time_ratio: float | None = None  # minires time / PyTorch time
     min_peak_fraction: float | None = None  # minires GFLOP/s / measured GEMM peak
     max_memory_ratio: float | None = None  # minires peak memory / PyTorch's
+    max_spread: float | None = None  # max |t - median| / median of minires's per-step times
 
 
 @dataclass(frozen=True)
@@ -130,14 +133,15 @@ def workloads(quick: bool = False) -> list[Workload]:
         return max(1, batch // 8) if quick else batch
 
     rows = []
-    for model, chw, batch, train_ratio in (
-        ("d2l_resnet18", (1, 28, 28), 256, 1.5),
-        ("d2l_resnet18", (1, 96, 96), 64, 2.0),
-        ("cifar_resnet20", (1, 28, 28), 128, 1.5),
-        ("resnet50", (3, 64, 64), 32, 2.0),
+    for model, chw, batch in (
+        ("d2l_resnet18", (1, 28, 28), 256),
+        ("d2l_resnet18", (1, 96, 96), 64),
+        ("cifar_resnet20", (1, 28, 28), 128),
+        ("resnet50", (3, 64, 64), 32),
     ):
-        rows.append(Workload("train", n(batch), chw, Target(train_ratio, max_memory_ratio=1.5), model))
-        rows.append(Workload("infer", n(batch), chw, Target(1.5), model))
+        train = Target(1.3, max_memory_ratio=1.2, max_spread=0.10)
+        rows.append(Workload("train", n(batch), chw, train, model))
+        rows.append(Workload("infer", n(batch), chw, Target(1.3, max_spread=0.10), model))
     # Python overhead: one image at a time; reported, with no target of its own.
     for kind in ("train", "infer"):
         rows.append(Workload(kind, 1, (1, 28, 28), Target(), "cifar_resnet20", inner=2 if quick else 10))
@@ -498,6 +502,7 @@ def machine_info(device: str, threads: int, thread_source: str) -> dict[str, Any
     info = {
         "cpu": cpu,
         "avx512f": "avx512f" in flags.split(),
+        "isa": "AVX-512" if "avx512f" in flags.split() else "AVX2" if "avx2" in flags.split() else "no AVX2",
         "cores": os.cpu_count(),
         "usable_cores": len(os.sched_getaffinity(0)),
         "python": platform.python_version(),
@@ -509,6 +514,7 @@ def machine_info(device: str, threads: int, thread_source: str) -> dict[str, Any
         "threads": threads,
         "threads_from": thread_source,
         "torch_threads": torch.get_num_threads() if torch is not None else None,
+        "minires_threads": mr.get_num_threads(),
         "device": device,
     }
     if device == "cuda":
@@ -531,7 +537,8 @@ class Result:
     frameworks: dict[str, dict[str, Any]] = field(default_factory=dict)
     ratio: float | None = None  # median over the interleaved pairs of minires time / PyTorch time
     memory_ratio: float | None = None
-    verdicts: dict[str, str] = field(default_factory=dict)  # "time", "gemm", "memory": "PASS" / "MISS"
+    spread: float | None = None  # max |t - median| / median of minires's per-step times
+    verdicts: dict[str, str] = field(default_factory=dict)  # "time", "gemm", "memory", "steady": PASS/MISS
     memory_seconds: float = 0.0  # how long the memory probes took
 
 
@@ -545,6 +552,8 @@ def judge(r: Result) -> dict[str, str]:
         verdicts["gemm"] = "PASS" if mine["peak_fraction"] >= t.min_peak_fraction else "MISS"
     if t.max_memory_ratio is not None and r.memory_ratio is not None:
         verdicts["memory"] = "PASS" if r.memory_ratio <= t.max_memory_ratio else "MISS"
+    if t.max_spread is not None and r.spread is not None:
+        verdicts["steady"] = "PASS" if r.spread <= t.max_spread else "MISS"
     return verdicts
 
 
@@ -553,7 +562,8 @@ def run_workload(w: Workload, frameworks: tuple[str, ...], args: argparse.Namesp
     macs = macs_per_image(w.model, w.input) if w.model else 0
     result = Result(w, workload_flops(w, macs))
     steps = {fw: make_step(w, fw, args.device) for fw in frameworks}
-    times = time_interleaved(steps, args.warmup, args.repeats)
+    repeats = args.repeats or (2 if args.quick else 20 if w.target.max_spread is not None else 5)
+    times = time_interleaved(steps, args.warmup, repeats)
     del steps
     gc.collect()
     for fw, ts in times.items():
@@ -569,6 +579,9 @@ def run_workload(w: Workload, frameworks: tuple[str, ...], args: argparse.Namesp
         }
     if "torch" in times:
         result.ratio = statistics.median(a / b for a, b in zip(times["minires"], times["torch"], strict=True))
+    if "minires" in times:
+        median = statistics.median(times["minires"])
+        result.spread = max(abs(t - median) for t in times["minires"]) / median
     if args.memory and w.kind == "train" and w.batch > 1:
         probe_start = time.perf_counter()
         for fw in frameworks:
@@ -597,6 +610,8 @@ def target_text(t: Target) -> str:
         parts.append(f">={t.min_peak_fraction:.0%} pk")
     if t.max_memory_ratio is not None:
         parts.append(f"m<={t.max_memory_ratio:g}")
+    if t.max_spread is not None:
+        parts.append(f"s<={t.max_spread:.0%}")
     return " ".join(parts) or "report"
 
 
@@ -604,8 +619,7 @@ def format_table(results: list[Result], info: dict[str, Any], peaks: dict[str, f
     """The header (machine, threads, GEMM peak) and one line per workload."""
     lines = [
         f"machine: {info['cpu']}, {info['cores']} cores ({info['usable_cores']} usable)"
-        f"{', AVX-512' if info['avx512f'] else ''}; device {info['device']}"
-        + (f" ({info['gpu']})" if "gpu" in info else ""),
+        f", {info['isa']}; device {info['device']}" + (f" ({info['gpu']})" if "gpu" in info else ""),
         f"python {info['python']}, numpy {info['numpy']} ({info['blas']}), minires {info['minires']}, "
         + (
             f"torch {info['torch']}"
@@ -613,7 +627,8 @@ def format_table(results: list[Result], info: dict[str, Any], peaks: dict[str, f
             else f"torch {info['torch'] or 'not installed'}: not timed (minires alone, no ratios)"
         ),
         f"threads: {info['threads']} (BLAS, from {info['threads_from']}); torch.set_num_threads "
-        f"{info['torch_threads'] if info['torch_threads'] is not None else '--'}",
+        f"{info['torch_threads'] if info['torch_threads'] is not None else '--'}; minires "
+        f"{info['minires_threads']} (its pool, BLAS on one thread per call)",
         "float32 GEMM peak: "
         + ", ".join(f"{name} {value:.0f} GFLOP/s" for name, value in peaks.items())
         + f" (% peak below is of {next(iter(peaks))}'s)",
@@ -634,7 +649,8 @@ def format_table(results: list[Result], info: dict[str, Any], peaks: dict[str, f
         "time mr/pt: median over interleaved pairs of minires time / PyTorch time (>1: minires slower).",
         "GFLOP/s: convs and linears, 2*MACs forward, 6*MACs per training step (4 or 6 per conv layer).",
         "peak MB: peak memory growth over two training steps, each framework in a process of its own.",
-        "target: t<= time ratio, m<= memory ratio, >=50% pk minires's share of the GEMM peak.",
+        "target: t<= time ratio, m<= memory ratio, >=50% pk minires's share of the GEMM peak, s<= steadiness "
+        "(spread: minires's largest per-step deviation from its median).",
     ]
     return "\n".join(lines)
 
@@ -651,6 +667,7 @@ COLUMNS = (
     ("peak MB", "minires"),
     ("peak MB", "torch"),
     ("memory", "mr/pt"),
+    ("spread", "minires"),
     ("", "target"),
     ("", "verdict"),
 )
@@ -665,7 +682,7 @@ def _cells(r: Result) -> list[str]:
         if key == "images_per_s":
             cells.append(_fmt(r.ratio, ".2f"))
     cells += [_fmt(mine.get("memory_mb"), ".0f"), _fmt(theirs.get("memory_mb"), ".0f")]
-    cells += [_fmt(r.memory_ratio, ".2f"), target_text(r.workload.target)]
+    cells += [_fmt(r.memory_ratio, ".2f"), _fmt(r.spread, ".0%"), target_text(r.workload.target)]
     cells.append(" ".join(f"{k} {v}" for k, v in r.verdicts.items()))
     return cells
 
@@ -691,7 +708,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--quick", action="store_true", help="batches / 8, 1 warm-up, 2 repeats, no memory")
     p.add_argument("--only", default=None, help="run the workloads whose name contains this")
-    p.add_argument("--repeats", type=int, default=None, help="timed samples per framework (default 5)")
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help="timed samples per framework (default 20 for the models, 5 else)",
+    )
     p.add_argument("--warmup", type=int, default=None, help="untimed samples first (default 2)")
     p.add_argument("--threads", type=int, default=None, help="BLAS and torch threads (default: BLAS's)")
     p.add_argument("--no-torch", action="store_true", help="time minires alone")
@@ -703,7 +725,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--probe-memory", nargs=2, metavar=("FRAMEWORK", "WORKLOAD"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    args.repeats = args.repeats or (2 if args.quick else 5)
+    # args.repeats stays None unless given: each row then takes its own (20 for the steadiness target, else 5)
     args.warmup = args.warmup if args.warmup is not None else (1 if args.quick else 2)
     args.memory = (not args.quick) if args.memory is None else args.memory
     return args
