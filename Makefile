@@ -1,30 +1,42 @@
-# make train   trains the example network (creates .venv on first use)
-# make test    ruff format --check, ruff check, then the whole pytest suite
+# make train   trains the example network (creates .venv on first use; installs the package and matplotlib)
+# make test    ruff format --check, ruff check, then the whole pytest suite (adds the test tools)
 # make bench   times minires against PyTorch (benchmarks/bench.py; a few minutes)
+# make train ARGS="--epochs 1 --limit-train 512 --limit-test 256"   passes flags to the training script
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+ARGS ?=
+TRAIN_STAMP := $(VENV)/.installed-train
+TEST_STAMP := $(VENV)/.installed-test
 GPU_STAMP := $(VENV)/.installed-gpu
 
-.PHONY: venv test test-gpu train bench format clean
+.PHONY: venv venv-train test test-gpu train bench format clean
 
-venv: $(STAMP)
+venv: $(TEST_STAMP)
+venv-train: $(TRAIN_STAMP)
 
-# Reinstall only when the package metadata changes. torch is pinned (==) in setup.cfg, so pip never
-# pulls another torch release.
-$(STAMP): setup.cfg pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+# The venv itself, once.
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
+
+# Each stamp reinstalls only when the package metadata changes. Training needs the package and
+# matplotlib (the plot extra) only; the test tools (torch, a multi-GB download outside a CPU-wheel index)
+# come with make test. torch is pinned (==) in setup.cfg, so pip never pulls another torch release.
+$(TRAIN_STAMP): setup.cfg pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -e '.[plot]'
+	touch $@
+
+$(TEST_STAMP): setup.cfg pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -e '.[test,plot]'
 	touch $@
 
 # The gpu extra (CuPy) on top of the test tools; only useful on a machine with an NVIDIA GPU.
-$(GPU_STAMP): $(STAMP)
+$(GPU_STAMP): $(TEST_STAMP)
 	$(BIN)/python -m pip install -e '.[test,plot,gpu]'
 	touch $@
 
-test: venv
+test: $(TEST_STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
@@ -32,13 +44,13 @@ test: venv
 test-gpu: $(GPU_STAMP)
 	MINIRES_REQUIRE_GPU=1 $(BIN)/python -m pytest -q -m gpu
 
-train: venv
-	$(BIN)/python examples/train_fashion_mnist.py
+train: $(TRAIN_STAMP)
+	$(BIN)/python examples/train_fashion_mnist.py $(ARGS)
 
-bench: venv
+bench: $(TEST_STAMP)
 	$(BIN)/python benchmarks/bench.py
 
-format: venv
+format: $(TEST_STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 

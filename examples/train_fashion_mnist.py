@@ -33,13 +33,16 @@ Started without ``mpiexec`` it is the one-process run (and needs no mpi4py).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import json
 import math
 import os
+import signal
 import sys
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -432,6 +435,8 @@ def start_ranks() -> tuple[int, int]:
         )
     if not dist.is_initialized():
         dist.init_process_group("mpi")
+    # Ctrl-C reaches mpiexec, which ends the ranks with SIGTERM: take it as the KeyboardInterrupt it is.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     return dist.get_rank(), dist.get_world_size()
 
 
@@ -460,10 +465,12 @@ class NonFiniteLoss(RuntimeError):
     pass
 
 
-def train_epoch(model, loader, opt, sched, config, epoch, progress) -> tuple[float, float]:
-    """One pass over the training set: mean loss and accuracy of the batches as they were trained."""
+def train_epoch(model, loader, opt, sched, config, epoch, progress, curve=None) -> tuple[float, float]:
+    """One pass over the training set: mean loss and accuracy of the batches as they were trained.
+    ``curve``, a list, gets ``(epoch - 1 + step / steps, mean loss)`` at each read of the sums: every step
+    on the CPU, every READ_EVERY_ON_GPU steps on the GPU (this rank's batches)."""
     model.train()
-    loss_sum, correct, seen = 0.0, 0, 0
+    loss_sum, correct, seen, window_seen = 0.0, 0, 0, 0
     bar = None
     if progress and tqdm is not None:
         bar = tqdm(
@@ -480,25 +487,26 @@ def train_epoch(model, loader, opt, sched, config, epoch, progress) -> tuple[flo
     read_every = 1 if loader.device == "cpu" else READ_EVERY_ON_GPU
     window, first = None, 1  # the device sums [loss * batch, right answers] of steps first..step
     # Overflow in a diverging step is not a warning here: the loss check names the step and stops the run.
-    with np.errstate(over="ignore", invalid="ignore"):
+    with np.errstate(over="ignore", invalid="ignore"), closing_bar(bar):
         for step, (x, y) in enumerate(loader, 1):
             logits = model(x)  # (B, classes)
             loss = F.cross_entropy(logits, y, label_smoothing=config["label_smoothing"])
             with mr.no_grad():
                 sums = mr.stack([loss * len(y), (logits.argmax(1) == y).sum().to(loss.dtype)])  # (2,)
                 window = sums if window is None else window + sums
+            window_seen += len(y)
             if step % read_every == 0 or step == len(loader):
                 window_loss, window_correct = window.tolist()  # the one wait for the device
                 if not math.isfinite(window_loss):
-                    if bar is not None:
-                        bar.close()
                     steps = f"step {step}" if first == step else f"steps {first}-{step}"
                     raise NonFiniteLoss(
                         f"the loss is {window_loss} at epoch {epoch}, {steps} of {len(loader)}"
                     )
                 loss_sum += window_loss
                 correct += int(window_correct)
-                window, first = None, step + 1
+                if curve is not None:
+                    curve.append((epoch - 1 + step / len(loader), window_loss / window_seen))
+                window, first, window_seen = None, step + 1, 0
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -511,11 +519,19 @@ def train_epoch(model, loader, opt, sched, config, epoch, progress) -> tuple[flo
                         f"loss {loss_sum / seen:.4f} acc {correct / seen:.4f} {rate:.0f} img/s", refresh=False
                     )
                 bar.update()
-    if bar is not None:
-        bar.close()
     # Under mpiexec: the ranks' sums, added by one float64 all-reduce (on the host, once an epoch).
     loss_sum, correct, seen = sum_over_ranks([loss_sum, correct, seen])
     return float(loss_sum / max(seen, 1)), float(correct / max(seen, 1))
+
+
+@contextlib.contextmanager
+def closing_bar(bar: Any) -> Iterator[None]:
+    """Close the progress bar however the epoch ends (a NaN, Ctrl-C), so that it leaves no half line."""
+    try:
+        yield
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 # ----- the run folder -----------------------------------------------------------------------------------
@@ -532,25 +548,34 @@ def write_metrics(run_dir: str, history: list[dict[str, Any]]) -> None:
     write_text(os.path.join(run_dir, "metrics.csv"), buffer.getvalue())
 
 
-def plot_curves(run_dir: str, history: list[dict[str, Any]], label_smoothing: float) -> str:
-    """curves.png: loss and accuracy per epoch, train and test. Returns what was done, for the log.
-    The train loss is the label-smoothed loss the model was trained on; the test loss is plain."""
+def plot_curves(
+    run_dir: str, history: list[dict[str, Any]], label_smoothing: float, steps: np.ndarray | None = None
+) -> str:
+    """curves.png: the training loss at every read step (a thin line, so that a one-epoch run shows its
+    descent) and per epoch, the test loss per epoch; accuracy per epoch, train and test. Epochs on the x
+    axis, integer ticks. Returns what was done, for the log. The train loss is the label-smoothed loss
+    the model was trained on; the test loss is plain."""
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
     except ImportError:
         return "curves.png skipped: matplotlib is not installed (pip install matplotlib, or minires[plot])"
-    epochs = [row["epoch"] for row in history]
+    epochs = [int(row["epoch"]) for row in history]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
     smoothed = f"train (label smoothing {label_smoothing:g})" if label_smoothing else "train"
-    for key, label in (("train", smoothed), ("test", "test")):
+    if steps is not None and len(steps):
+        ax_loss.plot(steps[:, 0], steps[:, 1], lw=0.8, alpha=0.5, color="C0", label=f"{smoothed}, per step")
+    for key, label in (("train", f"{smoothed}, epoch mean"), ("test", "test")):
         ax_loss.plot(epochs, [float(row[f"{key}_loss"]) for row in history], marker="o", label=label)
         ax_acc.plot(epochs, [float(row[f"{key}_acc"]) for row in history], marker="o", label=key)
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
     ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
     for ax in (ax_loss, ax_acc):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlim(0, max(epochs, default=1) + 0.2)
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
@@ -575,11 +600,38 @@ def report(confusion: np.ndarray, classes: tuple[str, ...]) -> str:
 
 
 def data_source(dataset: Any) -> str:
-    """Where the data was read from, for the log."""
+    """Where the data was read from, for the first log line."""
     if hasattr(dataset, "source"):
         return f"{dataset.source[0]} {dataset.source[1]}"
     files = getattr(dataset, "files", None)
     return os.path.dirname(next(iter(files.values()))) if files else "?"
+
+
+def describe_data(*datasets: Any) -> str:
+    """The log's line on the data files: the folder (or archive), the files, and how they were checked
+    (minires.data verifies the official files by their MD5 or SHA-256 before use; IDXDataset, --dataset
+    idx, checks the IDX structure only)."""
+    if hasattr(datasets[0], "source"):  # CIFAR10: an archive or a folder of batch files
+        kind, path = datasets[0].source
+        cls = type(datasets[0])
+        pinned = cls.archive_md5 if kind == "archive" else getattr(cls, "py_md5", None)
+        check = "the official MD5" if pinned else "structure only, no checksum pinned"
+        return f"data files: {kind} {path}; checked: {check}"
+    paths = [p for d in datasets for p in getattr(d, "files", {}).values()]
+    if not paths:
+        return "data files: ?"
+    folders = sorted({os.path.dirname(p) for p in paths})
+    checks = []
+    for dataset in datasets:
+        for name, path in dataset.files.items():
+            if path.endswith(".gz") and dataset.gz_md5.get(name):
+                checks.append("official .gz MD5")
+            elif dataset.resources.get(name):
+                checks.append("SHA-256 of the content")
+            else:
+                checks.append("IDX structure only, no checksum pinned")
+    names = ", ".join(os.path.basename(p) for p in paths)
+    return f"data files: {names} in {', '.join(folders)}; checked: {'; '.join(sorted(set(checks)))}"
 
 
 def pick_device(device: str) -> str:
@@ -593,35 +645,135 @@ def pick_device(device: str) -> str:
 
 
 # ----- main ---------------------------------------------------------------------------------------------
+# Flags that --resume honours: how long to train and how to run on this machine. Every other flag is the
+# run's recipe, kept from its config.json; given with --resume, it is named in the log as ignored.
+RESUME_FLAGS = ("epochs", "device", "data_root")
+
+
+class Run:
+    """What the way out (Ctrl-C, an error) needs to know: the folder, whether this process created it,
+    the last epoch checkpointed, the epoch running, the ranks."""
+
+    def __init__(self) -> None:
+        self.dir: str | None = None
+        self.created = False
+        self.saved_epoch = 0
+        self.epoch = 0
+        self.rank, self.world = 0, 0
+
+    def resume_command(self) -> str:
+        python = os.path.relpath(sys.executable)
+        python = python if not python.startswith("..") else "python"
+        script = os.path.relpath(os.path.abspath(__file__))
+        launch = f"mpiexec -n {self.world} {python} -m mpi4py" if self.world else python
+        return f"{launch} {script} --resume {self.dir}"
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Train, or continue a run; Ctrl-C ends it with one line and exit status 130. A run stopped before
+    its first checkpoint (an error, Ctrl-C, a NaN in epoch 1) leaves no folder behind."""
+    run = Run()
+    try:
+        return train(argv, run)
+    except KeyboardInterrupt:
+        if run.rank == 0:
+            if run.saved_epoch:
+                where = (
+                    f"the last checkpoint is {os.path.join(run.dir, 'checkpoint.npz')} "
+                    f"(epoch {run.saved_epoch}); continue with: {run.resume_command()}"
+                )
+            else:
+                where = "no checkpoint yet, nothing kept"
+            when = (
+                f"after epoch {run.epoch}"
+                if run.saved_epoch and run.saved_epoch == run.epoch
+                else f"in epoch {run.epoch or 1}"
+            )
+            print(f"interrupted {when}; {where}", file=sys.stderr, flush=True)
+        return 130
+    finally:
+        if run.created and not os.path.exists(os.path.join(run.dir, "checkpoint.npz")):
+            remove_run_dir(run.dir)
+
+
+def remove_run_dir(run_dir: str) -> None:
+    """Remove the folder of a run that never checkpointed: only what this script writes, then the folder
+    if that left it empty."""
+    for name in ("config.json", "metrics.csv", "curves.png", "best.npz", "checkpoint.npz"):
+        with contextlib.suppress(OSError):
+            os.remove(os.path.join(run_dir, name))
+    with contextlib.suppress(OSError):
+        os.rmdir(run_dir)
+
+
+def train(argv: list[str] | None, run: Run) -> int:
     config, args = parse_args(argv)
-    rank, world = start_ranks()  # world 0: one process, not started by mpiexec
+    run.rank, run.world = rank, world = start_ranks()  # world 0: one process, not started by mpiexec
     say = print if rank == 0 else (lambda *a, **k: None)  # rank 0 alone logs
+    notes: list[str] = []  # said after the first log line
+    state = None
     if args.resume:
         run_dir = args.resume
+        run.dir = run_dir
+        if not os.path.isfile(os.path.join(run_dir, "config.json")):
+            return error(rank, f"--resume {run_dir}: not a run folder (it has no config.json)")
         with open(os.path.join(run_dir, "config.json"), encoding="utf-8") as f:
             config = dict(DEFAULTS, **json.load(f))  # a key added since the run started takes its default
-        if args.device:
-            config["device"] = args.device
+        ignored = [
+            f"--{key.replace('_', '-')} {getattr(args, key)} (the run's: {config.get(key)})"
+            for key in DEFAULTS
+            if getattr(args, key, None) is not None and key not in RESUME_FLAGS and key != "out"
+        ]
+        if args.out is not None:
+            ignored.append(f"--out {args.out} (the run's folder is {run_dir})")
+        if ignored:
+            notes.append("--resume keeps the run's config.json; ignored: " + ", ".join(ignored))
+        for key in ("device", "data_root"):
+            if getattr(args, key) is not None and getattr(args, key) != config[key]:
+                notes.append(f"--{key.replace('_', '-')} {getattr(args, key)} (the run used {config[key]})")
+                config[key] = getattr(args, key)
+        checkpoint = os.path.join(run_dir, "checkpoint.npz")
+        if os.path.isfile(checkpoint):
+            state = mr.load(checkpoint)
+            run.saved_epoch = state["epoch"]
+        else:
+            say(f"{run_dir} has no checkpoint (it stopped in its first epoch): starting it from epoch 1")
+        new_epochs = args.epochs if args.epochs is not None else config["epochs"]
+        if state is not None and new_epochs < state["epoch"]:
+            return error(
+                rank, f"--epochs {new_epochs}: {run_dir} has already trained {state['epoch']} epochs"
+            )
+        if state is not None and new_epochs == state["epoch"]:
+            final = state["history"][-1]
+            say(
+                f"{run_dir} is finished: {state['epoch']} of {config['epochs']} epochs, final test accuracy "
+                f"{float(final['test_acc']):.4f} (best {state['best_acc']:.4f}); to train longer: "
+                f"--resume {run_dir} --epochs N with N > {state['epoch']}"
+            )
+            return 0
+        scheduled = state.get("epochs", config["epochs"]) if state is not None else new_epochs
+        extend_from = scheduled if new_epochs != scheduled else None  # the schedule's length changes
+        config["epochs"] = new_epochs
     else:
         started = sum_over_ranks([time.time() if rank == 0 else 0.0])[0]  # rank 0's clock names the folder
         stamp = datetime.fromtimestamp(started).strftime("%Y%m%d-%H%M%S")
         run_dir = config["out"] or os.path.join("runs", f"{config['model']}-{stamp}")
         config["out"], config["world_size"] = run_dir, max(world, 1)
-        if rank == 0:
-            os.makedirs(run_dir, exist_ok=True)
-            write_text(os.path.join(run_dir, "config.json"), json.dumps(config, indent=2) + "\n")
+        extend_from = None
     progress = not args.no_progress and rank == 0
     device = pick_device(config["device"])
     mr.manual_seed(config["seed"])
+    if rank == 0 and (not args.resume or extend_from is not None or state is None):
+        run.dir = run_dir
+        run.created = make_run_dir(run_dir, config)  # before the data: an unwritable --out fails at once
 
     if rank > 0:  # rank 0 downloads (where allowed and needed) before the others read
         dist.barrier()
-    train, test = load_data(config, download=not args.no_download and rank == 0)
+    train_set, test_set = load_data(config, download=not args.no_download and rank == 0)
     if rank == 0 and world > 1:
         dist.barrier()
-    classes = tuple(getattr(train, "classes", [str(i) for i in range(10)]))
-    train_loader, test_loader = make_loaders(train, test, config, device, rank, world)
+    classes = tuple(getattr(train_set, "classes", [str(i) for i in range(10)]))
+    train_loader, test_loader = make_loaders(train_set, test_set, config, device, rank, world)
     spec = DATASETS[config["dataset"]]
     image = train_loader.transform(np.zeros((1, *spec["shape"]), np.float32), np.random.default_rng(0)).shape[
         1:
@@ -637,21 +789,33 @@ def main(argv: list[str] | None = None) -> int:
     checkpoint_path, best_path = os.path.join(run_dir, "checkpoint.npz"), os.path.join(run_dir, "best.npz")
 
     history: list[dict[str, Any]] = []
+    steps = np.zeros((0, 2))  # (x in epochs, training loss) at each read, for the curves
     best_acc, first_epoch = -1.0, 1
-    if args.resume:
-        state = mr.load(checkpoint_path)  # on every rank: the weights before DDP, the optimizer everywhere
+    if state is not None:  # on every rank: the weights before DDP wraps the model, the optimizer everywhere
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
+        if extend_from is None:
+            sched.load_state_dict(state["scheduler"])
+        else:
+            done = int(state["scheduler"].get("last_epoch", state["epoch"] * len(train_loader)))
+            before = opt.param_groups[0]["lr"]
+            sched = extended_scheduler(opt, config, len(train_loader), done)
+            notes.append(
+                f"--epochs {config['epochs']}: the run was scheduled for {extend_from} epochs; its "
+                f"{config['schedule']} schedule is rebuilt for {config['epochs']} epochs and continues at "
+                f"its step {done} (lr {before:.4g} -> {opt.param_groups[0]['lr']:.4g}), as if the run had "
+                f"been started with --epochs {config['epochs']}"
+            )
         if not world:  # under mpiexec each rank's draws come from (seed, rank, epoch) instead
             train_loader.load_state_dict(state["train_loader"])
         mr.rng.set_state(state["rng"])
         history, best_acc, first_epoch = list(state["history"]), state["best_acc"], state["epoch"] + 1
+        steps = np.asarray(state.get("steps", steps), dtype=np.float64).reshape(-1, 2)
         say(f"resuming {run_dir} after epoch {state['epoch']} (config from its config.json)")
         started_with = config.get("world_size", 1)
         if max(world, 1) != started_with:
-            say(
-                f"note: the run started with {started_with} process(es) and resumes with {max(world, 1)}: "
+            notes.append(
+                f"the run started with {started_with} process(es) and resumes with {max(world, 1)}: "
                 f"the global batch is now {config['batch_size'] * max(world, 1)} "
                 f"({len(train_loader)} steps an epoch), the shuffle and augmentation draws differ from "
                 f"an uninterrupted run"
@@ -668,30 +832,43 @@ def main(argv: list[str] | None = None) -> int:
             f"{', SyncBatchNorm' if config['sync_bn'] else ', BatchNorm statistics per process'})"
         )
     say(
-        f"{config['model']} ({n_params:,} parameters) on {device}, {len(train)} training and "
-        f"{len(test)} test images of shape {tuple(image)}, {config['epochs']} epochs "
+        f"{config['model']} ({n_params:,} parameters) on {device}, {len(train_set)} training and "
+        f"{len(test_set)} test images of shape {tuple(image)}, {config['epochs']} epochs "
         f"of {len(train_loader)} batches of {config['batch_size']}{ranks}; {config['optimizer']} lr "
         f"{config['lr']}, {config['schedule']} schedule, augment {augmentation(config)}, "
-        f"{config['activation']}; data {config['dataset']} ({data_source(train)}); run folder {run_dir}"
+        f"{config['activation']}; data {config['dataset']} ({data_source(train_set)}); run folder {run_dir}"
     )
-    confusion = None
+    say(describe_data(train_set, test_set))
+    for note in notes:
+        say(f"note: {note}")
+    momentum = next(
+        (m.momentum for m in model.modules() if getattr(m, "running_mean", None) is not None), None
+    )
+    confusion, explained = None, False
     for epoch in range(first_epoch, config["epochs"] + 1):
+        run.epoch = epoch
         start = time.perf_counter()
         if world:  # the epoch's shuffle, the same on every rank; this rank's augmentation draws
             train_loader.sampler.set_epoch(epoch)
             train_loader.generator = np.random.default_rng([config["seed"], rank, epoch])
+        curve: list[tuple[float, float]] = []
         try:
-            train_loss, train_acc = train_epoch(trained, train_loader, opt, sched, config, epoch, progress)
+            train_loss, train_acc = train_epoch(
+                trained, train_loader, opt, sched, config, epoch, progress, curve
+            )
         except NonFiniteLoss as exc:
             kept = (
-                f"the last good checkpoint is {checkpoint_path} (epoch {epoch - 1})"
-                if epoch > 1
-                else "no checkpoint yet"
+                f"the last good checkpoint is {checkpoint_path} (epoch {run.saved_epoch})"
+                if run.saved_epoch
+                else "no checkpoint yet, nothing kept"
             )
             print(f"stopping: {exc}{f' (rank {rank})' if world else ''}; {kept}", file=sys.stderr, flush=True)
             if world > 1:  # the other ranks wait in a collective: end them all
+                if run.created and not run.saved_epoch:
+                    remove_run_dir(run_dir)
                 abort_job(1)
             return 1
+        steps = np.concatenate([steps, np.asarray(curve, dtype=np.float64).reshape(-1, 2)])
         if world > 1:  # rank 0's BatchNorm statistics, the ones its checkpoint holds
             for buffer in model.buffers():
                 dist.broadcast(buffer, 0)
@@ -709,11 +886,6 @@ def main(argv: list[str] | None = None) -> int:
                 seconds=round(seconds, 1),
             )
         )
-        say(
-            f"epoch {epoch:>3}/{config['epochs']}  train loss {train_loss:.4f} acc {train_acc:.4f}  "
-            f"test loss {test_loss:.4f} acc {test_acc:.4f}  lr {lr:.4g}  {seconds:.1f} s",
-            flush=True,
-        )
         if test_acc > best_acc:
             best_acc = test_acc
             if rank == 0:
@@ -729,19 +901,30 @@ def main(argv: list[str] | None = None) -> int:
                     "epoch": epoch,
                     "best_acc": best_acc,
                     "history": history,
+                    "steps": steps,
+                    "epochs": config["epochs"],  # the length the schedule was built for
                 },
                 checkpoint_path,
             )
             write_metrics(run_dir, history)
+        run.saved_epoch = epoch
+        # The epoch's line once its checkpoint is written: a Ctrl-C after it keeps this epoch.
+        few = few_steps_note(momentum, epoch * len(train_loader), test_acc, len(classes))
+        say(
+            f"epoch {epoch:>3}/{config['epochs']}  train loss {train_loss:.4f} acc {train_acc:.4f}  "
+            f"test loss {test_loss:.4f} acc {test_acc:.4f}{few[0]}  lr {lr:.4g}  {seconds:.1f} s",
+            flush=True,
+        )
+        if few[1] and not explained:
+            say(few[1])
+            explained = True
         if args.stop_after is not None and epoch >= args.stop_after and epoch < config["epochs"]:
-            say(f"stopped after epoch {epoch} as asked; continue with --resume {run_dir}")
+            say(f"stopped after epoch {epoch} as asked; continue with: {run.resume_command()}")
             return 0
 
-    if confusion is None:  # resumed a finished run: evaluate once more for the report
-        _, test_acc, confusion = evaluate(model, test_loader, len(classes))
-    final_acc = history[-1]["test_acc"] if history else test_acc
+    final_acc = history[-1]["test_acc"]
     if rank == 0:
-        print(plot_curves(run_dir, history, config["label_smoothing"]))
+        print(plot_curves(run_dir, history, config["label_smoothing"], steps))
     say(report(confusion, classes))
     total = sum(float(row["seconds"]) for row in history)
     say(
@@ -753,6 +936,58 @@ def main(argv: list[str] | None = None) -> int:
             print(f"test accuracy {final_acc:.4f} is below --target-acc {args.target_acc}", file=sys.stderr)
         return 1
     return 0
+
+
+def error(rank: int, message: str, code: int = 2) -> int:
+    """One line on stderr (rank 0's), no traceback; returns the exit status."""
+    if rank == 0:
+        print(f"train_fashion_mnist: {message}", file=sys.stderr, flush=True)
+    return code
+
+
+def make_run_dir(run_dir: str, config: dict[str, Any]) -> bool:
+    """Create the run folder and write config.json; whether the folder was created (False: it existed).
+    A place that cannot be written ends the run with one line and exit status 2."""
+    existed = os.path.isdir(run_dir)
+    try:
+        os.makedirs(run_dir, exist_ok=True)
+        write_text(os.path.join(run_dir, "config.json"), json.dumps(config, indent=2) + "\n")
+    except OSError as exc:
+        print(
+            f"train_fashion_mnist: cannot write the run folder {run_dir}: {exc}", file=sys.stderr, flush=True
+        )
+        raise SystemExit(2) from None
+    return not existed
+
+
+def extended_scheduler(opt: optim.Optimizer, config: dict[str, Any], steps_per_epoch: int, done: int) -> Any:
+    """The schedule of a run of ``config["epochs"]`` epochs, advanced by the ``done`` steps already
+    trained: what timm and most PyTorch recipes do when a run is resumed with more epochs (the cosine is
+    stretched over the new total; the lr rises from the old run's end to where the new curve is)."""
+    for group in opt.param_groups:
+        group["lr"] = group.get("initial_lr", config["lr"])  # the schedule starts from the peak lr
+    sched = make_scheduler(opt, config, steps_per_epoch)
+    for _ in range(done):
+        sched.step()
+    return sched
+
+
+def few_steps_note(momentum: float | None, steps: int, test_acc: float, classes: int) -> tuple[str, str]:
+    """Beside an accuracy near chance after few steps: BatchNorm's running statistics (what evaluation
+    normalizes with) still hold much of their start (mean 0, variance 1) after k steps, a share
+    (1 - momentum)^k. Returns the mark for the epoch line and the line that explains it ('' when not)."""
+    if momentum is None or not momentum or test_acc >= 2 / classes:
+        return "", ""
+    left = (1 - momentum) ** steps
+    if left < 0.05:
+        return "", ""
+    return (
+        f" (near chance; BatchNorm statistics from {steps} steps)",
+        f"note: evaluation normalizes with BatchNorm's running statistics, updated with momentum "
+        f"{momentum:g} each training step; after {steps} steps their start (mean 0, variance 1) still weighs "
+        f"{1 - momentum:g}^{steps} = {left:.0%}, so this test accuracy says little about the weights (train "
+        f"longer, or take more steps with a smaller --batch-size)",
+    )
 
 
 def abort_job(code: int) -> None:

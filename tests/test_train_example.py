@@ -5,10 +5,13 @@ run on the real Fashion-MNIST files where they are installed.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -84,6 +87,8 @@ def test_a_run_writes_its_folder_and_learns(
     assert float(rows[-1]["test_acc"]) >= 0.5  # chance is 0.1
     assert out.count("train loss") == 4 and "per-class test accuracy" in out and "confusion matrix" in out
     assert "final test accuracy" in out
+    files = "train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte"
+    assert f"data files: {files} in {idx_root}; checked: IDX structure only, no checksum pinned" in out
     config = json.loads((run / "config.json").read_text())
     assert config["model"] == "cifar_resnet20" and config["epochs"] == 4 and config["batch_size"] == 32
     checkpoint = mr.load(run / "checkpoint.npz")
@@ -119,8 +124,8 @@ def test_a_nan_loss_stops_the_run_naming_the_step(idx_root: Path, tmp_path: Path
     code = example.main(quick_args(idx_root, run, "--epochs=2", "--lr=1e30", "--warmup-epochs=0"))
     err = capsys.readouterr().err
     assert code == 1
-    assert "stopping: the loss is" in err and "at epoch 1, step" in err
-    assert not (run / "checkpoint.npz").exists()  # nothing non-finite was checkpointed
+    assert "stopping: the loss is" in err and "at epoch 1, step" in err and "no checkpoint yet" in err
+    assert not run.exists()  # nothing non-finite was checkpointed, and no folder to --resume is left
 
 
 def test_target_acc_fails_the_run(idx_root: Path, tmp_path: Path, capsys) -> None:
@@ -217,6 +222,7 @@ def test_cifar10_trains_through_the_example(
     out = capsys.readouterr().out
     assert "320 training and 64 test images of shape (3, 32, 32)" in out
     assert f"augment crop+flip, relu; data cifar10 (archive {archive})" in out
+    assert f"data files: archive {archive}; checked: the official MD5" in out
     assert "airplane" in out and "truck" in out  # the per-class report names CIFAR-10's classes
     rows = read_metrics(run)
     assert float(rows[-1]["train_loss"]) < 0.5 * float(rows[0]["train_loss"])
@@ -274,6 +280,8 @@ def test_mnist_trains_with_gelu_through_the_example(
     assert example.main([*args, f"--out={run}", "--no-progress", "--no-download"]) == 0
     out = capsys.readouterr().out
     assert "augment crop, gelu; data mnist" in out
+    assert "train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz" in out
+    assert f"t10k-labels-idx1-ubyte.gz in {root}; checked: official .gz MD5\n" in out
     rows = read_metrics(run)
     assert float(rows[-1]["train_loss"]) < 0.5 * float(rows[0]["train_loss"])
     assert float(rows[-1]["test_acc"]) >= 0.5
@@ -383,3 +391,201 @@ def test_resuming_with_another_world_size_says_so(mpi_runs: dict[str, Any], caps
     out = capsys.readouterr().out
     assert "the run started with 2 process(es) and resumes with 1: the global batch is now 16" in out
     assert [r["epoch"] for r in read_metrics(mpi_runs["base"] / "parts-copy")] == ["1", "2"]
+
+
+# ----- when things go wrong ---------------------------------------------------------------------------
+def start_example(*args: str) -> subprocess.Popen:
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    command = [sys.executable, str(SCRIPT), *args]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def interrupt_after(child: subprocess.Popen, marker: str) -> tuple[str, str]:
+    """Read the child's log until a line starting with ``marker``, then send SIGINT (Ctrl-C)."""
+    seen = []
+    for line in child.stdout:
+        seen.append(line)
+        if line.startswith(marker):
+            break
+    child.send_signal(signal.SIGINT)
+    try:
+        out, err = child.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        pytest.fail(f"no exit 60 s after SIGINT: {''.join(seen)}")
+    return "".join(seen) + out, err
+
+
+def test_ctrl_c_prints_one_line_with_the_resume_command_and_exits_130(idx_root: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    child = start_example(*quick_args(idx_root, run, "--epochs=3", "--limit-train=192", "--warmup-epochs=0"))
+    out, err = interrupt_after(child, "epoch   1/3")  # the first checkpoint is written before this line
+    assert child.returncode == 130
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert re.match(r"interrupted (in epoch 2|after epoch 1); the last checkpoint is", err), err
+    assert f"{run}/checkpoint.npz (epoch 1); continue with: " in err
+    command = err.split("continue with: ")[1].split()
+    assert command[-2:] == ["--resume", str(run)] and command[-3].endswith("train_fashion_mnist.py")
+    assert example.main(["--resume", str(run), "--no-progress"]) == 0  # what it says works
+    assert [r["epoch"] for r in read_metrics(run)] == ["1", "2", "3"]
+
+
+def test_ctrl_c_in_the_first_epoch_leaves_no_folder(idx_root: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    child = start_example(*quick_args(idx_root, run, "--epochs=3"))
+    out, err = interrupt_after(child, "data files:")  # the line before the first step
+    assert child.returncode == 130, (out, err)
+    assert err.strip() == "interrupted in epoch 1; no checkpoint yet, nothing kept"
+    assert not run.exists()
+
+
+def test_runs_that_fail_before_training_leave_no_folder(idx_root: Path, tmp_path: Path, capsys) -> None:
+    run = tmp_path / "run"
+    with pytest.raises(SystemExit, match="unknown --model"):
+        example.main(quick_args(idx_root, run, "--model=resnet9000"))
+    assert not run.exists()
+    if not mr.cuda.is_available():
+        with pytest.raises(SystemExit, match="--device cuda, but the GPU cannot be used"):
+            example.main(quick_args(idx_root, run, "--device=cuda"))
+        assert not run.exists()
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(SystemExit) as exit_info:  # an --out that cannot be written (even by root)
+        example.main(quick_args(idx_root, blocker / "run"))
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"train_fashion_mnist: cannot write the run folder {blocker / 'run'}:")
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_resume_without_a_checkpoint_says_so_and_starts_from_epoch_1(
+    idx_root: Path, tmp_path: Path, capsys
+) -> None:
+    assert example.main(["--resume", str(tmp_path / "nothing"), "--no-progress"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"train_fashion_mnist: --resume {tmp_path / 'nothing'}: not a run folder (it has no config.json)"
+    )
+    config, _ = example.parse_args(quick_args(idx_root, tmp_path / "run", "--epochs=1", "--limit-train=64"))
+    run = tmp_path / "killed"  # what a run killed (SIGKILL) in its first epoch leaves
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps(dict(config, out=str(run))))
+    assert example.main(["--resume", str(run), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert f"{run} has no checkpoint (it stopped in its first epoch): starting it from epoch 1" in out
+    assert [r["epoch"] for r in read_metrics(run)] == ["1"]
+
+
+def test_resume_of_a_finished_run_and_more_epochs(idx_root: Path, tmp_path: Path, capsys) -> None:
+    """A finished run says so; --epochs 3 extends a 2-epoch run: the cosine rebuilt for 3 epochs and
+    continued at step 2 * steps, the lr where a 3-epoch run has it; ignored flags named."""
+    run = tmp_path / "run"
+    args = quick_args(idx_root, run, "--epochs=2", "--limit-train=96", "--limit-test=32")
+    assert example.main(args) == 0
+    capsys.readouterr()
+    assert example.main(["--resume", str(run), "--no-progress"]) == 0
+    assert capsys.readouterr().out.strip() == (
+        f"{run} is finished: 2 of 2 epochs, final test accuracy "
+        f"{float(read_metrics(run)[-1]['test_acc']):.4f} (best "
+        f"{max(float(r['test_acc']) for r in read_metrics(run)):.4f}); to train longer: --resume {run} "
+        "--epochs N with N > 2"
+    )
+    assert (
+        example.main(["--resume", str(run), "--epochs=3", "--lr=0.3", "--batch-size=8", "--no-progress"]) == 0
+    )
+    out = capsys.readouterr().out
+    assert "--resume keeps the run's config.json; ignored: --batch-size 8 (the run's: 32), --lr 0.3 " in out
+    config, _ = example.parse_args(args[:-1] + ["--epochs=3"])
+    steps = 96 // 32
+    reference = mr.optim.SGD([mr.nn.Parameter(mr.zeros(1))], lr=config["lr"])
+    sched = example.make_scheduler(reference, config, steps)
+    for _ in range(2 * steps):
+        sched.step()
+    want = reference.param_groups[0]["lr"]
+    assert f"continues at its step {2 * steps} (lr 0 -> {want:.4g})" in out, out
+    assert "the run was scheduled for 2 epochs; its cosine schedule is rebuilt for 3 epochs" in out
+    assert [r["epoch"] for r in read_metrics(run)] == ["1", "2", "3"]
+    assert json.loads((run / "config.json").read_text())["epochs"] == 3
+    assert example.main(["--resume", str(run), "--no-progress"]) == 0  # now finished at 3
+    assert "is finished: 3 of 3 epochs" in capsys.readouterr().out
+
+
+def test_a_short_run_plots_steps_and_says_why_its_accuracy_is_near_chance(
+    idx_root: Path, tmp_path: Path, capsys
+) -> None:
+    run = tmp_path / "run"
+    assert example.main(quick_args(idx_root, run, "--epochs=1", "--limit-train=128", "--lr=0.05")) == 0
+    out = capsys.readouterr().out
+    steps = mr.load(run / "checkpoint.npz")["steps"]  # (x in epochs, loss) at every step on the CPU
+    np.testing.assert_allclose(steps[:, 0], [0.25, 0.5, 0.75, 1.0])
+    assert np.all(np.isfinite(steps[:, 1]))
+    epoch_line = next(line for line in out.splitlines() if line.startswith("epoch"))
+    if float(read_metrics(run)[0]["test_acc"]) < 0.2:  # near chance (0.1) after 4 steps
+        assert "(near chance; BatchNorm statistics from 4 steps)" in epoch_line
+        assert "after 4 steps their start (mean 0, variance 1) still weighs 0.9^4 = 66%" in out
+    pytest.importorskip("matplotlib")
+    assert (run / "curves.png").stat().st_size > 0
+
+
+def test_plot_has_a_step_line_and_integer_epoch_ticks(tmp_path: Path, monkeypatch) -> None:
+    plt = pytest.importorskip("matplotlib.pyplot")
+    figures = []
+    monkeypatch.setattr(plt, "close", figures.append)  # keep the figure to look at
+    history = [dict(epoch=1, train_loss=2.0, train_acc=0.2, test_loss=2.1, test_acc=0.1)]
+    steps = np.array([[0.25, 2.3], [0.5, 2.2], [0.75, 2.0], [1.0, 1.9]])
+    assert example.plot_curves(str(tmp_path), history, 0.0, steps).startswith("wrote")
+    ax_loss, ax_acc = figures[0].axes
+    assert any(len(line.get_xdata()) == 4 for line in ax_loss.get_lines())  # the per-step line
+    for ax in (ax_loss, ax_acc):
+        ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+        assert ticks and all(float(t).is_integer() for t in ticks)
+
+
+def test_make_train_installs_the_plot_extra_and_make_test_the_test_tools(tmp_path: Path) -> None:
+    """Dry runs (make -n) against an empty venv folder: train needs .[plot] only; test, even after a
+    train install (its stamp present and newer than setup.cfg), installs .[test,plot]."""
+    make = shutil.which("make")
+    if make is None:
+        pytest.skip("make is not installed")
+    venv = tmp_path / "venv"
+
+    def dry(target: str, *extra: str) -> str:
+        return subprocess.run(
+            [make, "-n", f"VENV={venv}", target, *extra], cwd=ROOT, capture_output=True, text=True, timeout=30
+        ).stdout
+
+    train = dry("train", "ARGS=--epochs 1 --limit-train 512")
+    assert "-m venv" in train and "pip install -e '.[plot]'" in train and "[test" not in train
+    assert "examples/train_fashion_mnist.py --epochs 1 --limit-train 512" in train
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").touch()
+    stamp = venv / ".installed-train"
+    stamp.touch()
+    os.utime(stamp, (2**31, 2**31))  # newer than setup.cfg: make train installs nothing more
+    assert "pip install" not in dry("train")
+    assert "pip install -e '.[test,plot]'" in dry("test")
+
+
+def test_ctrl_c_ends_every_rank_of_a_distributed_run(idx_root: Path, tmp_path: Path) -> None:
+    """SIGINT to mpiexec (what Ctrl-C sends it) after epoch 1: the job ends, no rank is left running, and
+    the checkpoint of epoch 1 is there to resume. (mpiexec ends the ranks with SIGTERM, which the example
+    takes as Ctrl-C; Open MPI's own exit status is then 1, and rank 0's line may be cut off by it.)"""
+    from test_distributed import _mpiexec, _need_mpi
+
+    _need_mpi()
+    run = tmp_path / "run"
+    args = ["--dataset=idx", f"--data-root={idx_root}", "--model=cifar_resnet20", "--no-progress"]
+    args += ["--augment=none", "--epochs=3", "--batch-size=16", f"--out={run}"]
+    flags = ["--allow-run-as-root", "--bind-to", "none", "--oversubscribe"]
+    command = [_mpiexec(), "-n", "2", *flags, sys.executable, "-u", "-m", "mpi4py", str(SCRIPT), *args]
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    out, err = interrupt_after(child, "epoch   1/3")
+    assert child.returncode != 0
+    assert "Traceback" not in err
+    left = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):
+            if str(run).encode() in cmdline.read_bytes():
+                left.append(cmdline.parent.name)
+    assert not left, f"ranks still running: {left}"
+    assert mr.load(run / "checkpoint.npz")["epoch"] >= 1
