@@ -141,6 +141,26 @@ def test_the_file_has_torch_s_layout(tmp_path: Path) -> None:
     assert "GLOBAL     'torch FloatStorage'" in text.getvalue() and "BINPERSID" in text.getvalue()
 
 
+def test_zip64_members_stay_aligned(tmp_path: Path, torch: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A storage past zip's 2 GiB limit gets a ZIP64 record in its local header; its data must still start
+    at a multiple of 64 (the limit is lowered here so that a small file takes that path)."""
+    monkeypatch.setattr(zipfile, "ZIP64_LIMIT", 1000)
+    path = tmp_path / "z.pth"
+    mr.save({"big": np.arange(5000, dtype=np.float32), "small": np.ones(3)}, path)
+    with zipfile.ZipFile(path) as zf, open(path, "rb") as f:
+        for info in zf.infolist():
+            f.seek(info.header_offset + 26)
+            name_len, extra_len = struct.unpack("<HH", f.read(4))
+            assert (info.header_offset + 30 + name_len + extra_len) % 64 == 0, info.filename
+            if info.filename.endswith("data/0"):
+                f.seek(info.header_offset + 30 + name_len)
+                assert b"\x01\x00\x10\x00" in f.read(extra_len)  # the ZIP64 extra record is there
+    np.testing.assert_array_equal(
+        torch.load(path, mmap=True)["big"].numpy(), np.arange(5000, dtype=np.float32)
+    )
+    np.testing.assert_array_equal(mr.load(path)["big"], np.arange(5000, dtype=np.float32))
+
+
 def test_a_whole_checkpoint_round_trips_through_torch(tmp_path: Path, torch: Any) -> None:
     """Everything a training checkpoint holds: big ints (a generator's 128-bit state), special floats,
     strings, None, bools, tuples, int keys, empty containers, Tensors and Parameters."""
