@@ -24,6 +24,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+import numpy as np
+
 T = TypeVar("T")
 
 _lock = threading.Lock()
@@ -96,7 +98,13 @@ def parallel_map(fn: Callable[[Any], T], items: Sequence[Any]) -> list[T]:
     n = get_num_threads()
     if n == 1 or len(items) < 2 or getattr(_worker, "active", False):
         return [fn(item) for item in items]
-    return list(_get_pool(n).map(fn, items))
+    errors = np.geterr()  # NumPy's floating-point error handling is per thread: the caller's holds
+
+    def run(item: Any) -> T:
+        with np.errstate(**errors):
+            return fn(item)
+
+    return list(_get_pool(n).map(run, items))
 
 
 def split_for_threads(n_items: int, chunks: list[slice]) -> list[slice]:

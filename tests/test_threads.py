@@ -113,3 +113,15 @@ def test_ranks_on_one_machine_share_its_cores() -> None:
     assert len(ranks) == 2, done.stdout
     for rank in ranks:
         assert rank["local"] == 2 and rank["threads"] == max(1, rank["cores"] // 2), rank
+
+
+def test_the_callers_floating_point_error_handling_holds_in_the_workers() -> None:
+    """np.errstate is per thread: an overflow that the caller ignores is ignored in the pool too, and one
+    that the caller raises on raises there too."""
+    mr.set_num_threads(2)
+    big = [np.full(4, 3e38, np.float32), np.full(4, 3e38, np.float32)]
+    with np.errstate(over="ignore"):
+        out = threads.parallel_map(lambda a: a * np.float32(10), big)
+    assert all(np.isinf(a).all() for a in out)
+    with np.errstate(over="raise"), pytest.raises(FloatingPointError):
+        threads.parallel_map(lambda a: a * np.float32(10), big)
