@@ -15,7 +15,11 @@ The run folder (``--out``, default ``runs/<model>-<date>-<time>``) holds ``confi
 (one row per epoch), ``curves.png`` (with matplotlib), ``checkpoint.npz`` (model, optimizer, scheduler,
 data-loader and RNG state, written atomically after every epoch) and ``best.npz`` (the weights with the
 best test accuracy so far). Exit status: 0 on success, 1 when the final test accuracy is below
-``--target-acc`` or the loss went NaN or infinite, 2 for bad arguments.
+``--target-acc`` or the loss went NaN or infinite, 2 for bad arguments or an ``--out`` that cannot be
+written, 130 on Ctrl-C (one line: the last checkpoint and the ``--resume`` command). A run that ends
+before its first checkpoint leaves no folder. ``--resume RUN`` keeps RUN's config.json (other flags are
+named in the log as ignored) except ``--device``, ``--data-root`` and ``--epochs``: a larger
+``--epochs`` trains on, its schedule rebuilt for the new length at the step reached.
 
 Data parallel: started by ``mpiexec`` (as root, Open MPI wants ``--allow-run-as-root``, and ``--bind-to
 none`` so that a rank is not pinned to one core), each rank trains a replica wrapped in
@@ -26,7 +30,8 @@ all-reduce per epoch. Each rank evaluates the test images ``rank, rank + R, rank
 so every test image counts exactly once; a DistributedSampler would repeat some to even the shares) with
 rank 0's BatchNorm statistics, and the sums and the confusion matrix are all-reduced. Rank 0 alone prints
 and writes the run folder. Random augmentation draws, per rank, from a generator seeded by (seed, rank,
-epoch), so a run is reproducible for a fixed seed and world size, and ``--resume`` replays it.
+epoch), and so does minires's generator (dropout), so a run is reproducible for a fixed seed and world
+size, and ``--resume`` replays it.
 Started without ``mpiexec`` it is the one-process run (and needs no mpi4py).
 """
 
@@ -848,9 +853,10 @@ def train(argv: list[str] | None, run: Run) -> int:
     for epoch in range(first_epoch, config["epochs"] + 1):
         run.epoch = epoch
         start = time.perf_counter()
-        if world:  # the epoch's shuffle, the same on every rank; this rank's augmentation draws
+        if world:  # the epoch's shuffle, the same on every rank; this rank's augmentation and dropout draws
             train_loader.sampler.set_epoch(epoch)
             train_loader.generator = np.random.default_rng([config["seed"], rank, epoch])
+            mr.manual_seed(int(np.random.SeedSequence([config["seed"], rank, epoch]).generate_state(1)[0]))
         curve: list[tuple[float, float]] = []
         try:
             train_loss, train_acc = train_epoch(
