@@ -55,14 +55,16 @@ def get_num_threads() -> int:
 
 def set_num_threads(n: int) -> None:
     """Run minires's CPU kernels on ``n`` threads (torch's ``set_num_threads``); 1 runs everything on the
-    calling thread. BLAS stays on one thread per call either way (from minires's first convolution on)."""
+    calling thread. BLAS stays on one thread per call either way (from minires's first convolution on).
+    The setting is the process's, for every thread (a DataLoader worker that calls it changes it for the
+    main thread's convolutions too: unlike torch's worker processes, minires's workers are threads)."""
     global _num_threads, _pool
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"set_num_threads: expected a positive int, got {n!r}")
     with _lock:
         _num_threads = n
         if _pool is not None:
-            _pool.shutdown(wait=True)
+            _pool.shutdown(wait=False)  # work already handed to it finishes; new work goes to a new pool
             _pool = None
 
 
@@ -77,14 +79,6 @@ def _limit_blas() -> None:
     except ImportError:  # a dependency; without it BLAS keeps its threads, and the pool still works
         return
     threadpool_limits(limits=1, user_api="blas")
-
-
-def _get_pool(n: int) -> ThreadPoolExecutor:
-    global _pool
-    with _lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="minires", initializer=_mark_worker)
-        return _pool
 
 
 def _mark_worker() -> None:
@@ -104,7 +98,12 @@ def parallel_map(fn: Callable[[Any], T], items: Sequence[Any]) -> list[T]:
         with np.errstate(**errors):
             return fn(item)
 
-    return list(_get_pool(n).map(run, items))
+    global _pool
+    with _lock:  # set_num_threads from another thread must not shut the pool between get and submit
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="minires", initializer=_mark_worker)
+        futures = [_pool.submit(run, item) for item in items]
+    return [future.result() for future in futures]
 
 
 def split_for_threads(n_items: int, chunks: list[slice]) -> list[slice]:

@@ -125,3 +125,26 @@ def test_the_callers_floating_point_error_handling_holds_in_the_workers() -> Non
     assert all(np.isinf(a).all() for a in out)
     with np.errstate(over="raise"), pytest.raises(FloatingPointError):
         threads.parallel_map(lambda a: a * np.float32(10), big)
+
+
+def test_changing_the_count_while_another_thread_computes_is_safe() -> None:
+    """set_num_threads from one thread while another runs parallel_map in a loop: no 'cannot schedule new
+    futures after shutdown', and every result right."""
+    mr.set_num_threads(2)
+    stop, errors = threading.Event(), []
+
+    def compute() -> None:
+        while not stop.is_set():
+            try:
+                assert threads.parallel_map(lambda i: i + 1, [1, 2, 3]) == [2, 3, 4]
+            except Exception as exc:  # noqa: BLE001 - collected for the assertion below
+                errors.append(exc)
+                return
+
+    worker = threading.Thread(target=compute)
+    worker.start()
+    for i in range(200):
+        mr.set_num_threads(1 + i % 2)
+    stop.set()
+    worker.join(timeout=30)
+    assert not errors, errors
