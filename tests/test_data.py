@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 import minires as mr
 from minires.data import (
+    CIFAR10,
     MNIST,
     DataFileError,
     DataLoader,
@@ -590,9 +591,41 @@ def test_an_unknown_argument_names_the_public_class(isolated: Path, cls) -> None
     with pytest.raises(
         TypeError, match=rf"^{cls.__name__}.__init__\(\) got 1 positional argument\(s\) too many"
     ):
-        cls(isolated, True, False, ToTensor())
+        cls(isolated, True, None, None, False, ToTensor())
     with pytest.raises(TypeError, match=rf"^{cls.__name__}: transform must be callable, got int"):
         cls(isolated, transform=3)
+    with pytest.raises(
+        TypeError, match=rf"^{cls.__name__}: transform must be callable, got bool .*download="
+    ):
+        cls(isolated, True, False)  # the old order (root, train, download): download is now the 5th
+    with pytest.raises(TypeError, match=rf"^{cls.__name__}: download must be a bool, got 'no'"):
+        cls(isolated, True, None, None, "no")
+
+
+def test_datasets_take_torchvision_positional_order(isolated: Path) -> None:
+    """torchvision's (root, train=True, transform=None, target_transform=None, download=...): a positional
+    transform is used, not dropped; the defaults of download are the API's (True; CIFAR10: False)."""
+    import inspect
+
+    write_idx_dir(isolated / "root", n_train=40)
+    data = IDXDataset(isolated / "root", False, ToTensor(), lambda label: label + 100, False)
+    image, label = data[2]
+    assert data.train is False and image.shape == (1, 28, 28) and image.dtype == np.float32
+    assert label == int(data.labels[2]) + 100
+    order = ["root", "train", "transform", "target_transform", "download"]
+    for cls in (IDXDataset, FashionMNIST, MNIST, CIFAR10):
+        params = list(inspect.signature(cls).parameters.values())
+        assert [p.name for p in params[:5]] == order, cls
+    assert inspect.signature(FashionMNIST).parameters["download"].default is True
+    assert inspect.signature(CIFAR10).parameters["download"].default is False
+
+
+def test_the_image_datasets_share_one_getitem() -> None:
+    from minires.data.dataset import VisionDataset
+
+    for cls in (IDXDataset, FashionMNIST, MNIST, CIFAR10):
+        assert issubclass(cls, VisionDataset) and cls.__getitem__ is VisionDataset.__getitem__, cls
+        assert "transform" not in vars(cls)  # one declaration of the per-item transforms
 
 
 def test_random_per_item_transforms_give_the_same_batches_with_worker_threads(isolated: Path) -> None:

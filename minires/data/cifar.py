@@ -39,7 +39,7 @@ import numpy as np
 
 from .. import safe_pickle
 from . import store
-from .dataset import Dataset, reject_unknown_arguments
+from .dataset import VisionDataset
 from .idx import DataFileError
 
 CIFAR10_CLASSES = (
@@ -58,14 +58,15 @@ PIXELS = 3 * 32 * 32  # 3,072 bytes per image
 RECORD = 1 + PIXELS  # 3,073 bytes per record of the binary version
 
 
-class CIFAR10(Dataset):
-    """``CIFAR10(root=None, train=True, download=False, transform=None, target_transform=None)``, as
-    torchvision's (see the module docstring).
+class CIFAR10(VisionDataset):
+    """``CIFAR10(root=None, train=True, transform=None, target_transform=None, download=False)``, as
+    torchvision's, in its order (see the module docstring).
 
     ``.data`` is a uint8 array (N, 32, 32, 3) (height, width, RGB, as torchvision's), ``.targets`` a list
     of ints, ``.classes`` the ten names and ``.class_to_idx`` their indices; ``dataset[i]`` is
     ``(data[i], targets[i])``, each passed through ``transform`` and ``target_transform`` when they are
-    given (the image is the uint8 (32, 32, 3) array where torchvision gives a PIL image). ``.images`` (the
+    given (``VisionDataset``'s items; the image is the uint8 (32, 32, 3) array where torchvision gives a
+    PIL image). ``.images`` (the
     same array) and ``.labels`` (int64) are the names the ``DataLoader`` batches by; it turns the
     (B, 32, 32, 3) uint8 batch into float32 (B, 3, 32, 32) in [0, 1], as torchvision's ``ToTensor``.
     ``.source`` says what was read (the archive, or which folder).
@@ -95,8 +96,6 @@ class CIFAR10(Dataset):
     }
     mirrors: tuple[str, ...] = ("https://www.cs.toronto.edu/~kriz/",)
     system_dirs: tuple[str, ...] = ()
-    transform: Callable[[np.ndarray], Any] | None = None  # torchvision's per-item transforms
-    target_transform: Callable[[int], Any] | None = None
     fix_hint = (
         "put the binary version (cifar-10-binary.tar.gz, from https://www.cs.toronto.edu/~kriz/cifar.html) "
         "in ~/.cache/minires/cifar-10, or pass download=True"
@@ -106,23 +105,13 @@ class CIFAR10(Dataset):
         self,
         root: str | os.PathLike | None = None,
         train: bool = True,
-        download: bool = False,
-        *args: Any,
         transform: Callable[[np.ndarray], Any] | None = None,
         target_transform: Callable[[int], Any] | None = None,
+        download: bool = False,
+        *args: Any,
         **kwargs: Any,
     ) -> None:
-        reject_unknown_arguments(
-            type(self), "root, train, download, transform, target_transform", args, kwargs
-        )
-        for name, fn in (("transform", transform), ("target_transform", target_transform)):
-            if fn is not None and not callable(fn):
-                raise TypeError(f"{type(self).__name__}: {name} must be callable, got {type(fn).__name__}")
-        self.transform = transform
-        self.target_transform = target_transform
-        if not isinstance(train, bool | np.bool_):
-            raise TypeError(f"{type(self).__name__}: train must be a bool, got {train!r}")
-        self.train = bool(train)
+        self._set_arguments(train, transform, target_transform, download, args, kwargs)
         self.root = None if root is None else os.fspath(root)
         self.source = self._find(download)
         kind, path = self.source
@@ -142,18 +131,7 @@ class CIFAR10(Dataset):
         self.data = np.concatenate([images for images, _ in batches])  # (N, 32, 32, 3) uint8
         self.labels = np.concatenate([labels for _, labels in batches]).astype(np.int64)  # (N,)
 
-    # ----- torch-style access ---------------------------------------------------------------------------
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, index: int) -> tuple[Any, Any]:
-        image, label = self.data[index], int(self.labels[index])
-        if self.transform is not None:
-            image = self.transform(image)
-        if self.target_transform is not None:
-            label = self.target_transform(label)
-        return image, label
-
+    # ----- torch-style access (``__len__`` and ``__getitem__``: VisionDataset's) ------------------------
     @property
     def images(self) -> np.ndarray:
         """The ``DataLoader``'s name for ``data``."""

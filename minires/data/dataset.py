@@ -17,7 +17,7 @@ from __future__ import annotations
 import bisect
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -149,13 +149,65 @@ def random_split(
     return subsets
 
 
+class VisionDataset(Dataset):
+    """The base of the image datasets (torchvision's name): ``FashionMNIST``, ``MNIST``, ``IDXDataset`` and
+    ``CIFAR10``. Item ``i`` is ``(images[i], int(labels[i]))``, each passed through ``transform`` and
+    ``target_transform`` when they are given (torchvision's per-item transforms; the image is the uint8
+    array where torchvision gives a PIL image, see ``minires.data.transforms.ToTensor``).
+
+    The ``DataLoader`` knows this ``__getitem__``: a dataset that keeps it and has no per-item transform is
+    batched by one fancy index into ``.images`` and ``.labels``."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    transform: Callable[[np.ndarray], Any] | None = None
+    target_transform: Callable[[int], Any] | None = None
+
+    def _set_arguments(
+        self, train: Any, transform: Any, target_transform: Any, download: Any, args: tuple, kwargs: dict
+    ) -> None:
+        """Check the arguments every image dataset takes, torchvision's ``(root, train=True,
+        transform=None, target_transform=None, download=...)``, naming the public class in errors, and
+        keep ``train``, ``transform`` and ``target_transform``."""
+        cls = type(self).__name__
+        reject_unknown_arguments(
+            type(self), "root, train, transform, target_transform, download", args, kwargs
+        )
+        for name, value in (("train", train), ("download", download)):
+            if not isinstance(value, bool | np.bool_):
+                raise TypeError(f"{cls}: {name} must be a bool, got {value!r}")
+        for name, fn in (("transform", transform), ("target_transform", target_transform)):
+            if fn is not None and not callable(fn):
+                hint = (
+                    " (torchvision's order is (root, train, transform, target_transform, download): pass "
+                    "download= by keyword)"
+                    if isinstance(fn, bool | np.bool_)
+                    else ""
+                )
+                raise TypeError(f"{cls}: {name} must be callable, got {type(fn).__name__}{hint}")
+        self.train = bool(train)
+        self.transform = transform
+        self.target_transform = target_transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[Any, Any]:
+        image, label = self.images[index], int(self.labels[index])
+        if self.transform is not None:
+            image = self.transform(image)
+        if self.target_transform is not None:
+            label = self.target_transform(label)
+        return image, label
+
+
 def reject_unknown_arguments(cls: type, accepted: str, args: tuple, kwargs: dict) -> None:
     """Raise the TypeError Python would, but naming the public class ``cls`` (``FashionMNIST``) rather
     than the base class whose ``__init__`` took the call; ``accepted`` lists the arguments it takes."""
     if args:
         raise TypeError(
             f"{cls.__name__}.__init__() got {len(args)} positional argument(s) too many: {args!r} "
-            f"(it takes {accepted}; pass transform= and target_transform= by keyword)"
+            f"(it takes {accepted})"
         )
     if kwargs:
         name = next(iter(kwargs))

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from . import store
-from .dataset import Dataset, reject_unknown_arguments
+from .dataset import VisionDataset
 from .idx import GZIP_MAGIC, DataFileError, decompress, parse_idx, sha256_hex
 
 FASHION_CLASSES = (
@@ -46,14 +46,15 @@ FASHION_CLASSES = (
 DIGIT_CLASSES = tuple(str(d) for d in range(10))
 
 
-class IDXDataset(Dataset):
+class IDXDataset(VisionDataset):
     """A 28x28 image classification dataset stored as the four MNIST-style IDX files.
 
-    ``.images`` is a uint8 array (N, 28, 28), ``.labels`` an int64 array (N,), ``.classes`` the class
-    names; ``dataset[i]`` is ``(images[i], int(labels[i]))``, each passed through ``transform`` and
-    ``target_transform`` when they are given (torchvision's per-item transforms; the image is the uint8
-    (28, 28) array where torchvision gives a PIL image, see ``minires.data.transforms.ToTensor``).
-    ``.files`` maps each file's name to the path it was read from.
+    ``IDXDataset(root=None, train=True, transform=None, target_transform=None, download=True)``: torchvision's
+    order of the arguments (``FashionMNIST(root, True, ToTensor())``). ``.images`` is a uint8 array
+    (N, 28, 28), ``.labels`` an int64 array (N,), ``.classes`` the class names; ``dataset[i]`` is
+    ``(images[i], int(labels[i]))``, each passed through ``transform`` and ``target_transform`` when they
+    are given (``VisionDataset``'s items; the image is the uint8 (28, 28) array where torchvision gives a
+    PIL image). ``.files`` maps each file's name to the path it was read from.
 
     A subclass names its files (``resources``: file name -> SHA-256 of the uncompressed content, or None
     where no official hash is pinned; ``gz_md5``: file name -> MD5 of the official ``.gz`` file), the
@@ -76,28 +77,18 @@ class IDXDataset(Dataset):
     system_dirs: tuple[str, ...] = ()
     torchvision_dirs: tuple[str, ...] = ()
     fix_hint = "put the four IDX files (raw or .gz) in one directory and pass it as root"
-    transform: Callable[[np.ndarray], Any] | None = None  # torchvision's per-item transforms
-    target_transform: Callable[[int], Any] | None = None
 
     def __init__(
         self,
         root: str | os.PathLike | None = None,
         train: bool = True,
-        download: bool = True,
-        *args: Any,
         transform: Callable[[np.ndarray], Any] | None = None,
         target_transform: Callable[[int], Any] | None = None,
+        download: bool = True,
+        *args: Any,
         **kwargs: Any,
     ) -> None:
-        reject_unknown_arguments(
-            type(self), "root, train, download, transform, target_transform", args, kwargs
-        )
-        for name, fn in (("transform", transform), ("target_transform", target_transform)):
-            if fn is not None and not callable(fn):
-                raise TypeError(f"{type(self).__name__}: {name} must be callable, got {type(fn).__name__}")
-        self.transform = transform
-        self.target_transform = target_transform
-        self.train = bool(train)
+        self._set_arguments(train, transform, target_transform, download, args, kwargs)
         self.root = None if root is None else os.fspath(root)
         prefix = "train" if self.train else "t10k"
         image_name, label_name = f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte"
@@ -108,18 +99,7 @@ class IDXDataset(Dataset):
         self.images = images  # (N, 28, 28) uint8
         self.labels = labels.astype(np.int64)  # (N,)
 
-    # ----- torch-style access ---------------------------------------------------------------------------
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, index: int) -> tuple[Any, Any]:
-        image, label = self.images[index], int(self.labels[index])
-        if self.transform is not None:
-            image = self.transform(image)
-        if self.target_transform is not None:
-            label = self.target_transform(label)
-        return image, label
-
+    # ----- torch-style access (``__len__`` and ``__getitem__``: VisionDataset's) ------------------------
     @property
     def data(self) -> np.ndarray:
         """torchvision's name for ``images``."""
@@ -235,7 +215,7 @@ class IDXDataset(Dataset):
 class FashionMNIST(IDXDataset):
     """Zalando's Fashion-MNIST: 60,000 training and 10,000 test images of 10 kinds of clothing.
 
-    ``FashionMNIST(root=None, train=True, download=True, transform=None, target_transform=None)``; every
+    ``FashionMNIST(root=None, train=True, transform=None, target_transform=None, download=True)``; every
     file is checked against the SHA-256 of the official uncompressed content.
     """
 
@@ -269,7 +249,7 @@ class FashionMNIST(IDXDataset):
 class MNIST(IDXDataset):
     """LeCun, Cortes and Burges's MNIST digits: 60,000 training and 10,000 test images.
 
-    ``MNIST(root=None, train=True, download=True, transform=None, target_transform=None)``. The official
+    ``MNIST(root=None, train=True, transform=None, target_transform=None, download=True)``. The official
     compressed files are recognized by
     their published MD5 (torchvision's). No SHA-256 of the uncompressed content is pinned (none was at
     hand to compute it from), so an unpacked or re-compressed copy cannot be verified and is refused:
