@@ -66,12 +66,15 @@ def _run_hooks(hooks: list | None, grad: Any) -> Any:
 
 def accumulate_leaf(leaf: Tensor, grad: Any) -> None:
     """Run the leaf's hooks on ``grad`` (the sum over all its uses), then add it into ``leaf.grad``
-    (created on first use as a copy, so that it never aliases another buffer)."""
+    (created on first use as a copy, so that it never aliases another buffer), then run its
+    post-accumulate hooks on the leaf."""
     grad = _run_hooks(leaf._hooks, grad)
     if leaf.grad is None:
         leaf.grad = Tensor._wrap(grad.astype(leaf.dtype, copy=True))
     else:
         leaf.grad.data += grad
+    for hook in leaf._post_accumulate_hooks or ():
+        hook(leaf)
 
 
 def zero_grads(leaves: Any, set_to_none: bool = True) -> None:

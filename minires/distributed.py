@@ -49,6 +49,7 @@ class _Group:
     def __init__(self, backend_name: str, comm: Any) -> None:
         self.backend, self.comm = backend_name, comm
         self.rank, self.size = comm.rank, comm.size
+        self.undo: list[Any] = []  # what init changed in the process, undone by destroy_process_group
 
 
 _group: _Group | None = None
@@ -163,15 +164,19 @@ class _NCCLComm:
             ) from exc
         self.cupy, self.nccl, self.mpi = cupy, nccl, _MPIComm()
         self.rank, self.size = self.mpi.rank, self.mpi.size
-        local = self.mpi.world.Split_type(self.mpi.MPI.COMM_TYPE_SHARED)
-        local_rank = local.Get_rank()
-        local.Free()
-        cupy.cuda.Device(local_rank % cupy.cuda.runtime.getDeviceCount()).use()
-        uid = np.zeros(128, dtype=np.int64)  # NCCL_UNIQUE_ID_BYTES signed chars
-        if self.rank == 0:
-            uid[:] = nccl.get_unique_id()
-        self.mpi.broadcast(uid, 0)
-        self.comm = nccl.NcclCommunicator(self.size, tuple(int(v) for v in uid), self.rank)
+        try:
+            local = self.mpi.world.Split_type(self.mpi.MPI.COMM_TYPE_SHARED)
+            local_rank = local.Get_rank()
+            local.Free()
+            cupy.cuda.Device(local_rank % cupy.cuda.runtime.getDeviceCount()).use()
+            uid = np.zeros(128, dtype=np.int64)  # NCCL_UNIQUE_ID_BYTES signed chars
+            if self.rank == 0:
+                uid[:] = nccl.get_unique_id()
+            self.mpi.broadcast(uid, 0)
+            self.comm = nccl.NcclCommunicator(self.size, tuple(int(v) for v in uid), self.rank)
+        except BaseException:
+            self.mpi.free()  # the MPI communicator it duplicated does not outlive a failed start
+            raise
         self._ops = {
             ReduceOp.SUM: nccl.NCCL_SUM,
             ReduceOp.AVG: nccl.NCCL_SUM,
@@ -294,22 +299,24 @@ def init_process_group(
             )
     _group = _Group(name, comm)
     if comm.size > 1:
-        _abort_on_uncaught_exception(comm)
-        _share_the_cores()
+        _group.undo.append(_abort_on_uncaught_exception(comm))
+        _group.undo.append(_share_the_cores())
 
 
-def _share_the_cores() -> None:
+def _share_the_cores() -> Any:
     """Each rank's minires threads (threads.py): its share of the cores it may use, split among the ranks
     of its machine (as the launcher says: Open MPI's OMPI_COMM_WORLD_LOCAL_SIZE, MPICH's MPI_LOCALNRANKS),
     so that two ranks on two cores do not start two threads each. MINIRES_NUM_THREADS, when set, wins."""
-    if os.environ.get("MINIRES_NUM_THREADS"):
-        return
-    local = os.environ.get("OMPI_COMM_WORLD_LOCAL_SIZE") or os.environ.get("MPI_LOCALNRANKS") or "1"
-    threads.set_num_threads(max(1, threads._usable_cores() // max(1, int(local))))
+    before = threads.get_num_threads()
+    if not os.environ.get("MINIRES_NUM_THREADS"):
+        local = os.environ.get("OMPI_COMM_WORLD_LOCAL_SIZE") or os.environ.get("MPI_LOCALNRANKS") or "1"
+        threads.set_num_threads(max(1, threads._usable_cores() // max(1, int(local))))
+    return lambda: threads.set_num_threads(before)
 
 
-def _abort_on_uncaught_exception(comm: Any) -> None:
-    """Make an uncaught exception print its traceback, then abort every rank (what ``-m mpi4py`` does)."""
+def _abort_on_uncaught_exception(comm: Any) -> Any:
+    """Make an uncaught exception print its traceback, then abort every rank (what ``-m mpi4py`` does);
+    returns what puts the previous hook back."""
     previous = sys.excepthook
 
     def hook(exc_type: Any, exc: BaseException, tb: Any) -> None:
@@ -319,13 +326,22 @@ def _abort_on_uncaught_exception(comm: Any) -> None:
 
     sys.excepthook = hook
 
+    def restore() -> None:
+        if sys.excepthook is hook:
+            sys.excepthook = previous
+
+    return restore
+
 
 def destroy_process_group(group: Any = None) -> None:
-    """Leave the default process group (MPI itself is finalized when the process exits)."""
+    """Leave the default process group (MPI itself is finalized when the process exits), and undo what
+    init_process_group changed in the process: the abort-on-error hook, the thread count."""
     global _group
     if _group is None:
         raise _not_initialized()
     g, _group = _group, None
+    for undo in reversed(g.undo):
+        undo()
     g.comm.free()
 
 

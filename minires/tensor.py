@@ -103,6 +103,7 @@ class Tensor:
         self.grad: Tensor | None = None
         self.grad_fn: Any = None
         self._hooks: list | None = None
+        self._post_accumulate_hooks: list | None = None
         self._requires_grad = False
         self.requires_grad = requires_grad
 
@@ -184,6 +185,7 @@ class Tensor:
         t.grad = None
         t.grad_fn = None
         t._hooks = None
+        t._post_accumulate_hooks = None
         t._requires_grad = requires_grad
         return t
 
@@ -295,6 +297,22 @@ class Tensor:
             owner._hooks = []
         owner._hooks.append(hook)
         return _HookHandle(owner._hooks, hook)
+
+    def register_post_accumulate_grad_hook(self, hook: Any) -> Any:
+        """Call ``hook(tensor)`` after backward has added this leaf's gradient into ``.grad`` (torch's name):
+        not under ``mr.autograd.grad``, which accumulates nothing. DistributedDataParallel's all-reduce
+        hangs here."""
+        if self.grad_fn is not None:
+            raise GraphError("register_post_accumulate_grad_hook: only leaf tensors accumulate a .grad")
+        if not self.requires_grad:
+            raise GraphError(
+                "register_post_accumulate_grad_hook: cannot register a hook on a tensor that does not "
+                "require grad"
+            )
+        if self._post_accumulate_hooks is None:
+            self._post_accumulate_hooks = []
+        self._post_accumulate_hooks.append(hook)
+        return _HookHandle(self._post_accumulate_hooks, hook)
 
     def retain_grad(self) -> None:
         """Keep ``.grad`` on this non-leaf tensor after backward (leaves keep it anyway)."""

@@ -174,3 +174,28 @@ def test_on_every_backend(backend: str) -> None:
     mr.tanh(x @ w).sum().backward()
     np.testing.assert_allclose(gx.numpy(), x.grad.numpy(), rtol=1e-12)
     np.testing.assert_allclose(gw.numpy(), w.grad.numpy(), rtol=1e-12)
+
+
+def test_post_accumulate_grad_hooks_run_after_backward_not_under_grad(torch: Any) -> None:
+    """register_post_accumulate_grad_hook, as torch's: the hook sees the leaf with its .grad already
+    summed (earlier gradient included), once per backward; autograd.grad, which accumulates nothing, never
+    calls it; a handle removes it; only leaves that require grad take one."""
+    a = np.array([1.0, -2.0, 3.0])
+    seen, torch_seen = [], []
+    x, tx = mr.tensor(a, requires_grad=True), torch.tensor(a, requires_grad=True)
+    x.grad, tx.grad = mr.tensor(np.full(3, 10.0)), torch.full((3,), 10.0, dtype=torch.float64)
+    handle = x.register_post_accumulate_grad_hook(lambda t: seen.append(t.grad.numpy().copy()))
+    tx.register_post_accumulate_grad_hook(lambda t: torch_seen.append(t.grad.numpy().copy()))
+    (x * x).sum().backward()
+    (tx * tx).sum().backward()
+    mr.autograd.grad((x * x).sum(), [x])
+    torch.autograd.grad((tx * tx).sum(), [tx])
+    assert len(seen) == len(torch_seen) == 1
+    np.testing.assert_array_equal(seen[0], torch_seen[0])  # 10 + 2x
+    handle.remove()
+    (x * x).sum().backward()
+    assert len(seen) == 1
+    with pytest.raises(GraphError, match="only leaf tensors"):
+        (x * 2).register_post_accumulate_grad_hook(lambda t: None)
+    with pytest.raises(GraphError, match="does not require grad"):
+        mr.tensor(a).register_post_accumulate_grad_hook(lambda t: None)

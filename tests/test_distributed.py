@@ -567,3 +567,22 @@ def test_a_rank_that_raises_ends_the_job(with_mpi4py: bool) -> None:
     assert done.returncode != 0
     assert "rank 1 fails on purpose" in done.stderr
     assert "unreachable" not in done.stdout
+
+
+def test_autograd_grad_through_a_ddp_model_leaves_grad_and_buckets_alone() -> None:
+    """DDP's all-reduce hangs on post-accumulate hooks, as torch's does: mr.autograd.grad through the
+    wrapped model returns the plain gradient and leaves an accumulated .grad as it was (world size 1)."""
+    dist.init_process_group("mpi")
+    try:
+        mr.manual_seed(0)
+        model = nn.parallel.DistributedDataParallel(nn.Linear(3, 1))
+        w = model.module.weight
+        w.grad = mr.tensor(np.full((1, 3), 100.0, np.float32))
+        loss = model(mr.tensor(np.ones((2, 3), np.float32))).sum()
+        (g,) = mr.autograd.grad(loss, [w], retain_graph=True)
+        np.testing.assert_array_equal(g.numpy(), np.full((1, 3), 2.0, np.float32))
+        np.testing.assert_array_equal(w.grad.numpy(), np.full((1, 3), 100.0, np.float32))
+        loss.backward()  # and backward still reduces (here: averages over one rank) into .grad
+        np.testing.assert_array_equal(w.grad.numpy(), np.full((1, 3), 102.0, np.float32))
+    finally:
+        dist.destroy_process_group()

@@ -98,7 +98,8 @@ def test_a_conv_gives_the_same_result_on_one_and_on_two_threads(n: int, geometry
 
 
 def test_ranks_on_one_machine_share_its_cores() -> None:
-    """Two MPI ranks on this machine: each runs on its share of the cores it may use, not all of them."""
+    """Two MPI ranks on this machine: each runs on its share of the cores it may use, not all of them,
+    until destroy_process_group gives the count (and sys.excepthook) back."""
     from test_distributed import _need_mpi, launch
 
     _need_mpi()
@@ -113,6 +114,7 @@ def test_ranks_on_one_machine_share_its_cores() -> None:
     assert len(ranks) == 2, done.stdout
     for rank in ranks:
         assert rank["local"] == 2 and rank["threads"] == max(1, rank["cores"] // 2), rank
+        assert rank["abort_hook"] and rank["restored"], rank  # destroy_process_group undoes both
 
 
 def test_the_callers_floating_point_error_handling_holds_in_the_workers() -> None:

@@ -179,7 +179,7 @@ class DistributedDataParallel(Module):
         self._hook_handles = []
         for b, bucket in enumerate(self._buckets):
             for i, p in enumerate(bucket.params):
-                self._hook_handles.append(p.register_hook(self._make_hook(b, i)))
+                self._hook_handles.append(p.register_post_accumulate_grad_hook(self._make_hook(b, i)))
 
     # ----- buckets -----------------------------------------------------------------------------------
     def _make_buckets(self, params: list[Any]) -> list[_Bucket]:
@@ -204,18 +204,17 @@ class DistributedDataParallel(Module):
         return [len(b.params) for b in self._buckets]
 
     def _make_hook(self, b: int, i: int) -> Any:
-        def hook(grad: Tensor) -> Any:
-            return self._on_grad(b, i, grad.data)
+        def hook(p: Tensor) -> None:
+            self._on_grad(b, i)
 
         return hook
 
-    def _on_grad(self, b: int, i: int, grad: Any) -> Any:
-        """Parameter ``i`` of bucket ``b`` has its gradient of this backward: fill its slot with what its
-        ``.grad`` is about to become; all-reduce the buckets that are now ready, in order. What this returns
-        is what backward adds into the (now cleared) ``.grad``: the average when the bucket was reduced here,
-        else the local sum (overwritten by the average when the bucket is reduced later)."""
+    def _on_grad(self, b: int, i: int) -> None:
+        """Parameter ``i`` of bucket ``b`` has its ``.grad`` of this backward (a post-accumulate hook, so
+        ``mr.autograd.grad`` never lands here, as in torch): copy it into its slot and all-reduce the buckets
+        that are now ready, in order; a reduced bucket's average is written back into each ``.grad``."""
         if not self._expect_reduction:
-            return None
+            return
         bucket = self._buckets[b]
         p = bucket.params[i]
         if bucket.ready[i]:
@@ -224,14 +223,11 @@ class DistributedDataParallel(Module):
                 "in one backward (a second backward through the same forward?): call the model again "
                 "before each backward, or run the extra backward passes under no_sync()"
             )
-        full = grad if p.grad is None else p.grad.data + grad
-        bucket.slot(i)[...] = full.reshape(-1)
+        bucket.slot(i)[...] = p.grad.data.reshape(-1)
         bucket.ready[i] = True
-        p.grad = None  # backward now stores what we return
-        self._reduce_ready_buckets(current=(b, i))
-        return bucket.slot(i).reshape(p.shape) if bucket.reduced else full
+        self._reduce_ready_buckets()
 
-    def _reduce_ready_buckets(self, current: tuple[int, int] | None = None) -> None:
+    def _reduce_ready_buckets(self) -> None:
         while self._next_bucket < len(self._buckets) and all(self._buckets[self._next_bucket].ready):
             b = self._next_bucket
             bucket = self._buckets[b]
@@ -239,8 +235,6 @@ class DistributedDataParallel(Module):
             bucket.flat /= self.world_size
             bucket.reduced = True
             for i, p in enumerate(bucket.params):
-                if (b, i) == current:
-                    continue  # backward stores it from the hook's return value
                 avg = bucket.slot(i).reshape(p.shape)
                 if p.grad is None:
                     p.grad = Tensor._wrap(avg.copy())

@@ -44,9 +44,11 @@ class SyncBatchNorm(Function):
     Backward. Let L = sum_r L_r be the sum of the ranks' losses; rank r has g = dL_r/dy for its own y.
     L_r depends on gamma and beta only through the rank's own y, so each rank returns its share
         dbeta = sum_{i in r} g_i,   dgamma = sum_{i in r} g_i * x_hat_i,
-    and the all-reduce of DistributedDataParallel adds the shares up. But L_r depends on every rank's x
-    through mu and var: as in BatchNorm, dx_hat_i/dx_j = inv_std (delta_ij - 1/m - x_hat_i x_hat_j / m)
-    for any two values i, j of the channel, on whatever ranks. Summing g_i * gamma * dx_hat_i/dx_j over
+    and the all-reduce of DistributedDataParallel averages the shares (sum, then / R: every gradient is
+    then that of the ranks' mean loss L / R, consistently, the layers below included).
+    But L_r depends on every rank's x through mu and var: as in BatchNorm,
+    dx_hat_i/dx_j = inv_std (delta_ij - 1/m - x_hat_i x_hat_j / m) for any two values i, j of the channel,
+    on whatever ranks. Summing g_i * gamma * dx_hat_i/dx_j over
     all i of all ranks gives, for x_j on this rank,
         dx_j = gamma * inv_std * (g_j - G / m - x_hat_j * H / m),   G = sum_r sum_{i in r} g_i,
                                                                      H = sum_r sum_{i in r} g_i x_hat_i,
