@@ -162,3 +162,35 @@ def test_a_dataset_subclass_and_random_sampler_in_a_loader() -> None:
     np.testing.assert_array_equal(order, np.random.default_rng(5).permutation(8))
     with pytest.raises(NotImplementedError, match="Dataset subclass must define __getitem__"):
         Dataset()[0]
+
+
+def test_a_dataset_with_images_and_labels_attributes_keeps_its_own_getitem(torch) -> None:
+    """The fast path is the library's: a user's __getitem__ is never skipped, whatever the attribute names."""
+
+    class Mine(Dataset):
+        def __init__(self) -> None:
+            self.images = np.arange(4 * 2 * 2, dtype=np.uint8).reshape(4, 2, 2)
+            self.labels = np.arange(4)
+
+        def __len__(self) -> int:
+            return 4
+
+        def __getitem__(self, i: int):
+            return self.images[i].astype(np.float32) * 2, int(self.labels[i]) + 100
+
+    class Theirs(torch.utils.data.Dataset):
+        __len__, __getitem__ = Mine.__len__, Mine.__getitem__
+        __init__ = Mine.__init__
+
+    x, y = next(iter(DataLoader(Mine(), batch_size=4)))
+    tx, ty = next(iter(torch.utils.data.DataLoader(Theirs(), batch_size=4)))
+    np.testing.assert_array_equal(y.numpy(), ty.numpy())  # 100..103
+    np.testing.assert_array_equal(x.numpy().reshape(tx.shape), tx.numpy())  # the user's float items
+
+    class Shifted(TensorDataset):
+        def __getitem__(self, i: int):
+            return tuple(t + 1 for t in super().__getitem__(i))
+
+    sx, sy = next(iter(DataLoader(Shifted(mr.tensor(np.arange(3.0)), mr.tensor(np.arange(3))), batch_size=3)))
+    np.testing.assert_array_equal(sx.numpy(), [1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(sy.numpy(), [1, 2, 3])

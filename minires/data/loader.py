@@ -12,10 +12,12 @@ replace it.
 
 How a batch is gathered:
 
-- a dataset with ``.images`` and ``.labels`` arrays (FashionMNIST, MNIST, CIFAR10) and no per-item
-  ``transform``/``target_transform``: one fancy index per batch;
+- the library's image datasets (FashionMNIST, MNIST, IDXDataset, CIFAR10: ``VisionDataset.__getitem__``,
+  not overridden; or an object with ``.images`` and ``.labels`` arrays and no ``__getitem__``) without a
+  per-item ``transform``/``target_transform``: one fancy index per batch;
 - a ``TensorDataset``: one fancy index per tensor; a ``Subset`` maps the indices and gathers from its
-  dataset the same way;
+  dataset the same way (these are recognized by their ``__getitem__`` too: a subclass that overrides it
+  is read item by item);
 - any other dataset (and the ones above with per-item transforms): item by item, ``dataset[i]``, each
   field of the items stacked, as torch's ``default_collate`` (``collate_fn=`` replaces this stacking and
   its result is returned as it is).
@@ -50,7 +52,7 @@ import numpy as np
 
 from .. import backend, rng
 from ..tensor import Tensor
-from .dataset import Subset, TensorDataset
+from .dataset import Subset, TensorDataset, VisionDataset
 from .sampler import BatchSampler, RandomSampler, SequentialSampler, check_sampler
 from .transforms import item_generator, takes_two_args
 
@@ -294,21 +296,34 @@ def _check_workers(num_workers: Any, timeout: Any, prefetch_factor: Any, persist
 def _gather(dataset: Any, indices: np.ndarray) -> Fields:
     """The fields of the items at ``indices``, stacked: one fancy index where the dataset allows it
     (see the module docstring), else item by item."""
-    if isinstance(dataset, Subset):
+    getitem = getattr(type(dataset), "__getitem__", None)
+    if getitem is Subset.__getitem__:
         return _gather(dataset.dataset, np.asarray([dataset.indices[i] for i in indices], dtype=np.int64))
-    if isinstance(dataset, TensorDataset):
+    if getitem is TensorDataset.__getitem__:
         return [t.data[indices] for t in dataset.tensors], [True] * len(dataset.tensors)
-    images = getattr(dataset, "images", None)
-    labels = getattr(dataset, "labels", None)
-    per_item = any(getattr(dataset, name, None) is not None for name in ("transform", "target_transform"))
-    if isinstance(images, np.ndarray) and isinstance(labels, np.ndarray) and not per_item:
-        return [images[indices], labels[indices]], [False, False]
+    if _is_image_array_dataset(dataset, getitem):
+        return [dataset.images[indices], dataset.labels[indices]], [False, False]
     items = [dataset[int(i)] for i in indices]
     if not isinstance(items[0], tuple | list):
         array, keep = _stack(items)
         return [array], [keep]
     columns = [_stack(list(column)) for column in zip(*items, strict=True)]
     return [array for array, _ in columns], [keep for _, keep in columns]
+
+
+def _is_image_array_dataset(dataset: Any, getitem: Any) -> bool:
+    """Whether item ``i`` of ``dataset`` is ``(images[i], int(labels[i]))`` as it stands: the dataset keeps
+    ``VisionDataset.__getitem__`` (FashionMNIST, MNIST, IDXDataset, CIFAR10, or a subclass that does not
+    override it) or has no ``__getitem__`` at all (a holder of the two arrays), has ``.images`` and
+    ``.labels`` NumPy arrays and no per-item ``transform``/``target_transform``. A subclass with its own
+    ``__getitem__`` is never bypassed, whatever its attributes are called."""
+    if getitem is not None and getitem is not VisionDataset.__getitem__:
+        return False
+    if any(getattr(dataset, name, None) is not None for name in ("transform", "target_transform")):
+        return False
+    return isinstance(getattr(dataset, "images", None), np.ndarray) and isinstance(
+        getattr(dataset, "labels", None), np.ndarray
+    )
 
 
 def _stack(values: list[Any]) -> tuple[Any, bool]:
