@@ -572,14 +572,52 @@ def test_per_item_transforms_as_torchvision(isolated: Path, torch) -> None:
     np.testing.assert_array_equal(y.numpy(), data.labels[:8] / 2)
 
 
-def test_without_to_tensor_the_loader_converts_the_uint8_items(isolated: Path) -> None:
+def test_with_a_per_item_transform_the_items_are_collated_as_they_are(isolated: Path) -> None:
+    """Only the fast path converts (ToTensor on the whole batch); items, here uint8 (28, 28) images,
+    are stacked as torch's default_collate stacks them."""
     write_idx_dir(isolated / "root", n_train=40)
     data = IDXDataset(isolated / "root", target_transform=lambda label: 9 - label)
     plain = IDXDataset(isolated / "root")
     (x, y), (px, py) = next(iter(DataLoader(data, batch_size=6))), next(iter(DataLoader(plain, batch_size=6)))
-    np.testing.assert_array_equal(x.numpy(), px.numpy())
+    assert x.dtype == mr.uint8 and x.shape == (6, 28, 28)
+    assert px.dtype == mr.float32 and px.shape == (6, 1, 28, 28)  # the fast path: ToTensor's result
+    np.testing.assert_array_equal(x.numpy(), plain.images[:6])
+    np.testing.assert_allclose(px.numpy()[:, 0], plain.images[:6] / np.float32(255), rtol=1e-6)
     np.testing.assert_array_equal(y.numpy(), 9 - py.numpy())
     assert y.dtype == mr.int64
+
+
+def test_generic_items_are_collated_as_torch_default_collate(torch) -> None:
+    """No reshaping, no rescaling: float (4, 5) items give (B, 4, 5); uint8 (2, 3, 4) items stay uint8."""
+
+    def items(i: int):
+        return (
+            (np.full((4, 5), i, np.float32), i),
+            (np.full((2, 3, 4), i, np.uint8), np.float64(0.5)),
+            (np.full(2, i, np.int32), 0.25, np.uint8(i)),
+        )
+
+    for k in range(3):
+
+        class Ours(mr.utils.data.Dataset):
+            def __len__(self) -> int:
+                return 6
+
+            def __getitem__(self, i: int, k: int = k):
+                return items(i)[k]
+
+        class Theirs(torch.utils.data.Dataset):
+            __len__, __getitem__ = Ours.__len__, Ours.__getitem__
+
+        for workers in (0, 2):
+            got = next(iter(DataLoader(Ours(), batch_size=4, num_workers=workers)))
+            want = next(iter(torch.utils.data.DataLoader(Theirs(), batch_size=4)))
+            assert len(got) == len(want)
+            for g, w in zip(got, want, strict=True):
+                assert g.shape == tuple(w.shape) and g.dtype == getattr(
+                    mr, str(w.dtype).removeprefix("torch.")
+                )
+                np.testing.assert_array_equal(g.numpy(), w.numpy())
 
 
 @pytest.mark.parametrize("cls", [FashionMNIST, MNIST, IDXDataset])

@@ -185,7 +185,8 @@ def test_a_dataset_with_images_and_labels_attributes_keeps_its_own_getitem(torch
     x, y = next(iter(DataLoader(Mine(), batch_size=4)))
     tx, ty = next(iter(torch.utils.data.DataLoader(Theirs(), batch_size=4)))
     np.testing.assert_array_equal(y.numpy(), ty.numpy())  # 100..103
-    np.testing.assert_array_equal(x.numpy().reshape(tx.shape), tx.numpy())  # the user's float items
+    assert x.shape == tuple(tx.shape) == (4, 2, 2)  # the user's float items, stacked as they are
+    np.testing.assert_array_equal(x.numpy(), tx.numpy())
 
     class Shifted(TensorDataset):
         def __getitem__(self, i: int):

@@ -19,14 +19,17 @@ How a batch is gathered:
   dataset the same way (these are recognized by their ``__getitem__`` too: a subclass that overrides it
   is read item by item);
 - any other dataset (and the ones above with per-item transforms): item by item, ``dataset[i]``, each
-  field of the items stacked, as torch's ``default_collate`` (``collate_fn=`` replaces this stacking and
+  field of the items stacked as torch's ``default_collate`` stacks it, with no other change: Tensors
+  stacked as they are, NumPy arrays (and NumPy scalars) with their dtype and shape, Python ints as
+  int64, floats as float64, bools as bool, strings as a tuple (``collate_fn=`` replaces this stacking and
   its result is returned as it is).
 
-Then, for the image field (the first) of a dataset of arrays, torchvision's ``ToTensor``: uint8 images
-become float32 in [0, 1], an (N, H, W) dataset gains the channel axis, an (N, H, W, C) one (CIFAR-10's) is
-made channels-first; float images pass unchanged. The batch is moved to ``device`` as uint8 (the
-smallest form) and converted and transformed there. Integer labels become int64. Fields stacked from
-Tensors (a ``TensorDataset``) keep their dtype and shape, as torch's do.
+Only on the first route, the library's image datasets, is the image batch converted as torchvision's
+``ToTensor`` converts each image: uint8 images become float32 in [0, 1] (``x / 255``), an (N, H, W) batch
+gains the channel axis, a uint8 (N, H, W, C) one (CIFAR-10's) is made channels-first; float arrays keep
+their values and dtype; the labels are int64 (``int(labels[i])``, collated). The batch is moved to
+``device`` as uint8 (the smallest form) and converted there. ``transform=`` then runs on the first field
+of every batch, whatever the route, on the device.
 
 ``num_workers=N`` gathers batches in N background threads, ``prefetch_factor`` batches each ahead (torch's
 workers are processes; threads share the dataset without copying it and overlap NumPy's work, which
@@ -56,7 +59,7 @@ from .dataset import Subset, TensorDataset, VisionDataset
 from .sampler import BatchSampler, RandomSampler, SequentialSampler, check_sampler
 from .transforms import item_generator, takes_two_args
 
-Fields = tuple[list[Any], list[bool]]  # the stacked fields, and for each whether it came from Tensors
+Batch = tuple[list[Any], bool]  # the stacked fields, and whether the first is an image dataset's batch
 
 
 class DataLoader:
@@ -225,24 +228,27 @@ class DataLoader:
             return _gather(self.dataset, np.asarray(indices, dtype=np.int64))
 
     def _finish(self, batch: Any) -> Any:
-        """On the main thread, in order: the device move, ToTensor's conversion and the transform."""
+        """On the main thread, in order: the device move, ToTensor's conversion (image datasets only) and
+        the transform (on the first field)."""
         if self.collate_fn is not None:
             return batch
-        fields, from_tensors = batch
-        out = [self._images(fields[0], from_tensors[0])]
-        for field, keep in zip(fields[1:], from_tensors[1:], strict=True):
+        fields, image_batch = batch
+        out = []
+        for k, field in enumerate(fields):
             if isinstance(field, tuple):  # strings: a tuple, as torch's default_collate gives them
                 out.append(field)
                 continue
-            if not keep and field.dtype.kind in "iu":
-                field = field.astype(np.int64, copy=False)  # class labels, as torch's default_collate
-            out.append(Tensor(backend.to_device(field, self.device)))
+            x = backend.to_device(field, self.device)
+            if k == 0:
+                x = self._images(x, image_batch)
+            out.append(Tensor(x))
         return tuple(out) if len(out) > 1 else out[0]
 
-    def _images(self, images: Any, from_tensors: bool) -> Tensor:
-        xp = backend.array_module_for(self.device)
-        x = backend.to_device(images, self.device)
-        if not from_tensors:
+    def _images(self, x: Any, image_batch: bool) -> Any:
+        """The first field: an image dataset's uint8 batch made torchvision's ToTensor result, then the
+        loader's ``transform``."""
+        if image_batch:
+            xp = backend.array_module_for(self.device)
             if x.dtype == np.uint8:
                 if x.ndim == 4:  # (B, H, W, C) images, as CIFAR10.data: ToTensor's channels-first
                     x = x.transpose(0, 3, 1, 2)  # (B, C, H, W), a view
@@ -252,7 +258,7 @@ class DataLoader:
                 x = x[:, None]  # (B, H, W) -> (B, 1, H, W)
         if self.transform is not None:
             x = self.transform(x, self.generator) if self._transform_takes_rng else self.transform(x)
-        return Tensor(x)
+        return x
 
     def state_dict(self) -> dict[str, Any]:
         """The generator's state and the passes made: restoring them replays the following passes."""
@@ -293,22 +299,22 @@ def _check_workers(num_workers: Any, timeout: Any, prefetch_factor: Any, persist
         raise ValueError("DataLoader: persistent_workers option needs num_workers > 0")
 
 
-def _gather(dataset: Any, indices: np.ndarray) -> Fields:
+def _gather(dataset: Any, indices: np.ndarray) -> Batch:
     """The fields of the items at ``indices``, stacked: one fancy index where the dataset allows it
-    (see the module docstring), else item by item."""
+    (see the module docstring), else item by item; and whether the first field is an image dataset's
+    batch, to be converted as ToTensor converts."""
     getitem = getattr(type(dataset), "__getitem__", None)
     if getitem is Subset.__getitem__:
         return _gather(dataset.dataset, np.asarray([dataset.indices[i] for i in indices], dtype=np.int64))
     if getitem is TensorDataset.__getitem__:
-        return [t.data[indices] for t in dataset.tensors], [True] * len(dataset.tensors)
+        return [t.data[indices] for t in dataset.tensors], False
     if _is_image_array_dataset(dataset, getitem):
-        return [dataset.images[indices], dataset.labels[indices]], [False, False]
+        labels = dataset.labels[indices].astype(np.int64, copy=False)  # int(labels[i]), collated: int64
+        return [dataset.images[indices], labels], True
     items = [dataset[int(i)] for i in indices]
     if not isinstance(items[0], tuple | list):
-        array, keep = _stack(items)
-        return [array], [keep]
-    columns = [_stack(list(column)) for column in zip(*items, strict=True)]
-    return [array for array, _ in columns], [keep for _, keep in columns]
+        return [_collate(items)], False
+    return [_collate(list(column)) for column in zip(*items, strict=True)], False
 
 
 def _is_image_array_dataset(dataset: Any, getitem: Any) -> bool:
@@ -326,12 +332,20 @@ def _is_image_array_dataset(dataset: Any, getitem: Any) -> bool:
     )
 
 
-def _stack(values: list[Any]) -> tuple[Any, bool]:
-    """One field of a batch: Tensors stacked as they are (and marked so), strings as a tuple, anything else
-    as NumPy."""
-    if isinstance(values[0], Tensor):
-        xp = backend.get_array_module(values[0].data)
-        return xp.stack([v.data for v in values]), True
-    if isinstance(values[0], str):
-        return tuple(values), True
-    return np.stack([np.asarray(v) for v in values]), False
+def _collate(values: list[Any]) -> Any:
+    """One field of a batch, as torch's ``default_collate`` stacks it: Tensors stacked as they are, NumPy
+    arrays and NumPy scalars with their dtype, Python ints as int64, floats as float64, bools as bool;
+    strings as a tuple. No conversion of any kind."""
+    first = values[0]
+    if isinstance(first, Tensor):
+        xp = backend.get_array_module(first.data)
+        return xp.stack([v.data for v in values])
+    if isinstance(first, str):
+        return tuple(values)
+    stacked = np.stack([np.asarray(v) for v in values])
+    if stacked.dtype.kind in "OUSV":
+        raise TypeError(
+            f"DataLoader: default_collate: batch must contain tensors, numpy arrays, numbers or strings; "
+            f"found {type(first).__name__} (pass collate_fn= to batch such items)"
+        )
+    return stacked
