@@ -582,7 +582,7 @@ def test_with_a_per_item_transform_the_items_are_collated_as_they_are(isolated: 
     assert x.dtype == mr.uint8 and x.shape == (6, 28, 28)
     assert px.dtype == mr.float32 and px.shape == (6, 1, 28, 28)  # the fast path: ToTensor's result
     np.testing.assert_array_equal(x.numpy(), plain.images[:6])
-    np.testing.assert_allclose(px.numpy()[:, 0], plain.images[:6] / np.float32(255), rtol=1e-6)
+    np.testing.assert_array_equal(px.numpy()[:, 0], plain.images[:6] / np.float32(255))
     np.testing.assert_array_equal(y.numpy(), 9 - py.numpy())
     assert y.dtype == mr.int64
 
@@ -831,6 +831,21 @@ def test_to_tensor_as_torchvision(torch) -> None:
     )  # values kept, as torchvision
     with pytest.raises(ValueError, match=r"ToTensor: expected an image of shape \(H, W\) or \(H, W, C\)"):
         ToTensor()(np.zeros((1, 2, 3, 4), np.uint8))
+
+
+def test_the_loader_and_to_tensor_scale_every_uint8_value_alike(torch) -> None:
+    """Both routes divide by 255 as torchvision does, bit for bit, for all 256 values (gray and HWC)."""
+    for shape in ((4, 8, 8), (4, 8, 8, 2)):
+        data = IDXDataset.__new__(IDXDataset)
+        data.images = (np.arange(int(np.prod(shape))) % 256).astype(np.uint8).reshape(shape)
+        data.labels = np.arange(4)
+        fast, _ = next(iter(DataLoader(data, batch_size=4)))
+        data.transform = ToTensor()
+        per_item, _ = next(iter(DataLoader(data, batch_size=4)))
+        hwc = torch.from_numpy(data.images if len(shape) == 4 else data.images[..., None])
+        want = hwc.permute(0, 3, 1, 2).float().div(255).numpy()
+        np.testing.assert_array_equal(fast.numpy(), want)
+        np.testing.assert_array_equal(per_item.numpy(), want)
 
 
 # ----- transforms ---------------------------------------------------------------------------------------

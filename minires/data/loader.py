@@ -253,7 +253,7 @@ class DataLoader:
                 if x.ndim == 4:  # (B, H, W, C) images, as CIFAR10.data: ToTensor's channels-first
                     x = x.transpose(0, 3, 1, 2)  # (B, C, H, W), a view
                 x = x.astype(xp.float32, order="C")  # one contiguous float copy
-                x *= xp.float32(1 / 255)  # ToTensor's scaling, in place
+                x /= xp.float32(255)  # ToTensor's division (not * 1/255: 126 of 256 differ), in place
             if x.ndim == 3:
                 x = x[:, None]  # (B, H, W) -> (B, 1, H, W)
         if self.transform is not None:
