@@ -431,7 +431,14 @@ def _tensor_pickle(
         (5, (2,), (1,), 6, 24, "reaches element 6 of storage '0', which has 6"),
         (0, (2,), (-1,), 6, 24, "must be ints >= 0"),
         (0, (2,), (1,), 6, 20, "has 20 bytes, expected 6 elements of 4 bytes"),
-        (0, (1 << 20, 1 << 20), (0, 0), 1, 4, "a view of 1099511627776 elements over the 1 of storage '0'"),
+        (
+            0,
+            (1 << 20, 1 << 20),
+            (0, 0),
+            1,
+            4,
+            r"size \(1048576, 1048576\), stride \(0, 0\) over storage '0' asks",
+        ),
     ],
 )
 def test_tensors_that_point_outside_their_storage_are_refused(
@@ -440,6 +447,46 @@ def test_tensors_that_point_outside_their_storage_are_refused(
     torch_archive(tmp_path / "t.pth", _tensor_pickle(offset, size, stride, numel), {"0": bytes(nbytes)})
     with pytest.raises(ValueError, match=rf"load: cannot load '.*t\.pth': .*{message}"):
         mr.load(tmp_path / "t.pth")
+
+
+def test_many_views_of_one_storage_cannot_take_unbounded_memory(tmp_path: Path, torch: Any) -> None:
+    """A 2 KB file of N expanded views of one 4-byte storage asked for N * 64 MiB (each view checked alone);
+    the budget is the whole load's: the storages' bytes plus OVERLAP_BYTES, refused before allocating."""
+    zero, n = torch.zeros(1), torch_zip.OVERLAP_BYTES // 4  # each view alone within the allowance
+    torch.save([zero.expand(n - i) for i in range(16)], tmp_path / "bomb.pth")
+    assert os.path.getsize(tmp_path / "bomb.pth") < 4096
+    with pytest.raises(
+        ValueError, match=r"bomb\.pth': a tensor of size \(16777215,\), stride \(0,\) .*refused"
+    ):
+        mr.load(tmp_path / "bomb.pth")
+    torch.save([zero.expand(n) for _ in range(16)], tmp_path / "same.pth")  # the report's file: 16 alike
+    same = mr.load(tmp_path / "same.pth")
+    assert all(a is same[0] for a in same) and same[0].shape == (n,)
+    torch.save([torch.zeros(1).expand(1000)] * 16, tmp_path / "small.pth")  # small expands still load
+    assert [a.shape for a in mr.load(tmp_path / "small.pth")] == [(1000,)] * 16
+    # One tensor under two names (tied weights) is one array, so it does not count twice.
+    tied = torch.arange(3 * torch_zip.OVERLAP_BYTES // 4 // 8, dtype=torch.float64)
+    torch.save(OrderedDict(embed=tied.detach(), head=tied.detach(), half=tied[::2]), tmp_path / "tied.pth")
+    got = mr.load(tmp_path / "tied.pth")
+    assert got["embed"] is got["head"] and got["embed"].flags.owndata
+    np.testing.assert_array_equal(got["half"], tied[::2].numpy())
+
+
+def test_a_compressed_member_is_refused_before_it_inflates(tmp_path: Path, torch: Any) -> None:
+    """torch.save stores its members; one deflated (1 MiB of zeros -> 1 KB here, 256 MiB -> 260 KB in the
+    report) is refused without being read, and so are entries that overlap (more bytes than the file)."""
+    torch.save({"a": torch.zeros(1 << 18)}, tmp_path / "big.pth")
+    with zipfile.ZipFile(tmp_path / "big.pth") as src, zipfile.ZipFile(tmp_path / "zb.pth", "w") as dst:
+        for name in src.namelist():
+            method = zipfile.ZIP_DEFLATED if "/data/" in name else zipfile.ZIP_STORED
+            dst.writestr(name, src.read(name), compress_type=method)
+    assert os.path.getsize(tmp_path / "zb.pth") < 4096
+    with pytest.raises(ValueError, match=r"zb\.pth': member 'big/data/0' is compressed .*refused"):
+        mr.load(tmp_path / "zb.pth")
+    with zipfile.ZipFile(tmp_path / "big.pth") as zf:  # as if the archive were 100 bytes long
+        reader = torch_zip._Reader(zf, "big/", "little", archive_bytes=100)
+        with pytest.raises(torch_zip.BadFile, match="more bytes than the archive"):
+            reader.member("big/data/0", 1 << 18, 4)
 
 
 def test_a_missing_storage_or_a_storage_that_is_not_one(tmp_path: Path) -> None:
@@ -463,7 +510,7 @@ def test_a_pickle_cannot_change_the_next_load(tmp_path: Path, torch: Any) -> Non
     torch_archive(tmp_path / "b.pth", build)
     with pytest.raises(ValueError, match=r"b\.pth': a PyTorch zip file whose data\.pkl is damaged"):
         mr.load(tmp_path / "b.pth")
-    assert torch_zip._rebuild_tensor_v2.__defaults__ == (None,)
+    assert torch_zip._Reader.rebuild_tensor_v2.__defaults__ == (None,)
     torch.save({"a": torch.ones(2)}, tmp_path / "good.pth")
     np.testing.assert_array_equal(mr.load(tmp_path / "good.pth")["a"], np.ones(2, np.float32))
 

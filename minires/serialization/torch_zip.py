@@ -25,10 +25,16 @@ rebuilders, the typed storage classes and ``torch.Size`` (a tuple); containers, 
 from pickle's own opcodes. Any other global is refused by name before anything of it runs. Every tensor
 comes back as a NumPy array that owns its memory (what ``Module.state_dict()`` holds and
 ``load_state_dict`` takes): views are resolved by their offset and strides, each checked to stay inside
-its storage (and a view that repeats elements, stride 0, to stay under ``OVERLAP_LIMIT`` elements: a few
-bytes of file must not become gigabytes), and tensors that shared a storage become independent arrays.
+its storage, and tensors that shared a storage become independent arrays, except that two identical
+views (tied weights: two names, one tensor) come back as one array, as torch gives them one storage.
 bfloat16, which NumPy lacks, becomes float32 (exactly: a bfloat16 is the top half of a float32). A
 Parameter comes back as its array.
+
+A few bytes of file never become gigabytes: every member read must be stored, not compressed (torch
+writes them so; a deflated one could inflate a thousandfold), of the size its storage's numel says, and
+all of them together no more than the archive's bytes; and the arrays built take, in all, at most the
+bytes of the storages plus ``OVERLAP_BYTES`` (views that repeat elements, stride 0, or view one storage
+several times), whatever number of views the pickle makes: the tensor that would pass is refused.
 
 Writing (``write``) spells out the same pickle opcode by opcode (no ``pickle.dumps`` of objects that
 would have to pretend to be torch's) and the same members, so ``torch.load(path)`` reads it with its
@@ -52,9 +58,8 @@ from ..tensor import Tensor
 from .sniff import BadFile
 
 ALIGNMENT = 64
-OVERLAP_LIMIT = (
-    1 << 24
-)  # elements a view may have beyond its storage's (an expanded tensor), 64 MiB of float32
+# bytes one load's tensors may take beyond what its storages hold (expanded views: stride 0), 2^24 float32
+OVERLAP_BYTES = 64 << 20
 
 # torch's typed storage classes and the NumPy dtype of their elements ("bfloat16": read as uint16 bits).
 STORAGE_DTYPES: dict[str, Any] = {
@@ -87,61 +92,179 @@ class _StorageType:
 
 
 class _Storage:
-    """A storage's elements as a read-only 1-D NumPy array (bfloat16 already widened to float32)."""
+    """A storage's bytes as the archive holds them (a read-only uint8 array), with its type and key."""
 
-    def __init__(self, elements: np.ndarray, key: str) -> None:
-        self.elements = elements
+    __slots__ = ("key", "raw", "type_name")
+
+    def __init__(self, raw: np.ndarray, key: str, type_name: str) -> None:
+        self.raw = raw
         self.key = key
+        self.type_name = type_name
 
 
 def _is_int(x: Any) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
 
-def _rebuild_tensor_v2(
-    storage: Any,
-    storage_offset: Any,
-    size: Any,
-    stride: Any,
-    requires_grad: Any,
-    backward_hooks: Any,
-    metadata: Any = None,
-) -> np.ndarray:
-    """The tensor ``size`` with ``stride`` at ``storage_offset`` of ``storage``, copied into an array of
-    its own. Every index it reaches, ``offset + sum((size_i - 1) * stride_i)`` at most, must lie inside
-    the storage: a file that points past it is refused rather than read out of bounds."""
-    if not isinstance(storage, _Storage):
-        raise BadFile(f"_rebuild_tensor_v2: expected a storage, got {type(storage).__name__}")
-    if not (isinstance(size, tuple) and isinstance(stride, tuple) and len(size) == len(stride)):
-        raise BadFile(f"_rebuild_tensor_v2: bad size {size!r} or stride {stride!r}")
-    if not (_is_int(storage_offset) and storage_offset >= 0):
-        raise BadFile(f"_rebuild_tensor_v2: bad storage offset {storage_offset!r}")
-    if not all(_is_int(n) and n >= 0 for n in size + stride):
-        raise BadFile(f"_rebuild_tensor_v2: size {size} and stride {stride} must be ints >= 0")
-    if not isinstance(requires_grad, bool) or not (
-        backward_hooks is None or isinstance(backward_hooks, dict)
-    ):
-        raise BadFile("_rebuild_tensor_v2: bad requires_grad or backward_hooks")
-    elements = storage.elements
-    if 0 in size:
-        return np.empty(size, dtype=elements.dtype)
-    last = storage_offset + sum((n - 1) * s for n, s in zip(size, stride, strict=True))
-    if last >= len(elements):
-        raise BadFile(
-            f"_rebuild_tensor_v2: a tensor of size {size}, stride {stride} at offset {storage_offset} "
-            f"reaches element {last} of storage {storage.key!r}, which has {len(elements)}"
+class _Reader:
+    """One ``read``: the storages met so far, and the bytes the tensors built from them have taken.
+
+    The budget is the whole load's, not a view's: a pickle may name one storage any number of times,
+    so every array built is charged its bytes (as the file stores them) against the bytes of the storages
+    read plus ``OVERLAP_BYTES``, and the tensor that would pass it is refused before it is allocated.
+    A view identical to one already built (tied weights: two names, one tensor) is that same array."""
+
+    def __init__(self, zf: zipfile.ZipFile, prefix: str, byteorder: str, archive_bytes: int) -> None:
+        self.zf, self.prefix, self.order = zf, prefix, "<" if byteorder == "little" else ">"
+        self.archive_bytes = archive_bytes
+        self.storages: dict[str, _Storage] = {}
+        self.storage_bytes = 0  # what the storages read so far hold
+        self.built_bytes = 0  # what the arrays built so far take, counted as the file stores them
+        self.built: dict[tuple, np.ndarray] = {}  # (key, dtype, offset, size, stride) -> its array
+
+    def persistent_load(self, pid: Any) -> _Storage:
+        if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"):
+            raise BadFile(f"unknown persistent id {pid!r}; expected ('storage', type, key, location, numel)")
+        _, storage_type, key, _location, numel = pid
+        if not (isinstance(storage_type, safe_pickle.Global) and isinstance(storage_type.fn, _StorageType)):
+            raise BadFile(f"storage {key!r} has type {storage_type!r}, not a typed torch storage")
+        if not isinstance(key, str) or not _is_int(numel) or numel < 0:
+            raise BadFile(f"bad storage key {key!r} or numel {numel!r}")
+        name = storage_type.fn.name
+        itemsize = 2 if name == "BFloat16Storage" else np.dtype(storage_type.fn.dtype).itemsize
+        if key not in self.storages:
+            raw = self.member(f"{self.prefix}data/{key}", numel, itemsize)
+            self.storages[key] = _Storage(raw, key, name)
+            self.storage_bytes += raw.nbytes
+        storage = self.storages[key]
+        if storage.type_name != name or storage.raw.nbytes != numel * itemsize:
+            raise BadFile(
+                f"storage {key!r} is named as {numel} elements of torch.{name} and as "
+                f"{storage.raw.nbytes} bytes of torch.{storage.type_name}"
+            )
+        return storage
+
+    def member(self, name: str, numel: int | None = None, itemsize: int = 1) -> np.ndarray:
+        """The bytes of the stored member ``name`` (of ``numel`` elements of ``itemsize`` bytes, if given)
+        as a read-only uint8 array. Refused before anything is read: a compressed member (torch.save
+        stores every member as it is; deflate could inflate a few KB to gigabytes), a member of another
+        size than the pickle says, and members that together hold more bytes than the archive (entries
+        that overlap, each read again)."""
+        try:
+            info = self.zf.getinfo(name)
+        except KeyError:
+            raise BadFile(f"the pickle refers to storage {name!r}, which the archive lacks") from None
+        if info.compress_type != zipfile.ZIP_STORED:
+            raise BadFile(
+                f"member {name!r} is compressed (zip method {info.compress_type}), which torch.save never "
+                "writes and which could inflate to any size: refused. To fix: with PyTorch, save it again, "
+                "torch.save(torch.load(path, weights_only=True), path)"
+            )
+        if numel is not None and info.file_size != numel * itemsize:
+            raise BadFile(
+                f"storage {name!r} has {info.file_size} bytes, expected {numel} elements of {itemsize} bytes"
+            )
+        self.archive_bytes -= info.file_size
+        if self.archive_bytes < 0:
+            raise BadFile(
+                f"member {name!r}: the members read hold more bytes than the archive (they overlap)"
+            )
+        try:
+            raw = np.frombuffer(self.zf.read(info), dtype=np.uint8)
+        except (zipfile.BadZipFile, OSError, ValueError) as exc:  # a CRC mismatch, a cut member
+            raise BadFile(f"{name!r} is corrupt ({type(exc).__name__}: {exc})") from None
+        if len(raw) != info.file_size:
+            raise BadFile(f"{name!r} has {len(raw)} bytes, the archive's directory says {info.file_size}")
+        return raw
+
+    def rebuild_tensor_v2(
+        self,
+        storage: Any,
+        storage_offset: Any,
+        size: Any,
+        stride: Any,
+        requires_grad: Any,
+        backward_hooks: Any,
+        metadata: Any = None,
+    ) -> np.ndarray:
+        """``torch._utils._rebuild_tensor_v2``: a tensor of its typed storage's dtype."""
+        if not isinstance(storage, _Storage):
+            raise BadFile(f"_rebuild_tensor_v2: expected a storage, got {type(storage).__name__}")
+        dtype = STORAGE_DTYPES[storage.type_name]
+        return self.view(storage, dtype, storage_offset, size, stride, requires_grad, backward_hooks)
+
+    def view(
+        self,
+        storage: _Storage,
+        dtype: Any,
+        storage_offset: Any,
+        size: Any,
+        stride: Any,
+        requires_grad: Any,
+        backward_hooks: Any,
+    ) -> np.ndarray:
+        """The tensor ``size`` with ``stride`` (in elements of ``dtype``; "bfloat16" is widened to float32)
+        at ``storage_offset`` of ``storage``, copied into an array of its own. Every index it reaches,
+        ``offset + sum((size_i - 1) * stride_i)`` at most, must lie inside the storage: a file that points
+        past it is refused rather than read out of bounds."""
+        if not (isinstance(size, tuple) and isinstance(stride, tuple) and len(size) == len(stride)):
+            raise BadFile(f"_rebuild_tensor: bad size {size!r} or stride {stride!r}")
+        if not (_is_int(storage_offset) and storage_offset >= 0):
+            raise BadFile(f"_rebuild_tensor: bad storage offset {storage_offset!r}")
+        if not all(_is_int(n) and n >= 0 for n in size + stride):
+            raise BadFile(f"_rebuild_tensor: size {size} and stride {stride} must be ints >= 0")
+        if not isinstance(requires_grad, bool) or not (
+            backward_hooks is None or isinstance(backward_hooks, dict)
+        ):
+            raise BadFile("_rebuild_tensor: bad requires_grad or backward_hooks")
+        bfloat16 = isinstance(dtype, str) and dtype == "bfloat16"
+        stored = np.dtype(np.uint16 if bfloat16 else dtype).newbyteorder(self.order)
+        out_dtype = np.dtype(np.float32 if bfloat16 else dtype)
+        numel = storage.raw.nbytes // stored.itemsize
+        elements = storage.raw[: numel * stored.itemsize].view(stored)  # no copy
+        if 0 in size:
+            return np.empty(size, dtype=out_dtype)
+        last = storage_offset + sum((n - 1) * s for n, s in zip(size, stride, strict=True))
+        if last >= numel:
+            raise BadFile(
+                f"_rebuild_tensor: a tensor of size {size}, stride {stride} at offset {storage_offset} "
+                f"reaches element {last} of storage {storage.key!r}, which has {numel}"
+            )
+        key = (storage.key, stored.str, storage_offset, size, stride)
+        if key in self.built:
+            return self.built[key]
+        charge = int(np.prod(size, dtype=object)) * stored.itemsize
+        if self.built_bytes + charge > self.storage_bytes + OVERLAP_BYTES:
+            raise BadFile(
+                f"a tensor of size {size}, stride {stride} over storage {storage.key!r} asks for {charge} "
+                f"bytes, after {self.built_bytes} for the tensors before it: more than the file's storages "
+                f"hold ({self.storage_bytes} bytes) plus {OVERLAP_BYTES} for views that repeat elements "
+                "(stride 0) or view one storage twice: refused (a few bytes of file must not become "
+                "gigabytes)"
+            )
+        self.built_bytes += charge
+        view = np.lib.stride_tricks.as_strided(
+            elements[storage_offset:],
+            shape=size,
+            strides=[s * stored.itemsize for s in stride],
+            writeable=False,
         )
-    count = int(np.prod(size, dtype=object))
-    if count > max(len(elements), OVERLAP_LIMIT):  # only overlapping views (stride 0) outnumber their storage
-        raise BadFile(
-            f"_rebuild_tensor_v2: a view of {count} elements over the {len(elements)} of storage "
-            f"{storage.key!r} (more than {OVERLAP_LIMIT} elements made from overlapping strides): refused"
-        )
-    itemsize = elements.dtype.itemsize
-    view = np.lib.stride_tricks.as_strided(
-        elements[storage_offset:], shape=size, strides=[s * itemsize for s in stride], writeable=False
-    )
-    return np.array(view, order="C")  # its own memory, C order
+        array = widen_bfloat16(view) if bfloat16 else np.array(view, dtype=out_dtype, order="C")
+        self.built[key] = array  # its own memory, C order, native byte order
+        return array
+
+    def allowed(self) -> dict[tuple[str, str], Any]:
+        """The globals this read's pickle may name (see the module docstring)."""
+        allowed: dict[tuple[str, str], Any] = {
+            ("collections", "OrderedDict"): _ordered_dict,
+            ("torch._utils", "_rebuild_tensor_v2"): self.rebuild_tensor_v2,
+            ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
+            ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
+            ("torch", "Size"): _size,
+        }
+        for name in STORAGE_DTYPES:
+            allowed[("torch", name)] = _StorageType(name)
+        return allowed
 
 
 def _rebuild_parameter(data: Any, requires_grad: Any, backward_hooks: Any, state: Any = None) -> np.ndarray:
@@ -165,74 +288,24 @@ def _size(dims: Any = ()) -> tuple:
     return tuple(dims)
 
 
-def _allow_list() -> dict[tuple[str, str], Any]:
-    allowed: dict[tuple[str, str], Any] = {
-        ("collections", "OrderedDict"): _ordered_dict,
-        ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
-        ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
-        ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
-        ("torch", "Size"): _size,
-    }
-    for name in STORAGE_DTYPES:
-        allowed[("torch", name)] = _StorageType(name)
-    return allowed
-
-
-ALLOWED = _allow_list()
-
-
 def read(zf: zipfile.ZipFile, prefix: str) -> Any:
     """The object in the torch.save archive ``zf`` (members under ``prefix``), tensors as NumPy arrays.
 
-    Raises ``BadFile`` for a damaged archive, ``safe_pickle.UnsafePickleError`` (naming the global)
-    for a pickle that asks for anything off the allow-list."""
-    names = set(zf.namelist())
-    byteorder = "little"
-    if f"{prefix}byteorder" in names:
-        byteorder = zf.read(f"{prefix}byteorder").decode("ascii", "replace").strip()
+    Raises ``BadFile`` for a damaged archive, or one whose tensors would take more memory than its
+    storages hold plus ``OVERLAP_BYTES``; ``safe_pickle.UnsafePickleError`` (naming the global) for a
+    pickle that asks for anything off the allow-list."""
+    # zipfile seeks to each member before reading it, so moving to the end here disturbs nothing
+    archive_bytes = zf.fp.seek(0, os.SEEK_END) if zf.fp is not None else 0
+    reader = _Reader(zf, prefix, "little", archive_bytes)
+    if f"{prefix}byteorder" in zf.namelist():
+        byteorder = reader.member(f"{prefix}byteorder").tobytes().decode("ascii", "replace").strip()
         if byteorder not in ("little", "big"):
             raise BadFile(f"{prefix}byteorder says {byteorder!r}, expected 'little' or 'big'")
-    storages: dict[str, _Storage] = {}
-
-    def persistent_load(pid: Any) -> _Storage:
-        if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"):
-            raise BadFile(f"unknown persistent id {pid!r}; expected ('storage', type, key, location, numel)")
-        _, storage_type, key, _location, numel = pid
-        if not (isinstance(storage_type, safe_pickle.Global) and isinstance(storage_type.fn, _StorageType)):
-            raise BadFile(f"storage {key!r} has type {storage_type!r}, not a typed torch storage")
-        if not isinstance(key, str) or not _is_int(numel) or numel < 0:
-            raise BadFile(f"bad storage key {key!r} or numel {numel!r}")
-        if key not in storages:
-            storages[key] = _read_storage(zf, f"{prefix}data/{key}", storage_type.fn, numel, byteorder)
-        storage = storages[key]
-        if len(storage.elements) != numel:
-            raise BadFile(f"storage {key!r} is named with {numel} and {len(storage.elements)} elements")
-        return storage
-
-    try:
-        data = zf.read(f"{prefix}data.pkl")
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:  # a CRC mismatch, a cut member
-        raise BadFile(f"{prefix}data.pkl is corrupt ({type(exc).__name__}: {exc})") from None
-    return safe_pickle.loads(data, allowed=ALLOWED, encoding="utf-8", persistent_load=persistent_load)
-
-
-def _read_storage(
-    zf: zipfile.ZipFile, name: str, storage_type: _StorageType, numel: int, byteorder: str
-) -> _Storage:
-    try:
-        raw = zf.read(name)
-    except KeyError:
-        raise BadFile(f"the pickle refers to storage {name!r}, which the archive lacks") from None
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise BadFile(f"storage {name!r} is corrupt ({type(exc).__name__}: {exc})") from None
-    order = "<" if byteorder == "little" else ">"
-    if storage_type.dtype == "bfloat16":
-        elements = widen_bfloat16(_frombuffer(raw, np.dtype(f"{order}u2"), numel, name))
-    else:
-        elements = _frombuffer(raw, np.dtype(storage_type.dtype).newbyteorder(order), numel, name)
-        elements = elements.astype(elements.dtype.newbyteorder("="), copy=False)
-    elements.flags.writeable = False
-    return _Storage(elements, name.rsplit("/", 1)[-1])
+        reader.order = "<" if byteorder == "little" else ">"
+    data = reader.member(f"{prefix}data.pkl").tobytes()
+    return safe_pickle.loads(
+        data, allowed=reader.allowed(), encoding="utf-8", persistent_load=reader.persistent_load
+    )
 
 
 def widen_bfloat16(bits: np.ndarray) -> np.ndarray:
@@ -240,14 +313,6 @@ def widen_bfloat16(bits: np.ndarray) -> np.ndarray:
     out = np.empty(bits.shape, dtype=np.float32)
     out.view(np.uint32)[...] = bits.astype(np.uint32) << 16
     return out
-
-
-def _frombuffer(raw: bytes, dtype: np.dtype, numel: int, name: str) -> np.ndarray:
-    if len(raw) != numel * dtype.itemsize:
-        raise BadFile(
-            f"storage {name!r} has {len(raw)} bytes, expected {numel} elements of {dtype.itemsize} bytes"
-        )
-    return np.frombuffer(raw, dtype=dtype)
 
 
 # ----- writing ------------------------------------------------------------------------------------------
