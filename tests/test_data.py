@@ -752,6 +752,21 @@ def test_worker_init_fn_persistent_workers_and_errors() -> None:
     assert loader.pin_memory and len(list(loader)) == 4
 
 
+@pytest.mark.parametrize("persistent", [False, True])
+def test_timeout_bounds_the_wait(persistent: bool) -> None:
+    """The error is raised once the timeout is past, not after the slow batch is done (2 x 1.5 s)."""
+    import time
+
+    loader = DataLoader(
+        SlowDataset(4, delay=1.5), 2, num_workers=1, timeout=0.2, persistent_workers=persistent
+    )
+    start = time.perf_counter()
+    with pytest.raises(RuntimeError, match=r"DataLoader timed out after 0.2 seconds"):
+        list(loader)
+    assert time.perf_counter() - start < 1.0
+    assert loader._pool is None  # the stuck workers are not reused by the next pass
+
+
 def test_breaking_out_of_a_threaded_pass_stops_the_workers() -> None:
     import threading
 

@@ -185,6 +185,7 @@ class DataLoader:
         pool = self._pool if self._pool is not None else self._start_workers()
         pending: deque[Future] = deque()
         ahead = self.prefetch_factor * self.num_workers
+        failed = True
         try:
             for k, indices in batches:
                 pending.append(pool.submit(self._fetch, indices, pass_number, k))
@@ -192,10 +193,19 @@ class DataLoader:
                     yield self._finish(self._result(pending.popleft()))
             while pending:
                 yield self._finish(self._result(pending.popleft()))
+            failed = False
+        except GeneratorExit:  # the loop over the batches was left early: not an error
+            failed = False
+            raise
         finally:
             for future in pending:
                 future.cancel()
-            if not self.persistent_workers:
+            if failed:
+                # A timeout or an error: raise now, without waiting for a batch still being loaded (its
+                # thread ends on its own); persistent workers stuck in it are not reused.
+                pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = None
+            elif not self.persistent_workers:
                 pool.shutdown(wait=True, cancel_futures=True)
 
     def _start_workers(self) -> ThreadPoolExecutor:
