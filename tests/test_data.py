@@ -863,6 +863,36 @@ def test_the_loader_and_to_tensor_scale_every_uint8_value_alike(torch) -> None:
         np.testing.assert_array_equal(per_item.numpy(), want)
 
 
+def test_the_generator_goes_only_to_transforms_that_declare_it() -> None:
+    """A second parameter with a default and another name is not handed the generator (torchvision calls
+    every transform t(x)); one named rng or generator, or without a default, is."""
+    from minires.data.transforms import takes_generator
+
+    image = np.full((2, 2), 51, np.uint8)
+    out = Compose([ToTensor(), lambda x, scale=2.0: x * scale])(image)
+    np.testing.assert_array_equal(out, np.full((1, 2, 2), np.float32(51) / 255 * 2))
+    seen = []
+
+    def with_rng(x, rng=None):
+        seen.append(rng)
+        return x
+
+    def with_generator(x, generator):
+        seen.append(generator)
+        return x
+
+    loader = DataLoader(ListDataset(4), batch_size=2, transform=lambda x, offset=1.0: x + offset)
+    np.testing.assert_array_equal(next(iter(loader))[0].numpy()[:, 0, 0, 0], [1.0, 2.0])
+    for fn in (with_rng, with_generator):
+        seen.clear()
+        loader = DataLoader(ListDataset(4), batch_size=2, transform=Compose([fn]))
+        list(loader)
+        assert len(seen) == 2 and all(g is loader.generator for g in seen)
+    assert takes_generator(RandomCrop(2)) and takes_generator(Compose([]))
+    assert takes_generator(lambda x, y: x) and not takes_generator(lambda x, *rest: x)
+    assert not takes_generator(np.negative) and not takes_generator(lambda x: x)
+
+
 # ----- transforms ---------------------------------------------------------------------------------------
 @settings(max_examples=25, deadline=None)
 @given(

@@ -57,7 +57,7 @@ from .. import backend, rng
 from ..tensor import Tensor
 from .dataset import Subset, TensorDataset, VisionDataset
 from .sampler import BatchSampler, RandomSampler, SequentialSampler, check_sampler
-from .transforms import item_generator, takes_two_args
+from .transforms import item_generator, takes_generator
 
 Batch = tuple[list[Any], bool]  # the stacked fields, and whether the first is an image dataset's batch
 
@@ -74,9 +74,10 @@ class DataLoader:
     Each pass (``iter(loader)``) draws a new order from the loader's own generator, seeded by ``seed``
     (or, when ``seed`` is None, by a draw from minires's generator, so ``mr.manual_seed`` makes it
     reproducible; ``generator=``, a ``numpy.random.Generator``, replaces it). ``transform(x, rng)`` (see
-    ``minires.data.transforms``; a one-argument callable ``transform(x)`` works too) runs on each float
-    batch with the same generator. ``state_dict()`` and ``load_state_dict()`` save and restore that
-    generator and the number of passes, so a resumed run draws the same batches.
+    ``minires.data.transforms``; a callable that does not declare the generator, ``transform(x)`` or
+    ``transform(x, scale=2.0)``, is called ``transform(x)``: see ``transforms.takes_generator``) runs on
+    the first field of each batch with the same generator. ``state_dict()`` and ``load_state_dict()``
+    save and restore that generator and the number of passes, so a resumed run draws the same batches.
     """
 
     def __init__(
@@ -128,7 +129,7 @@ class DataLoader:
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
         self.transform = transform
-        self._transform_takes_rng = transform is not None and takes_two_args(transform)
+        self._transform_takes_rng = transform is not None and takes_generator(transform)
         self.device = backend.normalize_device(device)
         if collate_fn is not None and (transform is not None or self.device != "cpu"):
             raise ValueError(

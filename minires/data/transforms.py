@@ -5,7 +5,10 @@ As batch transforms (``DataLoader(..., transform=...)``), each is a callable ``t
 batch ``x`` of shape (B, C, H, W), a NumPy or CuPy array, returning the transformed batch; ``rng`` is a
 ``numpy.random.Generator`` (the DataLoader's) from which the random transforms draw one choice per image,
 so a seeded loader replays exactly. torchvision applies its transforms image by image; here the same
-per-image semantics run vectorized: no Python loop over the images of a batch.
+per-image semantics run vectorized: no Python loop over the images of a batch. A callable of one's own,
+in a ``Compose`` or as the loader's ``transform``, gets the generator only if it declares it: a second
+positional parameter named ``rng`` or ``generator``, or one without a default (``takes_generator``);
+any other is called ``t(x)``, so ``lambda x, scale=2.0: x * scale`` keeps its default.
 
 As per-item transforms (torchvision's way: ``FashionMNIST(transform=Compose([ToTensor(),
 Normalize((0.2860,), (0.3530,))]))``), each also takes one image ``t(x)``. minires's datasets give a
@@ -54,17 +57,28 @@ def _draws(rng: np.random.Generator | None) -> np.random.Generator:
     return current if current is not None else _rng.generator("cpu")
 
 
-def takes_two_args(fn: Any) -> bool:
-    """Whether ``fn`` accepts ``(x, rng)``; the transforms here do, a plain ``lambda x: ...`` does not."""
+GENERATOR_NAMES = ("rng", "generator")
+
+
+def takes_generator(fn: Any) -> bool:
+    """Whether ``fn`` is called ``fn(x, rng)`` rather than ``fn(x)``: only when it declares the generator,
+    by a second positional parameter named ``rng`` or ``generator`` (the transforms here, and a user's
+    ``def t(x, rng): ...``), or one it must be given (no default). A second parameter with a default and
+    another name (``lambda x, scale=2.0: x * scale``) keeps its default; a callable whose signature cannot
+    be read (a builtin, a ufunc) is called with ``x`` alone."""
     try:
         signature = inspect.signature(fn)
     except (TypeError, ValueError):
-        return True
-    try:
-        signature.bind(None, None)
-    except TypeError:
         return False
-    return True
+    positional = [
+        p
+        for p in signature.parameters.values()
+        if p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    ]
+    if len(positional) < 2:
+        return False
+    second = positional[1]
+    return second.name in GENERATOR_NAMES or second.default is inspect.Parameter.empty
 
 
 def _pair(value: int | Sequence[int], what: str) -> tuple[int, int]:
@@ -89,12 +103,13 @@ def _as_batch(x: Array, what: str) -> tuple[Array, bool]:
 
 
 class Compose:
-    """Apply ``transforms`` in order: ``Compose([RandomCrop(28, 2), Normalize(mean, std)])``. A transform
-    that takes one argument (``lambda x: ...``) is called without ``rng``."""
+    """Apply ``transforms`` in order: ``Compose([RandomCrop(28, 2), Normalize(mean, std)])``. Each is given
+    the generator only if it declares it (``takes_generator``): ``lambda x: ...`` and
+    ``lambda x, scale=2.0: ...`` are called ``t(x)``."""
 
     def __init__(self, transforms: Sequence[Any]) -> None:
         self.transforms = list(transforms)
-        self._with_rng = [takes_two_args(t) for t in self.transforms]
+        self._with_rng = [takes_generator(t) for t in self.transforms]
 
     def __call__(self, x: Array, rng: np.random.Generator | None = None) -> Array:
         for t, with_rng in zip(self.transforms, self._with_rng, strict=True):
