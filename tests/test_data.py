@@ -426,6 +426,21 @@ def test_seed_none_follows_manual_seed() -> None:
     np.testing.assert_array_equal(a, b)
 
 
+def test_loader_and_samplers_draw_their_seed_from_one_helper(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One rule, in one place, for "seed drawn from minires's generator": sampler.drawn_seed."""
+    from minires.data import loader as loader_module
+    from minires.data import sampler as sampler_module
+
+    assert loader_module.drawn_seed is sampler_module.drawn_seed
+    mr.manual_seed(11)
+    seed = sampler_module.drawn_seed()
+    mr.manual_seed(11)
+    assert DataLoader(array_dataset(4)).seed == seed
+    mr.manual_seed(11)
+    order = list(RandomSampler(range(10)))
+    assert order == np.random.default_rng(seed).permutation(10).tolist()
+
+
 def test_state_dict_replays_the_next_passes() -> None:
     data = array_dataset(40)
     transform = Compose([RandomCrop(28, padding=3), RandomHorizontalFlip()])

@@ -53,10 +53,10 @@ from typing import Any
 
 import numpy as np
 
-from .. import backend, rng
+from .. import backend
 from ..tensor import Tensor
 from .dataset import Subset, TensorDataset, VisionDataset
-from .sampler import BatchSampler, RandomSampler, SequentialSampler, check_sampler
+from .sampler import BatchSampler, RandomSampler, SequentialSampler, check_sampler, drawn_seed
 from .transforms import item_generator, takes_generator
 
 Batch = tuple[list[Any], bool]  # the stacked fields, and whether the first is an image dataset's batch
@@ -146,9 +146,7 @@ class DataLoader:
         self.pin_memory = bool(pin_memory)
         self.timeout = float(timeout)
         self.worker_init_fn = worker_init_fn
-        if seed is None:
-            seed = int(rng.generator("cpu").integers(2**63))
-        self.seed = int(seed)
+        self.seed = drawn_seed() if seed is None else int(seed)
         self.generator = np.random.default_rng(self.seed) if generator is None else generator
         self._passes = 0
         self._pool: ThreadPoolExecutor | None = None

@@ -44,11 +44,15 @@ class SequentialSampler(Sampler):
         return len(self.data_source)
 
 
+def drawn_seed() -> int:
+    """A seed drawn from minires's generator, so ``mr.manual_seed`` fixes it (the samplers' and the
+    ``DataLoader``'s rule when no seed or generator is given)."""
+    return int(rng.generator("cpu").integers(2**63))
+
+
 def _fresh_generator(generator: np.random.Generator | None) -> np.random.Generator:
-    """``generator`` itself, or one seeded by a draw from minires's generator."""
-    if generator is not None:
-        return generator
-    return np.random.default_rng(int(rng.generator("cpu").integers(2**63)))
+    """``generator`` itself, or one seeded by ``drawn_seed()``."""
+    return generator if generator is not None else np.random.default_rng(drawn_seed())
 
 
 class RandomSampler(Sampler):
