@@ -197,6 +197,19 @@ def test_per_item_transforms_as_torchvision(isolated: Path, torch) -> None:
         Tiny(root, transforms=ToTensor())
 
 
+def test_positional_arguments_in_torchvision_order(isolated: Path) -> None:
+    """CIFAR10(root, train, transform, target_transform, download): the transform is used, not dropped."""
+    from minires.data.transforms import ToTensor
+
+    root = write_archive(isolated / "r" / "cifar-10-binary.tar.gz", bin_members()).parent
+    data = Tiny(root, False, ToTensor(), lambda label: -label, False)
+    image, label = data[1]
+    assert not data.train and image.shape == (3, 32, 32) and image.dtype == np.float32
+    assert label == -int(data.labels[1])
+    with pytest.raises(TypeError, match=r"^Tiny: download must be a bool, got 'yes'"):
+        Tiny(root, True, None, None, "yes")
+
+
 # ----- where it is looked for ----------------------------------------------------------------------------
 def test_archive_is_preferred_and_search_follows_the_store(isolated: Path, monkeypatch) -> None:
     write_bin_folder(isolated / "env" / "cifar-10" / "cifar-10-batches-bin", bin_members())
