@@ -14,6 +14,7 @@ import os
 import pickle
 import struct
 import sys
+import warnings
 import zipfile
 from collections import OrderedDict
 from pathlib import Path
@@ -197,7 +198,7 @@ def test_a_whole_checkpoint_round_trips_through_torch(tmp_path: Path, torch: Any
     [
         ({"x": {1, 2}}, r"cannot save a set at obj\['x'\] in a PyTorch file"),
         ({"x": np.array(["a"])}, r"obj\['x'\] is an array of dtype <U1, which a PyTorch file cannot hold"),
-        ({"x": np.zeros(2, np.uint16)}, "dtype uint16, which a PyTorch file cannot hold"),
+        ({"x": np.zeros(2, "datetime64[s]")}, r"dtype datetime64\[s\], which a PyTorch file cannot hold"),
         ({1.5: 1}, "dict keys must be str or int, got float key 1.5"),
     ],
 )
@@ -253,6 +254,53 @@ def test_every_dtype_torch_writes_reads_back(tmp_path: Path, torch: Any, dtype: 
     assert got["t"].dtype == want.dtype and got["t"].shape == (3, 4)
     np.testing.assert_array_equal(got["t"], want)
     assert got["scalar"].shape == () and got["scalar"] == want[1, 2]
+
+
+@pytest.mark.parametrize("dtype", ["uint16", "uint32", "uint64"])
+def test_unsigned_dtypes_round_trip_both_ways_as_torch_writes_them(
+    tmp_path: Path, torch: Any, dtype: str
+) -> None:
+    """torch 2.13 pickles uint16/32/64 with _rebuild_tensor_v3 over an untyped storage (numel in bytes) and
+    the dtype last; minires reads that (a view at an offset too) and writes the same opcodes."""
+    big = np.iinfo(dtype).max
+    t = torch.tensor([[0, 1, big], [7, big - 1, 3]], dtype=getattr(torch, dtype))
+    torch.save({"t": t, "col": t[:, 1:]}, tmp_path / "torch.pth")
+    got = mr.load(tmp_path / "torch.pth")
+    assert got["t"].dtype == np.dtype(dtype) and got["col"].dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(got["t"], np.array([[0, 1, big], [7, big - 1, 3]], dtype))
+    np.testing.assert_array_equal(got["col"], got["t"][:, 1:])
+    mr.save({"t": got["t"]}, tmp_path / "minires.pth")
+    back = torch.load(tmp_path / "minires.pth")  # weights_only=True
+    assert back["t"].dtype == getattr(torch, dtype) and back["t"].equal(t)
+    mine, theirs = (_pickle_text(tmp_path / f"{n}.pth") for n in ("minires", "torch"))
+    for text in (mine, theirs):
+        assert (
+            "GLOBAL     'torch._utils _rebuild_tensor_v3'" in text
+            and "'torch.storage UntypedStorage'" in text
+        )
+        assert f"GLOBAL     'torch {dtype}'" in text
+
+
+def _pickle_text(path: Path) -> str:
+    import pickletools
+
+    with zipfile.ZipFile(path) as zf:
+        data = zf.read(next(n for n in zf.namelist() if n.endswith("/data.pkl")))
+    text = io.StringIO()
+    pickletools.dis(data, out=text)
+    return text.getvalue()
+
+
+@pytest.mark.parametrize("dtype", ["float8_e4m3fn", "float8_e5m2", "complex32"])
+def test_dtypes_numpy_lacks_are_refused_by_name(tmp_path: Path, torch: Any, dtype: str) -> None:
+    with warnings.catch_warnings():  # torch: "ComplexHalf support is experimental"
+        warnings.simplefilter("ignore", UserWarning)
+        torch.save({"t": torch.zeros(2, dtype=getattr(torch, dtype))}, tmp_path / "f8.pth")
+    with pytest.raises(
+        ValueError, match=rf"a tensor of dtype torch\.{dtype}, which NumPy has no type for"
+    ) as info:
+        mr.load(tmp_path / "f8.pth")
+    assert "state_dict" not in str(info.value)
 
 
 def test_shared_storages_and_views_come_back_value_for_value(tmp_path: Path, torch: Any) -> None:

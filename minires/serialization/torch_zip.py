@@ -17,18 +17,23 @@ requires_grad, backward_hooks)`` where ``storage`` is the persistent id ``("stor
 ``backward_hooks`` is an empty ``collections.OrderedDict()``. An ``nn.Parameter`` is
 ``torch._utils._rebuild_parameter(tensor, requires_grad, OrderedDict())``. A ``state_dict()`` is a
 ``collections.OrderedDict`` whose ``_metadata`` (the modules' versions) is set by the BUILD opcode. Two
-tensors that view one storage name the same key: torch writes a storage once.
+tensors that view one storage name the same key: torch writes a storage once. The dtypes without a typed
+storage class (uint16, uint32, uint64, the float8 kinds) are ``torch._utils._rebuild_tensor_v3(storage,
+storage_offset, size, stride, requires_grad, backward_hooks, torch.uint16)`` over the persistent id
+``("storage", torch.storage.UntypedStorage, "0", "cpu", nbytes)`` (numel in bytes; offset and strides
+still in elements of the dtype).
 
 Reading (``read``) never runs ``pickle.load``: ``minires.safe_pickle`` unpickles with an allow-list, as
 ``torch.load(weights_only=True)`` does, of ``collections.OrderedDict``, the tensor and Parameter
-rebuilders, the typed storage classes and ``torch.Size`` (a tuple); containers, strings and numbers come
-from pickle's own opcodes. Any other global is refused by name before anything of it runs. Every tensor
-comes back as a NumPy array that owns its memory (what ``Module.state_dict()`` holds and
+rebuilders, the storage classes, torch's dtypes and ``torch.Size`` (a tuple); containers, strings and
+numbers come from pickle's own opcodes. Any other global is refused by name before anything of it runs.
+Every tensor comes back as a NumPy array that owns its memory (what ``Module.state_dict()`` holds and
 ``load_state_dict`` takes): views are resolved by their offset and strides, each checked to stay inside
 its storage, and tensors that shared a storage become independent arrays, except that two identical
 views (tied weights: two names, one tensor) come back as one array, as torch gives them one storage.
-bfloat16, which NumPy lacks, becomes float32 (exactly: a bfloat16 is the top half of a float32). A
-Parameter comes back as its array.
+bfloat16, which NumPy lacks, becomes float32 (exactly: a bfloat16 is the top half of a float32); a
+float8 or complex32 tensor, which NumPy has no type for, is refused naming its dtype. A Parameter comes
+back as its array.
 
 A few bytes of file never become gigabytes: every member read must be stored, not compressed (torch
 writes them so; a deflated one could inflate a thousandfold), of the size its storage's numel says, and
@@ -78,14 +83,52 @@ STORAGE_DTYPES: dict[str, Any] = {
 }
 _DTYPE_STORAGES = {np.dtype(t): name for name, t in STORAGE_DTYPES.items() if t != "bfloat16"}
 
+# torch's dtypes as data.pkl names them (``torch.uint16``), the last argument of ``_rebuild_tensor_v3``:
+# NumPy's dtype, or None for those NumPy has no type for (refused, by name, when a tensor has one).
+TENSOR_DTYPES: dict[str, Any] = {
+    "bfloat16": "bfloat16",
+    "float64": np.float64,
+    "float32": np.float32,
+    "float16": np.float16,
+    "int64": np.int64,
+    "int32": np.int32,
+    "int16": np.int16,
+    "int8": np.int8,
+    "uint8": np.uint8,
+    "uint16": np.uint16,
+    "uint32": np.uint32,
+    "uint64": np.uint64,
+    "bool": np.bool_,
+    "complex64": np.complex64,
+    "complex128": np.complex128,
+    **dict.fromkeys(
+        ["complex32", "float8_e4m3fn", "float8_e4m3fnuz", "float8_e5m2", "float8_e5m2fnuz", "float8_e8m0fnu"]
+        + ["float4_e2m1fn_x2", "bits1x8", "bits2x4", "bits4x2", "bits8", "bits16"]
+    ),
+}
+# The dtypes torch 2.13 writes with _rebuild_tensor_v3 over an untyped storage (torch.storage._new_dtypes()).
+_V3_DTYPES = {np.dtype(np.uint16): "uint16", np.dtype(np.uint32): "uint32", np.dtype(np.uint64): "uint64"}
+
 
 # ----- reading ------------------------------------------------------------------------------------------
 class _StorageType:
-    """What the pickle gets for ``torch.FloatStorage`` and its kin: the name and the element dtype."""
+    """What the pickle gets for ``torch.FloatStorage`` and its kin: the name and the element dtype
+    (``torch.storage.UntypedStorage``, whose numel counts bytes: uint8)."""
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.dtype = STORAGE_DTYPES[name]
+        self.dtype = np.uint8 if name == "UntypedStorage" else STORAGE_DTYPES[name]
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise safe_pickle.UnsafePickleError(f"the pickle calls torch.{self.name} itself: refused")
+
+
+class _TorchDtype:
+    """What the pickle gets for ``torch.uint16`` and its kin: the name and NumPy's dtype (or None)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.dtype = TENSOR_DTYPES[name]
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         raise safe_pickle.UnsafePickleError(f"the pickle calls torch.{self.name} itself: refused")
@@ -131,7 +174,7 @@ class _Reader:
         if not isinstance(key, str) or not _is_int(numel) or numel < 0:
             raise BadFile(f"bad storage key {key!r} or numel {numel!r}")
         name = storage_type.fn.name
-        itemsize = 2 if name == "BFloat16Storage" else np.dtype(storage_type.fn.dtype).itemsize
+        itemsize = 2 if storage_type.fn.dtype == "bfloat16" else np.dtype(storage_type.fn.dtype).itemsize
         if key not in self.storages:
             raw = self.member(f"{self.prefix}data/{key}", numel, itemsize)
             self.storages[key] = _Storage(raw, key, name)
@@ -188,10 +231,34 @@ class _Reader:
         metadata: Any = None,
     ) -> np.ndarray:
         """``torch._utils._rebuild_tensor_v2``: a tensor of its typed storage's dtype."""
-        if not isinstance(storage, _Storage):
-            raise BadFile(f"_rebuild_tensor_v2: expected a storage, got {type(storage).__name__}")
+        if not isinstance(storage, _Storage) or storage.type_name == "UntypedStorage":
+            raise BadFile(f"_rebuild_tensor_v2: expected a typed storage, got {type(storage).__name__}")
         dtype = STORAGE_DTYPES[storage.type_name]
         return self.view(storage, dtype, storage_offset, size, stride, requires_grad, backward_hooks)
+
+    def rebuild_tensor_v3(
+        self,
+        storage: Any,
+        storage_offset: Any,
+        size: Any,
+        stride: Any,
+        requires_grad: Any,
+        backward_hooks: Any,
+        dtype: Any,
+        metadata: Any = None,
+    ) -> np.ndarray:
+        """``torch._utils._rebuild_tensor_v3``: a tensor of ``dtype`` over a storage's bytes (torch writes
+        it, over a ``torch.storage.UntypedStorage``, for uint16, uint32, uint64 and the float8 kinds)."""
+        if not isinstance(storage, _Storage):
+            raise BadFile(f"_rebuild_tensor_v3: expected a storage, got {type(storage).__name__}")
+        if not (isinstance(dtype, safe_pickle.Global) and isinstance(dtype.fn, _TorchDtype)):
+            raise BadFile(f"_rebuild_tensor_v3: expected a torch dtype, got {dtype!r}")
+        if dtype.fn.dtype is None:
+            raise BadFile(
+                f"a tensor of dtype torch.{dtype.fn.name}, which NumPy has no type for, so minires does not "
+                "read it. To fix: with PyTorch, convert it before saving, t.to(torch.float32)"
+            )
+        return self.view(storage, dtype.fn.dtype, storage_offset, size, stride, requires_grad, backward_hooks)
 
     def view(
         self,
@@ -258,12 +325,16 @@ class _Reader:
         allowed: dict[tuple[str, str], Any] = {
             ("collections", "OrderedDict"): _ordered_dict,
             ("torch._utils", "_rebuild_tensor_v2"): self.rebuild_tensor_v2,
+            ("torch._utils", "_rebuild_tensor_v3"): self.rebuild_tensor_v3,
+            ("torch.storage", "UntypedStorage"): _StorageType("UntypedStorage"),
             ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
             ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
             ("torch", "Size"): _size,
         }
         for name in STORAGE_DTYPES:
             allowed[("torch", name)] = _StorageType(name)
+        for name in TENSOR_DTYPES:
+            allowed[("torch", name)] = _TorchDtype(name)
         return allowed
 
 
@@ -440,12 +511,15 @@ class _Pickler:
                 self.out += b"sb"  # SETITEM, BUILD
 
     def _tensor(self, array: np.ndarray, requires_grad: bool, parameter: bool, where: str) -> None:
-        storage = _DTYPE_STORAGES.get(array.dtype.newbyteorder("="))
-        if storage is None:
+        """The tensor as torch 2.13 pickles it: ``_rebuild_tensor_v2`` over a typed storage, or for
+        uint16/32/64 ``_rebuild_tensor_v3`` over an untyped one (numel in bytes) with the dtype last."""
+        native = array.dtype.newbyteorder("=")
+        storage, v3_dtype = _DTYPE_STORAGES.get(native), _V3_DTYPES.get(native)
+        if storage is None and v3_dtype is None:
+            known = sorted(str(d) for d in [*_DTYPE_STORAGES, *_V3_DTYPES])
             raise TypeError(
                 f"save: {where} is an array of dtype {array.dtype}, which a PyTorch file cannot hold (torch "
-                f"stores {', '.join(sorted(str(d) for d in _DTYPE_STORAGES))}); convert it with .astype, or "
-                "save to an .npz file"
+                f"stores {', '.join(known)}); convert it with .astype, or save to an .npz file"
             )
         known = self._storage_of.get(id(array))
         if known is None:
@@ -456,14 +530,17 @@ class _Pickler:
         if parameter:
             self._global("torch._utils", "_rebuild_parameter")
             self.out += b"("
-        self._global("torch._utils", "_rebuild_tensor_v2")
+        self._global("torch._utils", "_rebuild_tensor_v3" if v3_dtype else "_rebuild_tensor_v2")
         self.out += b"("
         self.out += b"("  # the persistent id ('storage', torch.<T>Storage, key, 'cpu', numel)
         self._str("storage")
-        self._global("torch", storage)
+        if v3_dtype:
+            self._global("torch.storage", "UntypedStorage")
+        else:
+            self._global("torch", storage)
         self._str(key)
         self._str("cpu")
-        self._int(array.size)
+        self._int(array.nbytes if v3_dtype else array.size)
         self.out += b"tQ"  # TUPLE, BINPERSID
         self._int(0)  # storage offset
         contiguous = [int(np.prod(array.shape[i + 1 :], dtype=np.int64)) for i in range(array.ndim)]
@@ -471,6 +548,8 @@ class _Pickler:
         self._tuple([lambda n=n: self._int(n) for n in contiguous])
         self.out += b"\x88" if requires_grad and not parameter else b"\x89"
         self._empty_ordered_dict()  # backward_hooks
+        if v3_dtype:
+            self._global("torch", v3_dtype)
         self.out += b"tR"  # TUPLE, REDUCE
         if parameter:
             self.out += b"\x88" if requires_grad else b"\x89"
