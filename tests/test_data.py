@@ -650,9 +650,18 @@ def test_an_unknown_argument_names_the_public_class(isolated: Path, cls) -> None
     with pytest.raises(
         TypeError, match=rf"^{cls.__name__}: transform must be callable, got bool .*download="
     ):
-        cls(isolated, True, False)  # the old order (root, train, download): download is now the 5th
+        cls(isolated, True, False, ToTensor())  # a bool where a transform goes, beside a target transform
     with pytest.raises(TypeError, match=rf"^{cls.__name__}: download must be a bool, got 'no'"):
         cls(isolated, True, None, None, "no")
+
+
+def test_a_bool_third_is_download_as_in_the_first_signature(isolated: Path) -> None:
+    """API.md's (root, train, download) still reads right: a transform is never a bool."""
+    write_idx_dir(isolated / "root", n_train=40)
+    data = IDXDataset(isolated / "root", True, False)
+    assert data.transform is None and len(data) == 40
+    with pytest.raises(Exception, match="download=True"):  # nothing there, and download=False: not fetched
+        FashionMNIST(isolated / "empty", True, False)
 
 
 def test_datasets_take_torchvision_positional_order(isolated: Path) -> None:

@@ -111,7 +111,7 @@ class CIFAR10(VisionDataset):
         *args: Any,
         **kwargs: Any,
     ) -> None:
-        self._set_arguments(train, transform, target_transform, download, args, kwargs)
+        download = self._set_arguments(train, transform, target_transform, download, args, kwargs)
         self.root = None if root is None else os.fspath(root)
         self.source = self._find(download)
         kind, path = self.source

@@ -165,14 +165,19 @@ class VisionDataset(Dataset):
 
     def _set_arguments(
         self, train: Any, transform: Any, target_transform: Any, download: Any, args: tuple, kwargs: dict
-    ) -> None:
+    ) -> bool:
         """Check the arguments every image dataset takes, torchvision's ``(root, train=True,
-        transform=None, target_transform=None, download=...)``, naming the public class in errors, and
-        keep ``train``, ``transform`` and ``target_transform``."""
+        transform=None, target_transform=None, download=...)``, naming the public class in errors, keep
+        ``train``, ``transform`` and ``target_transform``, and return ``download``.
+
+        A bool in the third place is ``download``: minires's first signature was ``(root, train,
+        download)`` (API.md), and a transform is never a bool, so both orders read right."""
         cls = type(self).__name__
         reject_unknown_arguments(
             type(self), "root, train, transform, target_transform, download", args, kwargs
         )
+        if isinstance(transform, bool | np.bool_) and target_transform is None:
+            transform, download = None, bool(transform)
         for name, value in (("train", train), ("download", download)):
             if not isinstance(value, bool | np.bool_):
                 raise TypeError(f"{cls}: {name} must be a bool, got {value!r}")
@@ -188,6 +193,7 @@ class VisionDataset(Dataset):
         self.train = bool(train)
         self.transform = transform
         self.target_transform = target_transform
+        return bool(download)
 
     def __len__(self) -> int:
         return len(self.labels)

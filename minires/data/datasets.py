@@ -88,7 +88,7 @@ class IDXDataset(VisionDataset):
         *args: Any,
         **kwargs: Any,
     ) -> None:
-        self._set_arguments(train, transform, target_transform, download, args, kwargs)
+        download = self._set_arguments(train, transform, target_transform, download, args, kwargs)
         self.root = None if root is None else os.fspath(root)
         prefix = "train" if self.train else "t10k"
         image_name, label_name = f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte"
