@@ -550,20 +550,90 @@ def test_a_missing_storage_or_a_storage_that_is_not_one(tmp_path: Path) -> None:
 
 def test_a_pickle_cannot_change_the_next_load(tmp_path: Path, torch: Any) -> None:
     """BUILD with a slot state would ``setattr(_rebuild_tensor_v2, "__defaults__", ...)`` on the function
-    itself; it reaches only a wrapper made for that one load, which has no such attribute."""
+    itself; the pickle gets only a wrapper made for that one load, and BUILD on it is refused."""
     defaults = b"(" + b"K\x00" * 6 + b"t"
     build = (
         b"\x80\x02ctorch._utils\n_rebuild_tensor_v2\nN}X\x0c\x00\x00\x00__defaults__" + defaults + b"s\x86b."
     )
     torch_archive(tmp_path / "b.pth", build)
-    with pytest.raises(ValueError, match=r"b\.pth': a PyTorch zip file whose data\.pkl is damaged"):
+    with pytest.raises(UnsafePickleError, match=r"b\.pth': the pickle sets the state of a Global") as info:
         mr.load(tmp_path / "b.pth")
+    assert "state_dict" not in str(info.value)
     assert torch_zip._Reader.rebuild_tensor_v2.__defaults__ == (None,)
     torch.save({"a": torch.ones(2)}, tmp_path / "good.pth")
     np.testing.assert_array_equal(mr.load(tmp_path / "good.pth")["a"], np.ones(2, np.float32))
 
 
 # ----- files mr.load cannot read ----------------------------------------------------------------------------
+class _Doctored:
+    """Pickles as ``numpy.dtype("V8")`` followed by BUILD with ``flags``: NumPy's dtype ``__setstate__``
+    takes the flags on trust (0x01: "holds Python objects", so the array's bytes would be read as
+    pointers)."""
+
+    def __init__(self, flags: int) -> None:
+        self.flags = flags
+
+    def __reduce__(self) -> tuple:
+        return np.dtype, ("V8", False, True), (3, "|", None, None, None, 8, 1, self.flags)
+
+
+class _ArrayOf:
+    """Pickles as NumPy's ``_reconstruct`` of an array whose state carries ``dtype`` and ``data``."""
+
+    def __init__(self, dtype: Any, data: Any) -> None:
+        self.dtype, self.data = dtype, data
+
+    def __reduce__(self) -> tuple:
+        from numpy._core.multiarray import _reconstruct
+
+        return _reconstruct, (np.ndarray, (0,), b"b"), (1, (1,), self.dtype, False, self.data)
+
+
+@pytest.mark.parametrize(
+    "data, flags",
+    [(struct.pack("<Q", 0x4141414141414141), 0x3D), (["hello"], 0x3F)],
+    ids=["bytes-as-pointers", "list-of-objects"],
+)
+def test_a_doctored_dtype_never_reaches_an_array(data: Any, flags: int) -> None:
+    """The reviewer's pickles: before, the first gave an ndarray of dtype |V8 with hasobject True (its
+    bytes taken for object pointers), the second a SystemError out of ndarray.__setstate__."""
+    from minires import safe_pickle
+
+    doctored = _Doctored(flags)
+    blob = pickle.dumps([doctored, _ArrayOf(doctored, data)], protocol=2)
+    with pytest.raises(UnsafePickleError, match=r"gives the NumPy dtype \|V8 the state .* refused"):
+        safe_pickle.loads(blob)
+    with pytest.raises(UnsafePickleError, match="gives a NumPy array data of type list"):
+        safe_pickle.loads(pickle.dumps(_ArrayOf(np.dtype("V8"), ["hello"]), protocol=2))
+    with pytest.raises(UnsafePickleError, match="sets the state of a list"):
+        safe_pickle.loads(b"\x80\x02](K\x01e}b.")  # BUILD on a list
+
+
+def test_numpy_s_own_pickles_still_read_back() -> None:
+    """What BUILD may do is what NumPy's pickles do: byte orders, structured and aligned dtypes with
+    titles, sub-arrays, datetime units, Fortran order, protocols 2 and 5, value for value."""
+    from minires import safe_pickle
+
+    titled = np.dtype(
+        {"names": ["a", "b"], "formats": ["u1", "f4"], "offsets": [0, 4], "titles": ["A", None]}
+    )
+    arrays = [
+        np.arange(6, dtype=">f4").reshape(2, 3),
+        np.array([(1, (2, 3)), (4, (5, 6))], [("a", "u1"), ("b", ">i2", (2,))]),
+        np.ones(2, np.dtype([("a", "u1"), ("b", "<f8")], align=True)),
+        np.ones(2, titled),
+        np.arange(2).astype("M8[3s]"),
+        np.asfortranarray(np.arange(6.0).reshape(2, 3)),
+        np.array(["ab", "c"]),
+    ]
+    for array in arrays:
+        for protocol in (2, 5):
+            blob = pickle.dumps(array, protocol=protocol)
+            got, want = safe_pickle.loads(blob), pickle.loads(blob)
+            assert type(got) is np.ndarray and got.dtype == want.dtype and got.dtype.str == want.dtype.str
+            np.testing.assert_array_equal(got, want)
+
+
 def test_every_unreadable_format_is_named_with_what_to_do(tmp_path: Path, torch: Any) -> None:
     cases: dict[str, tuple[bytes, str]] = {}
     buffer = io.BytesIO()

@@ -116,7 +116,9 @@ def _read_torch(fh: Any, prefix: str) -> Any:
             return torch_zip.read(zf, prefix)
     except sniff.BadFile:
         raise
-    except safe_pickle.UnsafePickleError as exc:  # most often torch.save(model) instead of its state_dict
+    except safe_pickle.UnsafePickleError as exc:  # a global: most often torch.save(model), not its state_dict
+        if exc.global_name is None:
+            raise
         raise safe_pickle.UnsafePickleError(
             f"{exc}. A PyTorch file minires reads holds tensors in dicts, lists and tuples, with strings and "
             "numbers, as torch.load(weights_only=True) reads them. To fix: with PyTorch, save the weights "
