@@ -48,9 +48,9 @@ from typing import Any
 
 import numpy as np
 
-from .. import backend
 from ..nn.parameter import Parameter
 from ..tensor import Tensor
+from .arrays import host_array, is_parameter
 from .sniff import BadFile
 
 FORMAT = "minires.save"
@@ -88,14 +88,12 @@ def _encode(obj: Any, arrays: dict[str, np.ndarray], where: str, active: set[int
         return {"type": "float", "value": repr(float(obj))}
     if isinstance(obj, str):
         return {"type": "str", "value": str(obj)}
-    if isinstance(obj, Tensor):
-        kind = "parameter" if _is_parameter(obj) else "tensor"
-        array = _add_array(backend.to_numpy(obj.data), arrays, where)
-        return {"type": kind, "array": array, "requires_grad": bool(obj.requires_grad)}
-    if isinstance(obj, np.ndarray) or (backend.cupy is not None and isinstance(obj, backend.cupy.ndarray)):
-        return {"type": "ndarray", "array": _add_array(backend.to_numpy(obj), arrays, where)}
-    if type(obj).__module__.startswith("torch") and hasattr(obj, "detach") and hasattr(obj, "numpy"):
-        array = obj.detach().cpu().numpy()  # a torch tensor (a PyTorch state_dict): saved as its array
+    array = host_array(obj)  # a Tensor, NumPy, CuPy, or torch (a PyTorch state_dict: saved as its array)
+    if array is not None:
+        if isinstance(obj, Tensor):
+            kind = "parameter" if is_parameter(obj) else "tensor"
+            spec = _add_array(array, arrays, where)
+            return {"type": kind, "array": spec, "requires_grad": bool(obj.requires_grad)}
         return {"type": "ndarray", "array": _add_array(array, arrays, where)}
     if isinstance(obj, (dict, list, tuple)):
         if id(obj) in active:
@@ -147,11 +145,6 @@ def _add_array(array: np.ndarray, arrays: dict[str, np.ndarray], where: str) -> 
     key = f"a{len(arrays)}"
     arrays[key] = array
     return {"key": key, "dtype": array.dtype.str, "shape": list(array.shape)}
-
-
-def _is_parameter(t: Tensor) -> bool:
-    """True for an ``nn.Parameter`` (saved as such, and loaded back as one)."""
-    return isinstance(t, Parameter)
 
 
 def write_npz(f: Any, arrays: dict[str, np.ndarray]) -> None:

@@ -15,8 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import backend
-from ..tensor import Tensor
+from .arrays import host_array
 from .sniff import BadFile
 from .torch_zip import widen_bfloat16
 
@@ -66,15 +65,8 @@ def encode(obj: Any) -> bytes:
 
 
 def _array(value: Any, key: str) -> np.ndarray:
-    if isinstance(value, Tensor):
-        array = backend.to_numpy(value.data)
-    elif isinstance(value, np.ndarray) or (
-        backend.cupy is not None and isinstance(value, backend.cupy.ndarray)
-    ):
-        array = backend.to_numpy(value)
-    elif type(value).__module__.startswith("torch") and hasattr(value, "detach"):
-        array = value.detach().cpu().numpy()
-    else:
+    array = host_array(value)
+    if array is None:
         raise TypeError(
             f"save: a .safetensors file holds only arrays, but obj[{key!r}] is a {type(value).__name__}; "
             "save a checkpoint with other values to .pt/.pth or .npz"

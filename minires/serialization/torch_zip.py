@@ -57,9 +57,8 @@ from typing import IO, Any
 
 import numpy as np
 
-from .. import backend, safe_pickle
-from ..nn.parameter import Parameter
-from ..tensor import Tensor
+from .. import safe_pickle
+from .arrays import host_array, is_parameter
 from .sniff import BadFile
 
 ALIGNMENT = 64
@@ -452,14 +451,9 @@ class _Pickler:
             self.out += b"G" + struct.pack(">d", float(obj))
         elif isinstance(obj, str):
             self._str(str(obj))
-        elif isinstance(obj, Tensor):
-            self._tensor(backend.to_numpy(obj.data), bool(obj.requires_grad), _is_parameter(obj), where)
-        elif isinstance(obj, np.ndarray) or (
-            backend.cupy is not None and isinstance(obj, backend.cupy.ndarray)
-        ):
-            self._tensor(backend.to_numpy(obj), False, False, where)
-        elif type(obj).__module__.startswith("torch") and hasattr(obj, "detach") and hasattr(obj, "numpy"):
-            self._tensor(obj.detach().cpu().numpy(), bool(obj.requires_grad), False, where)
+        elif (array := host_array(obj)) is not None:  # a Tensor, NumPy, CuPy or torch
+            requires_grad = bool(getattr(obj, "requires_grad", False))
+            self._tensor(array, requires_grad, is_parameter(obj), where)
         elif isinstance(obj, (dict, list, tuple)):
             if id(obj) in active:
                 raise ValueError(
@@ -555,10 +549,6 @@ class _Pickler:
             self.out += b"\x88" if requires_grad else b"\x89"
             self._empty_ordered_dict()
             self.out += b"tR"
-
-
-def _is_parameter(t: Tensor) -> bool:
-    return isinstance(t, Parameter)
 
 
 def _type_name(obj: Any) -> str:
