@@ -53,7 +53,10 @@ def to_numpy(obj: Any, torch: Any) -> Any:
 
 
 def assert_tree_equal(want: Any, got: Any, where: str = "obj") -> None:
-    """Same container types and keys in the same order, arrays of the same dtype, shape and values."""
+    """Same container types and keys in the same order, arrays of the same dtype, shape and values (an
+    array read from a torch or safetensors file is a minires Tensor, as torch.load gives tensors)."""
+    if isinstance(want, np.ndarray) and isinstance(got, mr.Tensor):
+        got = got.data
     assert type(got) is type(want), f"{where}: {type(got).__name__}, expected {type(want).__name__}"
     if isinstance(want, dict):
         assert list(got) == list(want), f"{where}: keys {list(got)}, expected {list(want)}"
@@ -189,7 +192,11 @@ def test_a_whole_checkpoint_round_trips_through_torch(tmp_path: Path, torch: Any
 
     as_arrays = dict(ckpt, tensors=[t.numpy() for t in ckpt["tensors"]])
     assert_tree_equal(as_arrays, to_numpy(theirs, torch))
-    assert_tree_equal(as_arrays, mr.load(path))  # and minires reads its own file: tensors as arrays
+    mine = mr.load(path)  # and minires reads its own file: tensors as Tensors, Parameters as Parameters
+    assert type(mine["tensors"][0]) is nn.Parameter and mine["tensors"][0].requires_grad
+    assert type(mine["tensors"][1]) is nn.Parameter and not mine["tensors"][1].requires_grad
+    assert type(mine["tensors"][2]) is mr.Tensor and type(mine["model"]["w"]) is mr.Tensor
+    assert_tree_equal(as_arrays, mine)
     assert math.copysign(1.0, mr.load(path)["floats"][1]) == -1.0
 
 
@@ -324,7 +331,8 @@ def test_shared_storages_and_views_come_back_value_for_value(tmp_path: Path, tor
     for key, view in views.items():
         assert got[key].shape == tuple(view.shape), key
         np.testing.assert_array_equal(got[key], view.numpy(), err_msg=key)
-        assert got[key].flags.owndata and got[key].flags.c_contiguous and got[key].flags.writeable, key
+        flags = got[key].data.flags
+        assert flags.owndata and flags.c_contiguous and flags.writeable, key
     got["base"][0, 0] = -1.0  # each array its own: writing one leaves the others as they were
     assert got["transposed"][0, 0] == 0.0 and got["expanded"][0, 0] == 0.0
 
@@ -516,7 +524,7 @@ def test_many_views_of_one_storage_cannot_take_unbounded_memory(tmp_path: Path, 
     tied = torch.arange(3 * torch_zip.OVERLAP_BYTES // 4 // 8, dtype=torch.float64)
     torch.save(OrderedDict(embed=tied.detach(), head=tied.detach(), half=tied[::2]), tmp_path / "tied.pth")
     got = mr.load(tmp_path / "tied.pth")
-    assert got["embed"] is got["head"] and got["embed"].flags.owndata
+    assert got["embed"] is got["head"] and got["embed"].data.flags.owndata
     np.testing.assert_array_equal(got["half"], tied[::2].numpy())
 
 
@@ -704,7 +712,9 @@ def test_safetensors_both_ways_with_torch(tmp_path: Path, torch: Any, safetensor
     got = mr.load(tmp_path / "theirs.safetensors")
     for key, value in state.items():
         want = (value.float() if value.dtype == torch.bfloat16 else value).numpy()
-        assert got[key].dtype == want.dtype and got[key].flags.owndata, key
+        assert got[key].dtype == want.dtype and type(got[key]) is mr.Tensor and got[key].data.flags.owndata, (
+            key
+        )
         np.testing.assert_array_equal(got[key], want, err_msg=key)
     fresh = mr.models.resnet18(num_classes=10)
     fresh.load_state_dict({k: v for k, v in got.items() if not k.startswith("extra")})

@@ -36,8 +36,12 @@ import os
 import zipfile
 from typing import Any
 
+import numpy as np
+
 from .. import safe_pickle
 from ..fileio import atomic_open
+from ..nn.parameter import Parameter
+from ..tensor import Tensor
 from . import npz, safetensors_file, sniff, torch_zip
 from .npz import FORMAT, MANIFEST_KEY, VERSION
 
@@ -83,8 +87,9 @@ def load(path: PathLike, map_location: Any = None, weights_only: bool | None = N
     """Read a checkpoint written by ``save``, by ``torch.save`` (its zip format) or by safetensors.
 
     ``map_location`` and ``weights_only`` are accepted as ``torch.load``'s, so that a tutorial's
-    ``torch.load(PATH, map_location=device, weights_only=True)`` ports unchanged: the arrays come back as
-    NumPy arrays whatever ``map_location`` says (``load_state_dict`` moves them to the model's device),
+    ``torch.load(PATH, map_location=device, weights_only=True)`` ports unchanged: a torch or safetensors
+    file's tensors come back as CPU Tensors (Parameters as Parameters) whatever ``map_location`` says
+    (``load_state_dict`` moves them to the model's device),
     and no file is ever unpickled with ``pickle.load``, as with ``weights_only=True`` (also when
     ``weights_only=False`` is passed).
 
@@ -100,14 +105,38 @@ def load(path: PathLike, map_location: Any = None, weights_only: bool | None = N
             if kind == "minires":
                 return npz.read(fh)
             if kind == "safetensors":
-                return safetensors_file.read(fh.read())
-            return _read_torch(fh, prefix)
+                return _as_tensors(safetensors_file.read(fh.read()))
+            return _as_tensors(_read_torch(fh, prefix))
         except sniff.BadFile as exc:
             raise ValueError(f"load: cannot load {path!r}: {exc}") from None
         except safe_pickle.UnsafePickleError as exc:
             raise safe_pickle.UnsafePickleError(f"load: cannot load {path!r}: {exc}") from None
         except ImportError as exc:
             raise ImportError(f"load: cannot load {path!r}: {exc}") from None
+
+
+def _as_tensors(obj: Any, memo: dict[int, Tensor] | None = None) -> Any:
+    """The arrays of a torch or safetensors file as CPU Tensors, as ``torch.load`` and
+    ``safetensors.torch.load_file`` give torch tensors (an ``nn.Parameter`` as a Parameter), inside
+    dicts, lists and tuples; one array met twice (one tensor under two names) is one Tensor."""
+    memo = {} if memo is None else memo
+    if isinstance(obj, np.ndarray):
+        if id(obj) not in memo:
+            if isinstance(obj, torch_zip.SavedParameter):
+                memo[id(obj)] = Parameter(obj.view(np.ndarray), requires_grad=obj.requires_grad)
+            else:
+                memo[id(obj)] = Tensor._wrap(obj)
+        return memo[id(obj)]
+    if isinstance(obj, dict):  # in place: an OrderedDict keeps its attributes (a state_dict's _metadata)
+        for key, value in obj.items():
+            obj[key] = _as_tensors(value, memo)
+        return obj
+    if type(obj) is list:
+        obj[:] = [_as_tensors(v, memo) for v in obj]
+        return obj
+    if type(obj) is tuple:
+        return tuple(_as_tensors(v, memo) for v in obj)
+    return obj
 
 
 def _read_torch(fh: Any, prefix: str) -> Any:

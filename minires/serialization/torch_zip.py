@@ -337,13 +337,21 @@ class _Reader:
         return allowed
 
 
+class SavedParameter(np.ndarray):
+    """An array that was an ``nn.Parameter`` in the file (``load`` makes it a minires Parameter)."""
+
+    requires_grad = True
+
+
 def _rebuild_parameter(data: Any, requires_grad: Any, backward_hooks: Any, state: Any = None) -> np.ndarray:
-    """An ``nn.Parameter`` (with or without extra state): its array."""
+    """An ``nn.Parameter`` (with or without extra state): its array, marked as a parameter."""
     if not isinstance(data, np.ndarray) or not isinstance(requires_grad, bool):
         raise BadFile("_rebuild_parameter: expected a tensor and a bool")
     if state:
         raise BadFile("_rebuild_parameter: a Parameter with extra attributes is refused")
-    return data
+    marked = data.view(SavedParameter)
+    marked.requires_grad = requires_grad
+    return marked
 
 
 def _ordered_dict(*args: Any) -> OrderedDict:
