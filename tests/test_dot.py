@@ -57,13 +57,13 @@ def walk(out: mr.Tensor, names: dict[int, str]) -> tuple[Counter, Counter]:
         for nxt in fn.next_nodes:
             if nxt is None:
                 continue
-            edges[(label(nxt), label(fn))] += 1
+            edges[(label(fn), label(nxt))] += 1  # the gradient's way: consumer to producer
             if id(nxt) not in seen:
                 seen[id(nxt)] = nxt
                 if isinstance(nxt, Function):
                     queue.append(nxt)
     out_label = "(" + ", ".join(map(str, out.shape)) + ")"
-    edges[(label(out.grad_fn), out_label)] += 1
+    edges[(out_label, label(out.grad_fn))] += 1
     nodes = Counter(label(o) for o in seen.values()) + Counter([out_label])
     return nodes, edges
 
@@ -92,17 +92,18 @@ def test_the_resnet_graph_has_every_function_leaf_and_edge(resnet_graph) -> None
     print(f"d2l_resnet18 graph: {len(nodes)} nodes, {len(edges)} edges")
 
 
-def test_arrows_run_from_inputs_to_the_op_that_uses_them() -> None:
-    """torchviz's direction: leaf -> op -> ... -> output; x used twice gives two edges."""
+def test_arrows_run_the_way_the_gradient_flows() -> None:
+    """The issue's direction (the gradient's): output -> op -> ... -> leaf, torchviz's reversed; w used
+    twice gives two edges."""
     w = mr.randn(3, requires_grad=True)
     y = (w * w).sum()
     nodes, edges = parse(mr.utils.make_dot(y, params={"w": w}).source)
     by_label = {label.split("\n")[0]: node for node, (label, _) in nodes.items()}
     assert Counter(edges) == Counter(
         {
-            (by_label["w"], by_label["MulBackward"]): 2,
-            (by_label["MulBackward"], by_label["SumBackward"]): 1,
-            (by_label["SumBackward"], by_label["()"]): 1,
+            (by_label["MulBackward"], by_label["w"]): 2,
+            (by_label["SumBackward"], by_label["MulBackward"]): 1,
+            (by_label["()"], by_label["SumBackward"]): 1,
         }
     )
     assert nodes[by_label["w"]] == ("w\n(3)", "lightblue")

@@ -14,11 +14,10 @@ What is drawn, with torchviz's colours:
 - one light-blue box per leaf that requires grad: its name from ``params``
   (``dict(model.named_parameters())``) and its shape;
 - one green box per output, with its shape;
-- an edge per input of each Function, from the node that produced the input (or the leaf) to the Function,
-  and from the output's Function to the output: arrows run as the data ran in forward, so that the
-  gradient flows against them, from the output at the bottom back to the leaves at the top (torchviz's
-  convention, the same arrows as PyTorch's ``next_functions`` reversed). A Function that uses one value
-  twice (``x * x``) has two edges from it.
+- an edge per input of each Function, in the direction the gradient flows: from the output to its Function,
+  and from each Function to the node that produced its input (or the leaf), as backward walks PyTorch's
+  ``next_functions``. (torchviz draws the same edges the other way round, as the data ran in forward.) A
+  Function that uses one value twice (``x * x``) has two edges to it.
 """
 
 from __future__ import annotations
@@ -182,14 +181,14 @@ def make_dot(
         consumer = node_id(fn)
         for nxt in fn.next_nodes:
             if nxt is not None:
-                edges.append(f"    {node_id(nxt)} -> {consumer}")
+                edges.append(f"    {consumer} -> {node_id(nxt)}")  # the gradient's way
     for i, out in enumerate(outputs):
         if out.grad_fn is None:  # a leaf as the output: its own light-blue box
             node_id(out)
             continue
         out_id = f"out{i}"
         nodes.append(f"    {out_id} [label={_quote(_shape(out.shape))} fillcolor=darkolivegreen1]")
-        edges.append(f"    {ids[id(out.grad_fn)]} -> {out_id}")
+        edges.append(f"    {out_id} -> {ids[id(out.grad_fn)]}")
 
     header = [
         "digraph {",
