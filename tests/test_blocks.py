@@ -105,7 +105,8 @@ def test_block_matches_torch(
 ) -> None:
     if kind == "Bottleneck":
         cout = 4 * max(1, cout // 4)
-    model, twin = _block_pair(twins, kind, cin, cout, stride, option)
+    twins.torch.manual_seed(seed)  # the weights (the twin's, copied into minires's) come from the example
+    model, twin = _block_pair(twins, kind, cin, cout, stride, option)  # so a failure replays
     rtol = RTOL64 if dtype == "float64" else RTOL32
     twins.compare_with_twin(
         model, twin, (n, cin, *hw), dtype, rtol, device=backend, seed=seed, on_kink=lambda _: reject()
