@@ -10,10 +10,16 @@ GEMM, fold) at once. NumPy releases the GIL in its copies, ufuncs and matmul, so
     mr.set_num_threads(1)     # the knob: everything on the calling thread (BLAS still on one thread)
     mr.get_num_threads()      # the pool's size: the usable cores, or MINIRES_NUM_THREADS when set
 
+The memory-bound ops (batch norm, ReLU, max pooling) run the same way, a batch chunk of about
+``BATCH_CHUNK_BYTES`` at a time (``batch_chunks``, ``each_chunk``): each thread takes a contiguous run of
+chunks, and a chunk stays in its core's cache between the few passes that an op makes over it.
+
 Results are deterministic for a given thread count: each chunk is computed by one thread, on one BLAS
-thread, and sums over chunks (a convolution's dw) are added in chunk order. The chunks are sized by the
-cache (ops/conv_layouts.py) and split further only where there are fewer than threads, so another thread
-count can change results in their last bits (a GEMM of other shapes rounds differently), as torch's can.
+thread, and sums over chunks (a convolution's dw, batch norm's channel sums) are added in chunk order. The
+elementwise chunks depend on the array's size only, so those sums are the same on any number of threads.
+A convolution's chunks are sized by the cache (ops/conv_layouts.py) and split further only where there
+are fewer than threads, so another thread count can change its results in their last bits (a GEMM of other
+shapes rounds differently), as torch's can.
 """
 
 from __future__ import annotations
@@ -26,7 +32,11 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from .allocator import keep_freed_memory
+
 T = TypeVar("T")
+
+BATCH_CHUNK_BYTES = 1 << 20  # one chunk of an elementwise op's array: 1 MiB (L2 is 1 MiB a core here)
 
 _lock = threading.Lock()
 _num_threads: int | None = None  # None: not yet chosen (the usable cores, or MINIRES_NUM_THREADS)
@@ -68,12 +78,14 @@ def set_num_threads(n: int) -> None:
             _pool = None
 
 
-def _limit_blas() -> None:
-    """BLAS on one thread per call, once: its idle threads would otherwise spin against ours."""
+def _take_the_cpu() -> None:
+    """Once, at minires's first CPU kernel: BLAS on one thread per call (its idle threads would otherwise
+    spin against ours), and glibc's malloc told to keep freed blocks (allocator.py)."""
     global _blas_limited
     if _blas_limited:
         return
     _blas_limited = True
+    keep_freed_memory()
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:  # a dependency; without it BLAS keeps its threads, and the pool still works
@@ -88,7 +100,7 @@ def _mark_worker() -> None:
 def parallel_map(fn: Callable[[Any], T], items: Sequence[Any]) -> list[T]:
     """``[fn(item) for item in items]``, the items spread over the pool's threads; results in order.
     Serial when there is one thread, one item, or when called from a worker (no nested pools)."""
-    _limit_blas()
+    _take_the_cpu()
     n = get_num_threads()
     if n == 1 or len(items) < 2 or getattr(_worker, "active", False):
         return [fn(item) for item in items]
@@ -115,3 +127,36 @@ def split_for_threads(n_items: int, chunks: list[slice]) -> list[slice]:
     parts = min(n, n_items)
     bounds = [n_items * i // parts for i in range(parts + 1)]
     return [slice(bounds[i], bounds[i + 1]) for i in range(parts)]
+
+
+def batch_chunks(n_items: int, item_bytes: int) -> list[slice]:
+    """Slices of the batch axis (``n_items`` items of ``item_bytes`` each) of about BATCH_CHUNK_BYTES, at
+    least one item each: the unit of the CPU's elementwise work. They depend on the sizes only (not on
+    the thread count), so a sum taken chunk by chunk is the same on any number of threads."""
+    per_chunk = max(1, BATCH_CHUNK_BYTES // max(1, item_bytes))
+    return [slice(i, min(i + per_chunk, n_items)) for i in range(0, n_items, per_chunk)]
+
+
+def each_chunk(xp: Any, fn: Callable[[Any], T], x: Any) -> list[T]:
+    """``fn(chunk)`` for the batch chunks of ``x`` (slices of its first axis, ``batch_chunks``), results in
+    chunk order. On the CPU each thread takes a contiguous run of chunks (one task per thread: the pool's
+    cost is per task); on the GPU (``xp`` not NumPy), and for an empty or 0-d ``x``, one call over the
+    whole array, ``fn(...)`` (``x[...]`` is all of x)."""
+    if xp is not np or x.ndim == 0 or x.shape[0] == 0:
+        return [fn(...)]
+    _take_the_cpu()
+    chunks = batch_chunks(x.shape[0], x.nbytes // max(1, x.shape[0]))
+    n = min(get_num_threads(), len(chunks))
+    if n == 1 or getattr(_worker, "active", False):
+        return [fn(chunk) for chunk in chunks]
+    runs = [chunks[len(chunks) * i // n : len(chunks) * (i + 1) // n] for i in range(n)]
+    return [result for run in parallel_map(lambda run: [fn(chunk) for chunk in run], runs) for result in run]
+
+
+def sum_in_order(parts: list[Any]) -> Any:
+    """The sum of ``parts`` (per-chunk partial sums) added left to right: the same bits on any thread
+    count, since the chunks are."""
+    total = parts[0]
+    for part in parts[1:]:
+        total = total + part
+    return total

@@ -25,6 +25,7 @@ LAYERS: dict[str, int] = {
     "minires.rng": 0,
     "minires.fileio": 0,
     "minires.safe_pickle": 0,
+    "minires.allocator": 0,
     "minires.threads": 0,
     "minires.distributed": 0,
     "minires.tensor": 1,

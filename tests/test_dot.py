@@ -120,10 +120,10 @@ def test_show_saved_lists_each_saved_shape_then_freed() -> None:
     (relu,) = [
         lab for lab, _ in parse(mr.utils.make_dot(y, show_saved=True).source)[0].values() if "ReLU" in lab
     ]
-    assert relu == "ReLUBackward\nmask: (2, 4, 5, 5) bool"
-    assert "mask" not in mr.utils.make_dot(y).source  # only when asked
+    assert relu == "ReLUBackward\ny: (2, 4, 5, 5) float32"
+    assert "y: (2, 4, 5, 5)" not in mr.utils.make_dot(y).source  # only when asked
     y.backward()
-    assert "mask: freed" in mr.utils.make_dot(y, show_saved=True).source
+    assert "y: freed" in mr.utils.make_dot(y, show_saved=True).source
     attrs = mr.utils.make_dot(y, show_attrs=True).source
     assert re.search(r"Conv2dBackward\\n.*stride: \(1, 1\)", attrs)
 

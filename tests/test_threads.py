@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -150,3 +151,193 @@ def test_changing_the_count_while_another_thread_computes_is_safe() -> None:
     stop.set()
     worker.join(timeout=30)
     assert not errors, errors
+
+
+# ----- the memory-bound ops, a batch chunk at a time ------------------------------------------------------
+def test_batch_chunks_depend_on_the_sizes_only() -> None:
+    per_item = threads.BATCH_CHUNK_BYTES // 3
+    chunks = threads.batch_chunks(10, per_item)
+    assert chunks == [slice(0, 3), slice(3, 6), slice(6, 9), slice(9, 10)]
+    assert threads.batch_chunks(2, 10 * threads.BATCH_CHUNK_BYTES) == [slice(0, 1), slice(1, 2)]
+    mr.set_num_threads(1)
+    assert threads.batch_chunks(10, per_item) == chunks
+
+
+def test_each_chunk_covers_the_batch_in_order_on_the_pool() -> None:
+    mr.set_num_threads(2)
+    x = np.zeros((10, threads.BATCH_CHUNK_BYTES // 8 // 2))  # float64: two items a chunk, five chunks
+    barrier = threading.Barrier(2, timeout=10)  # the first chunks of the two runs (items 0 and 4) meet
+
+    def visit(c: slice) -> tuple[slice, str]:
+        if c.start in (0, 4):
+            barrier.wait()
+        return c, threading.current_thread().name
+
+    seen = threads.each_chunk(np, visit, x)
+    assert [c for c, _ in seen] == [slice(i, i + 2) for i in range(0, 10, 2)]
+    names = {name for _, name in seen}
+    assert len(names) == 2 and all(n.startswith("minires") for n in names), names  # a run on each thread
+    # one call over the whole array: an empty batch, a 0-d array, and any array module but NumPy
+    for a, xp in ((np.zeros((0, 3)), np), (np.float32(1.0).reshape(()), np), (x, object())):
+        assert threads.each_chunk(xp, lambda c: c, a) == [...]
+
+
+def _chunked_cases() -> list[tuple[str, Callable[[], list[np.ndarray]]]]:
+    """Each case: a function computing an op's forward and backward on a fixed input, through the public
+    API, returning every array (y, the input's gradient, the parameters' gradients, running stats)."""
+    rs = np.random.default_rng(3)
+
+    def batch_norm(dtype: Any, channels_last: bool, affine: bool, training: bool) -> Callable:
+        x0 = (rs.standard_normal((7, 5, 6, 4)) * 3 + 2).astype(dtype)
+        g0 = rs.standard_normal((7, 5, 6, 4)).astype(dtype)
+
+        def run() -> list[np.ndarray]:
+            data = (
+                np.ascontiguousarray(x0.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2) if channels_last else x0
+            )
+            x = mr.tensor(data.copy(), requires_grad=True)
+            w = mr.tensor(np.linspace(0.5, 2, 5).astype(dtype), requires_grad=True) if affine else None
+            b = mr.tensor(np.linspace(-1, 1, 5).astype(dtype), requires_grad=True) if affine else None
+            rm, rv = mr.tensor(np.full(5, 0.5, dtype)), mr.tensor(np.full(5, 2.0, dtype))
+            y = F.batch_norm(x, rm, rv, w, b, training=training)
+            y.backward(mr.tensor(g0))
+            grads = [w.grad.numpy(), b.grad.numpy()] if affine else []
+            return [y.numpy(), x.grad.numpy(), rm.numpy(), rv.numpy(), *grads]
+
+        return run
+
+    def relu() -> Callable:
+        x0 = rs.standard_normal((9, 3, 5, 5)).astype(np.float32)
+        x0[0, 0, 0, :3] = [np.nan, -np.inf, np.inf]
+        g0 = rs.standard_normal(x0.shape).astype(np.float32)
+
+        def run() -> list[np.ndarray]:
+            x = mr.tensor(x0, requires_grad=True)
+            y = F.relu(x)
+            y.backward(mr.tensor(g0))
+            return [y.numpy(), x.grad.numpy()]
+
+        return run
+
+    def max_pool(kernel: int, stride: int, padding: int, dilation: int, ceil: bool) -> Callable:
+        x0 = rs.standard_normal((6, 3, 9, 8)).astype(np.float32)
+        x0[2, 1, 4, 4] = np.nan
+        x0[4, 0, :2, :2] = 1.0  # ties
+
+        def run() -> list[np.ndarray]:
+            x = mr.tensor(x0, requires_grad=True)
+            y, idx = F.max_pool2d(x, kernel, stride, padding, dilation, ceil, return_indices=True)
+            y.backward(mr.tensor(np.arange(y.numel(), dtype=np.float32).reshape(y.shape) % 7))
+            return [y.numpy(), idx.numpy(), x.grad.numpy()]
+
+        return run
+
+    cases = [
+        (f"batch_norm-{np.dtype(dt).name}-{'nhwc' if cl else 'nchw'}-{'affine' if a else 'plain'}-{mode}", fn)
+        for dt in (np.float32, np.float64)
+        for cl in (False, True)
+        for a in (True, False)
+        for mode, fn in (
+            ("train", batch_norm(dt, cl, a, True)),
+            ("eval", batch_norm(dt, cl, a, False)),
+        )
+    ]
+    cases.append(("relu", relu()))
+    for geometry in ((3, 2, 1, 1, False), (2, 2, 0, 1, True), (3, 1, 1, 2, False), (3, 3, 1, 1, True)):
+        cases.append((f"max_pool-{geometry}", max_pool(*geometry)))
+    return cases
+
+
+CHUNKED_CASES = _chunked_cases()
+
+
+@pytest.mark.parametrize(("name", "run"), CHUNKED_CASES, ids=[name for name, _ in CHUNKED_CASES])
+def test_an_op_chunk_by_chunk_on_two_threads_computes_what_it_computes_at_once(
+    name: str, run: Callable[[], list[np.ndarray]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batch norm, ReLU and max pooling, forward and backward, with the batch as one chunk, as one chunk
+    per image on one thread, and so on two threads: the same values (batch norm's channel sums are added
+    chunk by chunk, so to rounding there; the others exactly), and the same bits on one and on two
+    threads for the same chunks (the chunks depend on the sizes, not on the thread count)."""
+    monkeypatch.setattr(threads, "BATCH_CHUNK_BYTES", 1 << 30)
+    mr.set_num_threads(1)
+    whole = run()
+    monkeypatch.setattr(threads, "BATCH_CHUNK_BYTES", 1)  # one image a chunk
+    one_thread = run()
+    mr.set_num_threads(2)
+    two_threads, again = run(), run()
+    for a, b in zip(two_threads, one_thread, strict=True):
+        np.testing.assert_array_equal(a, b, err_msg=name)
+    for a, b in zip(two_threads, again, strict=True):
+        np.testing.assert_array_equal(a, b, err_msg=name)
+    for i, (a, b) in enumerate(zip(two_threads, whole, strict=True)):
+        if name.startswith("batch_norm"):
+            tol = 1e-12 if "float64" in name else 2e-5
+            np.testing.assert_allclose(a, b, rtol=tol, atol=tol * np.abs(b).max(), err_msg=f"{name} [{i}]")
+        else:
+            np.testing.assert_array_equal(a, b, err_msg=f"{name} [{i}]")
+
+
+def test_batch_norm_runs_its_chunks_on_both_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    mr.set_num_threads(2)
+    import minires.ops.norm as norm
+
+    names: set[str] = set()
+
+    def recording(xp: Any, fn: Callable, a: Any) -> list:
+        return threads.each_chunk(xp, lambda c: (names.add(threading.current_thread().name), fn(c))[1], a)
+
+    monkeypatch.setattr(norm, "each_chunk", recording)
+    x = mr.randn(64, 8, threads.BATCH_CHUNK_BYTES // (8 * 4 * 4 * 16), 4, requires_grad=True)  # 4 chunks
+    F.batch_norm(x, None, None, training=True).sum().backward()
+    assert len({n for n in names if n.startswith("minires")}) == 2, names
+
+
+# ----- glibc's malloc keeps freed blocks (allocator.py) ---------------------------------------------------
+_FAULTS = """
+import resource
+import numpy as np
+from minires import allocator
+took = allocator.keep_freed_memory()
+def step():  # as a training step: arrays of a few sizes, 80 MiB in all, made, written, then all freed
+    arrays = [np.ones((i % 7 + 1) << 17, np.float32) for i in range(40)]  # 0.5 to 3.5 MiB each
+    del arrays
+step()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(10):
+    step()
+print(took, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+def _faults(env: dict[str, str]) -> tuple[str, int]:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _FAULTS],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **env},
+    )
+    assert done.returncode == 0, done.stderr
+    took, faults = done.stdout.split()
+    return took, int(faults)
+
+
+def test_freed_blocks_are_reused_without_page_faults() -> None:
+    """Ten steps that each make and free 80 MiB of arrays: with glibc's defaults the freed top of the heap
+    goes back to the kernel and the next step faults its pages in again (about 200,000 faults here); once
+    keep_freed_memory has run, the blocks are reused without a fault. MINIRES_MALLOC=system leaves malloc
+    alone."""
+    import platform
+
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        pytest.skip(f"glibc's mallopt only: this is {platform.system()} {platform.libc_ver()}")
+    took, kept = _faults({})
+    assert took == "True"
+    assert kept < 200, kept
+    took, default = _faults({"MINIRES_MALLOC": "system"})
+    assert took == "False"
+    assert default > 10 * 20480 // 4, default  # at least a quarter of the 10 x 20480 pages faulted again

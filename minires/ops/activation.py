@@ -9,6 +9,7 @@ from ..backend import get_array_module
 from ..errors import ShapeError
 from ..function import Function
 from ..tensor import Tensor
+from ..threads import each_chunk
 from .elementwise import erf_array
 from .reduction import dim_alias
 
@@ -17,19 +18,24 @@ class ReLU(Function):
     r"""y = max(x, 0).
 
     Backward: dy/dx = 1 for x > 0 and 0 for x < 0; at the kink x = 0 PyTorch (and minires) take 0.
-    So dx = g * [y > 0]. Only the mask is saved, not x.
+    So dx = g * [y > 0]. y is saved, not x (y > 0 exactly where x > 0): the next layer keeps y anyway.
+    On the CPU both passes run a batch chunk at a time on minires's threads (threads.each_chunk).
     """
 
-    saved = ("mask",)
+    saved = ("y",)
 
     def forward(self, x: Any) -> Any:
         xp = get_array_module(x)
-        y = xp.maximum(x, 0)
-        self.mask = y > 0
+        y = xp.empty_like(x)
+        each_chunk(xp, lambda c: xp.maximum(x[c], 0, out=y[c]), x)
+        self.y = y
         return y
 
     def backward(self, g: Any) -> Any:
-        return g * self.mask
+        xp, y = get_array_module(g), self.y
+        dx = xp.empty_like(y)
+        each_chunk(xp, lambda c: xp.multiply(g[c], y[c] > 0, out=dx[c]), y)
+        return dx
 
 
 class GELU(Function):

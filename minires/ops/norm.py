@@ -12,6 +12,7 @@ from ..backend import get_array_module
 from ..errors import DTypeError, ShapeError
 from ..function import Function
 from ..tensor import Tensor
+from ..threads import each_chunk, sum_in_order
 from .args import check_vector
 
 
@@ -27,6 +28,26 @@ def _channel_dot(a: Any, b: Any) -> Any:
     return np.einsum(f"{axes},{axes}->c", a, b)  # (C,)
 
 
+def normalize(x: Any, mu: Any, inv_std: Any, gamma: Any | None, beta: Any | None) -> Any:
+    """y = gamma * (x - mu) * inv_std + beta per channel, computed as y = x * scale + shift with
+    scale = gamma * inv_std and shift = beta - mu * scale (two passes over x; PyTorch's CPU kernel does the
+    same), a batch chunk at a time on the CPU's threads. y has x's memory order (channels last stays so).
+    Shapes: x (N, C, *); mu, inv_std (1, C, 1, ..., 1); gamma, beta (C,) or None (1 and 0)."""
+    xp = get_array_module(x)
+    bshape = mu.shape
+    scale = inv_std if gamma is None else gamma.reshape(bshape) * inv_std  # (1, C, 1, ..., 1)
+    shift = -mu * scale if beta is None else beta.reshape(bshape) - mu * scale
+    y = xp.empty_like(x)
+
+    def affine(c: Any) -> None:
+        y_c = y[c]
+        xp.multiply(x[c], scale, out=y_c)
+        y_c += shift
+
+    each_chunk(xp, affine, x)
+    return y
+
+
 class BatchNorm(Function):
     r"""y = gamma * x_hat + beta,  x_hat = (x - mu) * inv_std,  inv_std = 1 / sqrt(var + eps),
     per channel c, over the m = N * prod(spatial) values x[:, c, ...] of that channel.
@@ -36,6 +57,8 @@ class BatchNorm(Function):
     estimates, when given, are updated in place with the unbiased variance var * m / (m - 1):
         running = (1 - momentum) * running + momentum * batch_stat.
     Eval: mu and var are the running estimates, constants of the graph.
+    Either way y is computed as x * scale + shift (``normalize``), with per channel scale = gamma * inv_std
+    and shift = beta - mu * scale: the same function, two passes over x instead of four.
 
     Backward, with g = dL/dy and sums/means over the m values of a channel:
         dbeta = sum(g),   dgamma = sum(g * x_hat),   because dy/dbeta = 1 and dy/dgamma = x_hat.
@@ -45,11 +68,16 @@ class BatchNorm(Function):
             dvar/dx_j = (2/m) (x_j - mu) (the term from dmu/dx_j sums to zero),
         so dx_hat_i/dx_j = inv_std (delta_ij - 1/m - x_hat_i x_hat_j / m), and summing over i:
             dx_j = gamma * inv_std * (g_j - mean(g) - x_hat_j * mean(g * x_hat)).
+    x_hat is not kept: backward rebuilds it from x (kept instead, the same size) a batch chunk at a time.
     gamma, beta None (affine=False) mean gamma = 1, beta = 0 and no parameter gradients.
+
+    On the CPU every pass runs a batch chunk at a time on minires's threads (threads.each_chunk): the
+    channel sums are taken per chunk and added in chunk order, and a chunk stays in the cache between the
+    passes over it. On the GPU each pass is one kernel over the whole batch.
     Shapes: x, y (N, C, *); gamma, beta, running_mean, running_var (C,).
     """
 
-    saved = ("axes", "bshape", "m", "gamma", "inv_std", "x_hat", "x", "mu")
+    saved = ("axes", "bshape", "m", "gamma", "inv_std", "x", "mu")
 
     def __init__(
         self,
@@ -72,28 +100,24 @@ class BatchNorm(Function):
         self.gamma = gamma
         if self.training:
             inv_m = 1.0 / max(m, 1)  # an empty batch gives mu = var = 0 rather than 0/0
-            mu = x.sum(axis=axes, keepdims=True) * inv_m  # (1, C, 1, ..., 1)
-            x_hat = x - mu  # (N, C, *)
-            var = _channel_dot(x_hat, x_hat).reshape(bshape) * inv_m  # (1, C, 1, ..., 1), biased
-            inv_std = 1 / xp.sqrt(var + self.eps)
-            x_hat *= inv_std
+            mu = sum_in_order(each_chunk(xp, lambda c: x[c].sum(axis=axes, keepdims=True), x)) * inv_m
+
+            def squared_deviations(c: slice) -> Any:  # sum over the chunk of (x - mu)^2, per channel
+                d = x[c] - mu
+                return _channel_dot(d, d)  # (C,)
+
+            var = sum_in_order(each_chunk(xp, squared_deviations, x)).reshape(bshape) * inv_m  # biased
+            inv_std = 1 / xp.sqrt(var + self.eps)  # (1, C, 1, ..., 1)
             if self.running_mean is not None and m > 0:
                 self._update_running(mu.reshape(C), var.reshape(C) * (m / max(m - 1, 1)))
-            self.x_hat, self.inv_std = x_hat, inv_std
-            y = x_hat * gamma.reshape(bshape) if gamma is not None else x_hat.copy()
-            if beta is not None:
-                y += beta.reshape(bshape)
-            return y
-        # Eval: y = x * scale + shift with per-channel scale = gamma * inv_std, shift = beta - mu * scale.
-        mu = self.running_mean.reshape(bshape)
-        inv_std = 1 / xp.sqrt(self.running_var.reshape(bshape) + self.eps)
-        scale = inv_std if gamma is None else gamma.reshape(bshape) * inv_std
-        y = x * scale
-        y += -mu * scale if beta is None else beta.reshape(bshape) - mu * scale
+            self.x, self.mu = x, mu
+        else:
+            mu = self.running_mean.reshape(bshape)
+            inv_std = 1 / xp.sqrt(self.running_var.reshape(bshape) + self.eps)
+            if self.needs_input_grad[1]:  # x_hat is rebuilt in backward only when dgamma is wanted
+                self.x, self.mu = x, mu.copy()  # a copy: the running mean may change before backward
         self.inv_std = inv_std
-        if self.needs_input_grad[1]:  # x_hat is rebuilt in backward only when dgamma is wanted
-            self.x, self.mu = x, mu.copy()  # a copy: the running mean may change before backward
-        return y
+        return normalize(x, mu, inv_std, gamma, beta)
 
     def _update_running(self, mu: Any, var_unbiased: Any) -> None:
         rm, rv, momentum = self.running_mean, self.running_var, self.momentum
@@ -103,21 +127,37 @@ class BatchNorm(Function):
         rv += momentum * var_unbiased
 
     def backward(self, g: Any) -> tuple[Any, Any, Any]:
+        xp = get_array_module(g)
         C, axes, inv_std = self.bshape[1], self.axes, self.inv_std
         need_dx, need_dgamma, need_dbeta = self.needs_input_grad
         gamma = self.gamma
         scale = inv_std if gamma is None else gamma.reshape(self.bshape) * inv_std  # (1, C, 1, ..., 1)
         dx = dgamma = dbeta = None
         if self.training:
-            x_hat = self.x_hat
-            g_sum = g.sum(axis=axes, keepdims=True)  # (1, C, 1, ..., 1)
-            gx_hat_sum = _channel_dot(g, x_hat).reshape(self.bshape)  # (1, C, 1, ..., 1)
+            x, mu = self.x, self.mu
+
+            def channel_sums(c: slice) -> tuple[Any, Any]:  # sum(g) and sum(g * x_hat) over the chunk
+                x_hat = x[c] - mu
+                x_hat *= inv_std
+                return g[c].sum(axis=axes, keepdims=True), _channel_dot(g[c], x_hat).reshape(self.bshape)
+
+            sums = each_chunk(xp, channel_sums, x)
+            g_sum = sum_in_order([s[0] for s in sums])  # (1, C, 1, ..., 1)
+            gx_hat_sum = sum_in_order([s[1] for s in sums])  # (1, C, 1, ..., 1)
             if need_dx:
                 inv_m = 1.0 / max(self.m, 1)
-                dx = x_hat * (-gx_hat_sum * inv_m)  # - x_hat * mean(g * x_hat)
-                dx += g
-                dx -= g_sum * inv_m  # - mean(g)
-                dx *= scale  # gamma * inv_std * (...)
+                g_mean, gx_hat_mean = g_sum * inv_m, gx_hat_sum * inv_m
+                dx = xp.empty_like(x)
+
+                def input_grad(c: slice) -> None:  # gamma * inv_std * (g - mean(g) - x_hat * mean(g * x_hat))
+                    dx_c = dx[c]
+                    xp.subtract(x[c], mu, out=dx_c)
+                    dx_c *= -inv_std * gx_hat_mean  # - x_hat * mean(g * x_hat)
+                    dx_c += g[c]
+                    dx_c -= g_mean
+                    dx_c *= scale
+
+                each_chunk(xp, input_grad, x)
             if need_dgamma:
                 dgamma = gx_hat_sum.reshape(C)
             if need_dbeta:

@@ -16,6 +16,7 @@ from ..backend import get_array_module
 from ..errors import DTypeError, ShapeError
 from ..function import Function
 from ..tensor import Tensor
+from ..threads import each_chunk
 from .args import int_pair
 from .shape import squeeze, unsqueeze
 
@@ -55,7 +56,8 @@ class MaxPool2d(Function):
     window order, as PyTorch; a NaN wins, the last NaN if several). Locally y = x[a*], so
     dy/dx = 1 at a* and 0 elsewhere, and windows that overlap (stride < kernel) add their gradients:
         dx[p] = sum of g[window] over the windows whose argmax is p,
-    a scatter-add of g to the argmax positions (one ``bincount``, weighted by g, over all planes).
+    a scatter-add of g to the argmax positions (a ``bincount`` weighted by g, over the planes of a batch
+    chunk; on the CPU both passes run a chunk at a time on minires's threads).
     The argmax is tracked as a flat index ih*W + iw into its (H, W) plane, which is also what
     return_indices gives, as PyTorch's indices.
     Shapes: x (N, C, H, W), y and indices (N, C, OH, OW).
@@ -77,50 +79,68 @@ class MaxPool2d(Function):
         OW = pool_output_size(W, KW, SW, PW, DW, self.ceil_mode)
         geometry = ((SH, SW), (DH, DW), (OH, OW))
         lowest = -float("inf") if x.dtype.kind == "f" else xp.iinfo(x.dtype).min
-        x_pad = _padded(
-            xp, x, lowest, (PH, PW), (SH * (OH - 1) + DH * (KH - 1) + 1, SW * (OW - 1) + DW * (KW - 1) + 1)
-        )
-        # On the CPU one check of the whole input spares the per-offset NaN test below; on the GPU that
-        # check would stop the host until the device is done, so there every offset is tested instead.
-        nan_wins = x.dtype.kind == "f" and (xp is not np or bool(np.isnan(x).any()))
+        need = (SH * (OH - 1) + DH * (KH - 1) + 1, SW * (OW - 1) + DW * (KW - 1) + 1)
         # The running argmax, as the window offset k = kh*KW + kw. It starts, as in PyTorch, at the window's
         # first element inside the input (this shows only when all of a window's values are -inf): the
         # first kh with oh*SH + kh*DH >= PH, and likewise for kw.
         kh0 = (xp.maximum(PH - SH * xp.arange(OH), 0) + DH - 1) // DH  # (OH,)
         kw0 = (xp.maximum(PW - SW * xp.arange(OW), 0) + DW - 1) // DW  # (OW,)
-        arg = xp.empty((N, C, OH, OW), dtype=xp.int32)
-        arg[...] = kh0[:, None] * KW + kw0[None, :]
-        y = xp.full((N, C, OH, OW), lowest, dtype=x.dtype)
-        better = xp.empty((N, C, OH, OW), dtype=bool)
-        for kh in range(KH):
-            for kw in range(KW):
-                rows, cols = _window(kh, kw, geometry)
-                window = x_pad[:, :, rows, cols]  # (N, C, OH, OW): element (kh, kw) of every window
-                xp.greater(window, y, out=better)  # strict: on ties the earlier offset keeps the max
-                if nan_wins:
-                    better |= xp.isnan(window)
-                xp.copyto(arg, kh * KW + kw, where=better)
-                xp.maximum(y, window, out=y)  # NaN-propagating, as the NaN rule above
         # Flat index ih*W + iw into the (H, W) plane: the window's corner plus the offset's displacement.
         corner = (SH * xp.arange(OH) - PH)[:, None] * W + (SW * xp.arange(OW) - PW)[None, :]  # (OH, OW)
         displacement = ((DH * xp.arange(KH))[:, None] * W + DW * xp.arange(KW)[None, :]).ravel()  # (KH*KW,)
-        self.indices = corner + displacement[arg]  # (N, C, OH, OW) int64
+        y = xp.empty((N, C, OH, OW), dtype=x.dtype)
+        self.indices = xp.empty((N, C, OH, OW), dtype=xp.int64)
+
+        def pool(c: Any) -> None:  # a batch chunk: y[c] and indices[c] from x[c]
+            x_pad = _padded(xp, x[c], lowest, (PH, PW), need)
+            # On the CPU one check of the chunk spares the per-offset NaN test below; on the GPU that
+            # check would stop the host until the device is done, so there every offset is tested instead.
+            nan_wins = x.dtype.kind == "f" and (xp is not np or bool(np.isnan(x[c]).any()))
+            y_c = y[c]
+            y_c[...] = lowest
+            arg = xp.empty(y_c.shape, dtype=xp.int32)
+            arg[...] = kh0[:, None] * KW + kw0[None, :]
+            better = xp.empty(y_c.shape, dtype=bool)
+            for kh in range(KH):
+                for kw in range(KW):
+                    rows, cols = _window(kh, kw, geometry)
+                    window = x_pad[:, :, rows, cols]  # (n, C, OH, OW): element (kh, kw) of every window
+                    xp.greater(window, y_c, out=better)  # strict: on ties the earlier offset keeps the max
+                    if nan_wins:
+                        better |= xp.isnan(window)
+                    xp.copyto(arg, kh * KW + kw, where=better)
+                    xp.maximum(y_c, window, out=y_c)  # NaN-propagating, as the NaN rule above
+            self.indices[c] = corner + displacement[arg]  # (n, C, OH, OW)
+
+        each_chunk(xp, pool, x)  # on the CPU a chunk at a time on minires's threads
         self.x_shape = x.shape
         return y
 
     def backward(self, g: Any) -> Any:
         xp = get_array_module(g)
         N, C, H, W = self.x_shape
-        plane = xp.arange(N * C).reshape(N, C, 1, 1) * (H * W)
-        position = (plane + self.indices).ravel()  # of each window's argmax in the flattened x
-        if xp is np:
-            dx = np.bincount(position, weights=g.ravel(), minlength=N * C * H * W)  # sum of g per position
-        else:  # CuPy's bincount reads the largest position on the host (a sync); a scatter-add does not
+        if xp is not np:  # CuPy's bincount reads the largest position on the host (a sync); add.at does not
+            position = (xp.arange(N * C).reshape(N, C, 1, 1) * (H * W) + self.indices).ravel()
             dx = xp.zeros(self._scatter_size(), dtype=g.dtype)
             xp.add.at(dx, position, g.ravel())
+            return dx[: N * C * H * W].reshape(N, C, H, W)
         # (A window with no input element at all, possible only with dilation on a tiny input, keeps
-        # PyTorch's index of its first tap past the edge: its g lands where PyTorch's lands, or past the end.)
-        return dx[: N * C * H * W].astype(g.dtype, copy=False).reshape(N, C, H, W)  # bincount gives float64
+        # PyTorch's index of its first tap past the edge: its g lands where PyTorch's lands, in the next
+        # plane or past the end. Only then is the batch scattered at once rather than chunk by chunk.)
+        dx = np.empty(self.x_shape, dtype=g.dtype)
+
+        def scatter(c: Any) -> None:  # the sum of g per argmax position, for the planes of a chunk
+            indices = self.indices[c]
+            n = indices.shape[0]
+            position = (np.arange(n * C).reshape(n, C, 1, 1) * (H * W) + indices).ravel()
+            dx_c = np.bincount(position, weights=g[c].ravel(), minlength=n * C * H * W)  # float64
+            dx[c] = dx_c[: n * C * H * W].reshape(n, C, H, W)
+
+        if self._scatter_size() > N * C * H * W:
+            scatter(...)
+        else:
+            each_chunk(np, scatter, g)
+        return dx
 
     def _scatter_size(self) -> int:
         """The length of the scatter-add target: every x position, and the largest position an empty

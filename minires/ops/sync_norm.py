@@ -19,7 +19,7 @@ from ..errors import DTypeError, ShapeError
 from ..function import Function
 from ..tensor import Tensor
 from .args import check_vector
-from .norm import _channel_dot
+from .norm import _channel_dot, normalize
 
 AllReduce = Callable[[Any], Any]  # a -> None, a replaced in place by its sum over the ranks
 
@@ -105,10 +105,7 @@ class SyncBatchNorm(Function):
             rv += momentum * var.reshape(C) * (m / max(m - 1, 1))  # unbiased
         self.axes, self.bshape, self.m = axes, bshape, m
         self.gamma, self.inv_std, self.x_hat = gamma, inv_std, x_hat
-        y = x_hat * gamma.reshape(bshape) if gamma is not None else x_hat.copy()
-        if beta is not None:
-            y += beta.reshape(bshape)
-        return y
+        return normalize(x, mu, inv_std, gamma, beta)  # as BatchNorm computes y, to the last bit
 
     def backward(self, g: Any) -> tuple[Any, Any, Any]:
         xp = get_array_module(g)
