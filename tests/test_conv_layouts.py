@@ -73,6 +73,23 @@ def test_im2col_nhwc_and_col2im_nhwc_are_adjoint() -> None:
     np.testing.assert_allclose(np.vdot(cols, c), np.vdot(x, back), rtol=1e-12)
 
 
+def test_a_1x1_conv_unfolds_and_folds_channels_last_without_a_copy() -> None:
+    """One tap reading every pixel once: cols is a view of a channels-last x, and dx a view of dcols."""
+    rng = np.random.default_rng(3)
+    x = np.ascontiguousarray(rng.standard_normal((2, 5, 3, 4)).transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    no_padding = ((0, 0), (0, 0))
+    for taps, kernel_pad in (([(0, 0)], no_padding), ([(1, 1)], ((1, 1), (1, 1)))):
+        if kernel_pad != no_padding:  # a 3x3 kernel, padding 1, on a 1x1 image: only the centre tap
+            x = x[:, :, :1, :1]
+        size = x.shape[2:]
+        cols = im2col_nhwc(x, taps, (1, 1), kernel_pad, (1, 1), 1, size)
+        assert cols.shape == (1, x.shape[0] * size[0] * size[1], 5) and np.shares_memory(cols, x)
+        np.testing.assert_array_equal(cols.reshape(-1, 5), x.transpose(0, 2, 3, 1).reshape(-1, 5))
+        back = col2im_nhwc(cols, x.shape, taps, (1, 1), kernel_pad, (1, 1), size)
+        assert np.shares_memory(back, cols)
+        np.testing.assert_array_equal(back, x)
+
+
 CASES = [
     # (N, C, H, W), (OC, KH, KW), stride, padding, dilation, groups
     ((2, 8, 1, 1), (6, 3, 3), 1, 1, 1, 1),  # 1x1 image: one live tap
@@ -81,6 +98,9 @@ CASES = [
     ((1, 4, 6, 6), (4, 3, 3), 1, 2, 2, 4),  # depthwise, dilated
     ((2, 3, 9, 7), (5, 7, 7), 2, 3, 1, 1),  # a stem
     ((2, 4, 5, 5), (8, 1, 1), 2, 0, 1, 1),  # a 1x1 downsample
+    ((2, 6, 4, 5), (7, 1, 1), 1, 0, 1, 1),  # a 1x1 bottleneck conv: channels-last cols is x itself
+    ((2, 6, 4, 5), (4, 1, 1), 1, 0, 1, 2),  # the same, grouped (a copy per group)
+    ((2, 6, 4, 5), (7, 1, 1), 1, 0, 3, 1),  # dilation is no matter for a 1x1 kernel
 ]
 
 
@@ -124,12 +144,33 @@ def test_im2col_rows_holds_im2col_at_the_output_pixels() -> None:
     rng = np.random.default_rng(2)
     x = rng.standard_normal((3, 4, 5, 6))
     padding, dilation = ((1, 2), (0, 1)), (2, 1)
-    cols, (Hp, Wp, L) = im2col_rows(x, (2, 3), padding, dilation, groups=2)
-    OH, OW = Hp - 2, Wp - 2  # dilated kernel extents 3 and 3
-    assert (Hp, Wp) == (8, 7) and L == 2 * Hp * Wp + (OH - 1) * Wp + OW and cols.shape == (2, 2 * 6, L)
+    cols, (Hz, Wz, L) = im2col_rows(x, (2, 3), padding, dilation, groups=2)
+    OH, OW = 5 + 3 - 2, 6 + 1 - 2  # H + pt + pb - dilated extent + 1, likewise W
+    assert (Hz, Wz) == (7, 7)  # each image's rows and zeros between: H + max(pt, pb), W + max(pl, pr)
+    assert L == 2 * Hz * Wz + (OH - 1) * Wz + OW and cols.shape == (2, 2 * 6, L)
     reference = im2col(x, (2, 3), 1, padding, dilation, groups=2)  # (G, K, N*OH*OW)
-    picked = rows_view(cols.reshape(-1, L), 3, (OH, OW), (Hp, Wp))  # (G*K, N, OH, OW)
+    picked = rows_view(cols.reshape(-1, L), 3, (OH, OW), (Hz, Wz))  # (G*K, N, OH, OW)
     np.testing.assert_array_equal(picked.reshape(reference.shape), reference)
+
+
+def test_im2col_rows_on_random_geometries() -> None:
+    """Kernels, dilations and paddings (each side on its own, up to the dilated kernel's extent: the
+    layers the rows layout takes), odd sizes, a batch of one: always im2col at the output pixels."""
+    rng = np.random.default_rng(7)
+    for _ in range(60):
+        KH, KW, DH, DW = (int(v) for v in rng.integers(1, 4, size=4))
+        pads = [int(rng.integers(0, D * (K - 1) + 1)) for K, D in ((KH, DH), (KH, DH), (KW, DW), (KW, DW))]
+        padding = ((pads[0], pads[1]), (pads[2], pads[3]))
+        H = int(rng.integers(DH * (KH - 1) + 1, 9))
+        W = int(rng.integers(DW * (KW - 1) + 1, 9))
+        N, G = int(rng.integers(1, 4)), int(rng.choice([1, 2]))
+        x = rng.standard_normal((N, 2 * G, H, W))
+        cols, (Hz, Wz, L) = im2col_rows(x, (KH, KW), padding, (DH, DW), groups=G)
+        OH, OW = H + sum(padding[0]) - DH * (KH - 1), W + sum(padding[1]) - DW * (KW - 1)
+        reference = im2col(x, (KH, KW), 1, padding, (DH, DW), groups=G)
+        picked = rows_view(cols.reshape(-1, L), N, (OH, OW), (Hz, Wz))
+        case = f"x {x.shape}, kernel {(KH, KW)}, dilation {(DH, DW)}, padding {padding}, groups {G}"
+        np.testing.assert_array_equal(picked.reshape(reference.shape), reference, err_msg=case)
 
 
 def _layer(cg: int, width: int, stride: int) -> tuple:

@@ -16,7 +16,7 @@ are written once:
 
 - ``ChannelsFirst`` ("nchw"): the textbook im2col, cols (G, K, M), one row per (c, kh, kw); the reference,
   and the unfold of strided layers with few channels.
-- ``ShiftedRows`` ("rows"): channels first, unfolded by shifting the padded images laid end to end (one
+- ``ShiftedRows`` ("rows"): channels first, unfolded by shifting the images laid end to end (one
   contiguous copy per channel and tap instead of one per image row). Stride 1 only, and it has no fold:
   its dx is always the flipped-kernel convolution (conv.py ``conv2d_input_grad``), the faster way for
   every stride-1 layer, so ``choose_layout`` picks it only where dx is a convolution.
@@ -198,9 +198,10 @@ class ChannelsFirst(Layout):
 
 class ShiftedRows(ChannelsFirst):
     r"""Channels first, unfolded by shifted rows (``im2col_rows``): cols (G, K, L) over the L flat
-    positions of the padded images laid end to end, of which the n*OH*OW output pixels are a strided
-    subset (``rows_view``). The products are ChannelsFirst's, over L >= M columns: Y is read at the
-    output pixels, and dY is put there with zeros in the other columns (so those add nothing to dW).
+    positions of the images laid end to end with the zeros between them, of which the n*OH*OW output
+    pixels are a strided subset (``rows_view``). The products are ChannelsFirst's, over L >= M columns:
+    Y is read at the output pixels, and dY is put there with zeros in the other columns (so those add
+    nothing to dW).
 
     No fold: dcols = W^T dY would have to be folded back from the shifted rows, and the convolutions that
     this layout serves (stride 1) get dx faster as the flipped-kernel convolution (conv.py). So choose_layout
@@ -213,7 +214,7 @@ class ShiftedRows(ChannelsFirst):
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
         (pt, pb), (pl, pr) = self.padding
-        self.padded = (self.x_shape[2] + pt + pb, self.x_shape[3] + pl + pr)  # (Hp, Wp)
+        self.padded = (self.x_shape[2] + max(pt, pb), self.x_shape[3] + max(pl, pr))  # (Hz, Wz), im2col_rows
 
     def values_per_image(self) -> int:
         return self.w_shape[1] * self.w_shape[2] * self.w_shape[3] * self.padded[0] * self.padded[1]
@@ -227,8 +228,8 @@ class ShiftedRows(ChannelsFirst):
 
     def output_grad(self, g: Any) -> Any:
         xp, (n, OC) = get_array_module(g), g.shape[:2]
-        (Hp, Wp), (OH, OW) = self.padded, (self.OH, self.OW)
-        L = (n - 1) * Hp * Wp + (OH - 1) * Wp + OW  # as im2col_rows
+        (Hz, Wz), (OH, OW) = self.padded, (self.OH, self.OW)
+        L = (n - 1) * Hz * Wz + (OH - 1) * Wz + OW  # as im2col_rows
         dY = xp.zeros((OC, L), dtype=g.dtype)  # 0 at the columns that are no output pixel
         rows_view(dY, n, (OH, OW), self.padded)[...] = g.transpose(1, 0, 2, 3)
         return dY.reshape(self.groups, self.OCg, L)  # (G, OCg, L)

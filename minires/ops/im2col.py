@@ -19,13 +19,16 @@ each one is the fastest for.)
 - channels last (``im2col_nhwc``, ``col2im_nhwc``): one row per output pixel (n, oh, ow), one column per
   (kh, kw, c); the runs are the Cg channels of a pixel. Faster where the images are small and the channels
   many (the late stages of every ResNet, where a row of a 7x7 or 2x2 image is too short a run).
-- channels first by shifted rows (``im2col_rows``, stride 1 only): the images, padded, laid end to end, so
-  that a tap is one shift of the whole flat array and each (channel, tap) one contiguous copy; the columns
-  that land on padding are computed and dropped (``rows_view`` picks the output pixels). No fold back:
+- channels first by shifted rows (``im2col_rows``, stride 1 only): the images laid end to end, with zeros
+  between rows and between images that pad both neighbours, so that a tap is one shift of the whole flat
+  array and each (channel, tap) one contiguous copy; the columns that land on those zeros are computed
+  and dropped (``rows_view`` picks the output pixels). No fold back:
   the stride-1 convolutions it serves get dx as a convolution with the flipped kernel (conv.py).
 
 Channels last also drops the taps that see only padding (a 3x3 kernel with padding 1 on a 1x1 image has
-one live tap out of nine): their columns would be all zeros, and so their products.
+one live tap out of nine): their columns would be all zeros, and so their products. Where the one tap
+left reads every pixel once (a 1x1 kernel with stride 1, no padding), cols is x itself: no copy for a
+channels-last x, and no fold back.
 """
 
 from __future__ import annotations
@@ -159,6 +162,17 @@ def _tap_slices(tap: tuple[int, int], stride: Pair, dilation: Pair, OH: int, OW:
     )
 
 
+def _tap_is_the_image(
+    taps: list[tuple[int, int]], stride: Pair, dilation: Pair, padding: Padding, size: Pair, out_size: Pair
+) -> bool:
+    """Whether the one live tap reads every input pixel once, in order (a 1x1 kernel with stride 1 and no
+    padding, or a larger kernel of which one tap is live): then channels-last cols is x itself."""
+    if len(taps) != 1:
+        return False
+    (kh, kw), (DH, DW), ((pt, _), (pl, _)) = taps[0], dilation, padding
+    return stride == (1, 1) and out_size == size and kh * DH == pt and kw * DW == pl
+
+
 def im2col_nhwc(
     x: Any,
     taps: list[tuple[int, int]],
@@ -183,6 +197,8 @@ def im2col_nhwc(
     OH, OW = out_size
     G, Cg = groups, C // groups
     x_nhwc = x.transpose(0, 2, 3, 1)  # (N, H, W, C): a view
+    if G == 1 and _tap_is_the_image(taps, stride, dilation, padding, (H, W), out_size):
+        return x_nhwc.reshape(1, N * H * W, C)  # cols is x itself: a view of channels-last x, else a copy
     if pt or pb or pl or pr:
         x_pad = xp.zeros((N, H + pt + pb, W + pl + pr, C), dtype=x.dtype)
         x_pad[:, pt : pt + H, pl : pl + W] = x_nhwc
@@ -218,6 +234,8 @@ def col2im_nhwc(
     OH, OW = out_size
     G = cols.shape[0]
     Cg = C // G
+    if G == 1 and _tap_is_the_image(taps, stride, dilation, padding, (H, W), out_size):
+        return cols.reshape(N, H, W, C).transpose(0, 3, 1, 2)  # one tap on every pixel once: x is cols
     cols = cols.reshape(G, N, OH, OW, len(taps), Cg)
     x_pad = xp.zeros((N, H + pt + pb, W + pl + pr, C), dtype=cols.dtype)
     x_groups = x_pad.reshape(*x_pad.shape[:3], G, Cg).transpose(3, 0, 1, 2, 4)  # (G, N, Hp, Wp, Cg), a view
@@ -230,36 +248,46 @@ def col2im_nhwc(
 def im2col_rows(
     x: Any, kernel_size: Pair, padding: Padding, dilation: Pair, groups: int
 ) -> tuple[Any, tuple[int, int, int]]:
-    r"""Stride-1 channels-first ``im2col`` on the padded images laid end to end: each tap is one shift.
+    r"""Stride-1 channels-first ``im2col`` on the images laid end to end: each tap is one shift.
 
-    With x_flat[c, n*Hp*Wp + i*Wp + j] = x_pad[n, c, i, j] (Hp, Wp the padded size), the value under tap
-    (kh, kw) for the output pixel at flat position p = n*Hp*Wp + oh*Wp + ow is x_flat[c, p + s], with the
-    shift s = kh*DH*Wp + kw*DW, the same for every pixel. So
+    The images go into a flat array, each as Hz = H + max(pt, pb) rows of Wz = W + max(pl, pr) values:
+    its own rows, each followed by max(pl, pr) zeros, then max(pt, pb) rows of zeros, after a head of
+    P = pt*Wz + pl zeros. So x_flat[c, P + n*Hz*Wz + i*Wz + j] = x[n, c, i, j], and the zeros after a row
+    are both its right padding and the next row's left padding (likewise the zero rows between two images:
+    the bottom padding of one and the top padding of the next). The value under tap (kh, kw) for the
+    output pixel at flat position p = n*Hz*Wz + oh*Wz + ow is x_flat[c, p + s], with the shift
+    s = kh*DH*Wz + kw*DW, the same for every pixel (a read off the image's edge lands on a zero: the
+    reads reach pl columns to the left, pr to the right, pt rows up and pb down). So
 
-        cols[g, (c, kh, kw), p] = x_flat[g*Cg + c, p + kh*DH*Wp + kw*DW]
+        cols[g, (c, kh, kw), p] = x_flat[g*Cg + c, p + kh*DH*Wz + kw*DW]
 
     is one contiguous copy per (channel, tap), where ``im2col`` copies one image row at a time. The price:
-    columns p whose ow >= OW or oh >= OH (positions of the padding) are unfolded and multiplied too, and
-    thrown away: Hp*Wp / (OH*OW) - 1 more GEMM work (15% on 28x28 images with padding 1).
-    Returns cols and (Hp, Wp, L). Shapes: x (N, C, H, W) -> cols (G, Cg*KH*KW, L),
-    L = (N-1)*Hp*Wp + (OH-1)*Wp + OW, the span of flat positions that hold an output pixel.
+    columns p whose ow >= OW or oh >= OH (the zeros between rows and images) are unfolded and multiplied
+    too, and thrown away: Hz*Wz / (OH*OW) - 1 more GEMM work (7% on 28x28 images with padding 1; padding
+    each image on its own, as a first version did, costs twice as much: 15%).
+    Needs OH <= Hz and OW <= Wz: the padding on each side at most the dilated kernel's extent, as
+    ``dx_is_convolution`` (the layers this layout takes) asks.
+    Returns cols and (Hz, Wz, L). Shapes: x (N, C, H, W) -> cols (G, Cg*KH*KW, L),
+    L = (N-1)*Hz*Wz + (OH-1)*Wz + OW, the span of flat positions that hold an output pixel.
     """
     xp = get_array_module(x)
     N, C, H, W = x.shape
     (KH, KW), (DH, DW) = kernel_size, dilation
     (pt, pb), (pl, pr) = padding
-    Hp, Wp = H + pt + pb, W + pl + pr
-    OH, OW = Hp - DH * (KH - 1), Wp - DW * (KW - 1)
-    L = (N - 1) * Hp * Wp + (OH - 1) * Wp + OW
-    x_pad = xp.zeros((C, N, Hp, Wp), dtype=x.dtype)
-    x_pad[:, :, pt : pt + H, pl : pl + W] = x.transpose(1, 0, 2, 3)
-    x_flat = x_pad.reshape(C, N * Hp * Wp)
+    Hz, Wz = H + max(pt, pb), W + max(pl, pr)
+    OH, OW = H + pt + pb - DH * (KH - 1), W + pl + pr - DW * (KW - 1)
+    L = (N - 1) * Hz * Wz + (OH - 1) * Wz + OW
+    head = pt * Wz + pl
+    reach = DH * (KH - 1) * Wz + DW * (KW - 1)  # the largest shift
+    x_flat = xp.zeros((C, max(head + N * Hz * Wz, L + reach)), dtype=x.dtype)
+    images = x_flat[:, head : head + N * Hz * Wz].reshape(C, N, Hz, Wz)
+    images[:, :, :H, :W] = x.transpose(1, 0, 2, 3)  # (C, N, H, W)
     cols = xp.empty((C, KH, KW, L), dtype=x.dtype)
     for kh in range(KH):
         for kw in range(KW):
-            shift = kh * DH * Wp + kw * DW
+            shift = kh * DH * Wz + kw * DW
             cols[:, kh, kw] = x_flat[:, shift : shift + L]  # (C, L)
-    return cols.reshape(groups, (C // groups) * KH * KW, L), (Hp, Wp, L)
+    return cols.reshape(groups, (C // groups) * KH * KW, L), (Hz, Wz, L)
 
 
 def rows_view(flat: Any, n: int, out_size: tuple[int, int], padded: tuple[int, int]) -> Any:
