@@ -3,16 +3,17 @@
 NumPy computes on one core except inside BLAS, whose own threads then wait for the next GEMM by spinning
 (OpenBLAS busy-waits after each call), competing with the single-threaded NumPy work between the GEMMs:
 im2col copies, batch norm, ReLU, pooling, the optimizer. So minires owns the threads instead: BLAS runs
-on one thread per call (threadpoolctl, once, at the first parallel call), and a small pool of worker
-threads, one per usable core (``os.sched_getaffinity``), each runs whole chunks of a convolution (unfold,
-GEMM, fold) at once. NumPy releases the GIL in its copies, ufuncs and matmul, so the chunks overlap.
+on one thread per call (threadpoolctl, once, at the first parallel call), and the calling thread with a
+small pool of workers, one thread per usable core in all (``os.sched_getaffinity``), each runs whole
+chunks of a convolution (unfold, GEMM, fold) at once. NumPy releases the GIL in its copies, ufuncs and
+matmul, so the chunks overlap.
 
     mr.set_num_threads(1)     # the knob: everything on the calling thread (BLAS still on one thread)
-    mr.get_num_threads()      # the pool's size: the usable cores, or MINIRES_NUM_THREADS when set
+    mr.get_num_threads()      # the threads: the usable cores, or MINIRES_NUM_THREADS when set
 
 The memory-bound ops (batch norm, ReLU, max pooling) run the same way, a batch chunk of about
-``BATCH_CHUNK_BYTES`` at a time (``batch_chunks``, ``each_chunk``): each thread takes a contiguous run of
-chunks, and a chunk stays in its core's cache between the few passes that an op makes over it.
+``BATCH_CHUNK_BYTES`` at a time (``batch_chunks``, ``each_chunk``): a chunk stays in its core's cache
+between the few passes that an op makes over it.
 
 Results are deterministic for a given thread count: each chunk is computed by one thread, on one BLAS
 thread, and sums over chunks (a convolution's dw, batch norm's channel sums) are added in chunk order. The
@@ -98,24 +99,55 @@ def _mark_worker() -> None:
 
 
 def parallel_map(fn: Callable[[Any], T], items: Sequence[Any]) -> list[T]:
-    """``[fn(item) for item in items]``, the items spread over the pool's threads; results in order.
-    Serial when there is one thread, one item, or when called from a worker (no nested pools)."""
+    """``[fn(item) for item in items]``, the items shared out among the calling thread and the pool's
+    threads as each becomes free (one hand-off to each worker per call: waking a thread costs about as
+    much as a small op, so the caller starts at once and a late worker takes fewer items); results in
+    order. Serial when there is one thread, one item, or when called from a worker (no nested pools)."""
     _take_the_cpu()
-    n = get_num_threads()
-    if n == 1 or len(items) < 2 or getattr(_worker, "active", False):
+    n = min(get_num_threads(), len(items))
+    if n <= 1 or getattr(_worker, "active", False):
         return [fn(item) for item in items]
-    errors = np.geterr()  # NumPy's floating-point error handling is per thread: the caller's holds
+    fp_errors = np.geterr()  # NumPy's floating-point error handling is per thread: the caller's holds
+    results: list[Any] = [None] * len(items)
+    failures: list[BaseException] = []
+    next_index = iter(range(len(items)))
+    counts = [0, 0]  # items taken, items finished
+    progress = threading.Condition()
 
-    def run(item: Any) -> T:
-        with np.errstate(**errors):
-            return fn(item)
+    def drain() -> None:  # run items until none is left (or one has failed)
+        with np.errstate(**fp_errors):
+            while True:
+                with progress:
+                    i = None if failures else next(next_index, None)
+                    if i is None:
+                        return
+                    counts[0] += 1
+                try:
+                    results[i] = fn(items[i])
+                except BaseException as exc:  # noqa: BLE001 - re-raised by the caller below
+                    failures.append(exc)
+                finally:
+                    with progress:
+                        counts[1] += 1
+                        progress.notify_all()
 
     global _pool
     with _lock:  # set_num_threads from another thread must not shut the pool between get and submit
         if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="minires", initializer=_mark_worker)
-        futures = [_pool.submit(run, item) for item in items]
-    return [future.result() for future in futures]
+            workers = max(1, get_num_threads() - 1)  # the caller is the other thread
+            _pool = ThreadPoolExecutor(workers, thread_name_prefix="minires", initializer=_mark_worker)
+        for _ in range(n - 1):
+            _pool.submit(drain)
+    _worker.active = True  # the caller is one of the threads now: what it runs does not nest the pool
+    try:
+        drain()
+    finally:
+        _worker.active = False
+    with progress:  # every item is taken (or one failed): wait for those still running, not for a worker
+        progress.wait_for(lambda: counts[1] == counts[0])  # that has not even woken up (it finds none)
+    if failures:
+        raise failures[0]
+    return results
 
 
 def split_for_threads(n_items: int, chunks: list[slice]) -> list[slice]:
@@ -139,18 +171,14 @@ def batch_chunks(n_items: int, item_bytes: int) -> list[slice]:
 
 def each_chunk(xp: Any, fn: Callable[[Any], T], x: Any) -> list[T]:
     """``fn(chunk)`` for the batch chunks of ``x`` (slices of its first axis, ``batch_chunks``), results in
-    chunk order. On the CPU each thread takes a contiguous run of chunks (one task per thread: the pool's
-    cost is per task); on the GPU (``xp`` not NumPy), and for an empty or 0-d ``x``, one call over the
-    whole array, ``fn(...)`` (``x[...]`` is all of x)."""
+    chunk order. On the CPU the chunks are shared out among the threads (``parallel_map``); on the GPU
+    (``xp`` not NumPy), and for an empty or 0-d ``x``, one call over the whole array, ``fn(...)``
+    (``x[...]`` is all of x)."""
     if xp is not np or x.ndim == 0 or x.shape[0] == 0:
         return [fn(...)]
-    _take_the_cpu()
     chunks = batch_chunks(x.shape[0], x.nbytes // max(1, x.shape[0]))
-    n = min(get_num_threads(), len(chunks))
-    if n == 1 or getattr(_worker, "active", False):
-        return [fn(chunk) for chunk in chunks]
-    runs = [chunks[len(chunks) * i // n : len(chunks) * (i + 1) // n] for i in range(n)]
-    return [result for run in parallel_map(lambda run: [fn(chunk) for chunk in run], runs) for result in run]
+    _take_the_cpu()
+    return parallel_map(fn, chunks)
 
 
 def sum_in_order(parts: list[Any]) -> Any:

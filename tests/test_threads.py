@@ -45,7 +45,21 @@ def test_chunks_run_concurrently_on_the_pool_and_in_order() -> None:
         return i * i
 
     assert threads.parallel_map(work, [3, 4]) == [9, 16]
-    assert len(set(names)) == 2 and all(n.startswith("minires") for n in names)
+    assert sorted(names) == sorted([threading.current_thread().name, "minires_0"])  # the caller and a worker
+
+
+def test_an_error_in_a_chunk_is_raised_by_the_caller_and_the_pool_goes_on() -> None:
+    mr.set_num_threads(2)
+
+    def work(i: int) -> int:
+        if i == 3:
+            raise ValueError(f"chunk {i} failed")
+        return i
+
+    for _ in range(20):  # whichever thread runs chunk 3
+        with pytest.raises(ValueError, match="chunk 3 failed"):
+            threads.parallel_map(work, list(range(10)))
+    assert threads.parallel_map(lambda i: i * 2, list(range(10))) == list(range(0, 20, 2))
 
 
 def test_one_thread_runs_on_the_caller() -> None:
@@ -176,7 +190,7 @@ def test_each_chunk_covers_the_batch_in_order_on_the_pool() -> None:
     seen = threads.each_chunk(np, visit, x)
     assert [c for c, _ in seen] == [slice(i, i + 2) for i in range(0, 10, 2)]
     names = {name for _, name in seen}
-    assert len(names) == 2 and all(n.startswith("minires") for n in names), names  # a run on each thread
+    assert names == {threading.current_thread().name, "minires_0"}, names  # the caller and the worker
     # one call over the whole array: an empty batch, a 0-d array, and any array module but NumPy
     for a, xp in ((np.zeros((0, 3)), np), (np.float32(1.0).reshape(()), np), (x, object())):
         assert threads.each_chunk(xp, lambda c: c, a) == [...]
@@ -279,18 +293,26 @@ def test_an_op_chunk_by_chunk_on_two_threads_computes_what_it_computes_at_once(
 
 
 def test_batch_norm_runs_its_chunks_on_both_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first two chunks meet at a barrier: they can only both pass if two threads run them at once."""
     mr.set_num_threads(2)
     import minires.ops.norm as norm
 
-    names: set[str] = set()
+    barrier, met, names = threading.Barrier(2, timeout=10), threading.Event(), set()
 
-    def recording(xp: Any, fn: Callable, a: Any) -> list:
-        return threads.each_chunk(xp, lambda c: (names.add(threading.current_thread().name), fn(c))[1], a)
+    def meeting(fn: Callable) -> Callable:
+        def chunk(c: Any) -> Any:
+            if not met.is_set():
+                barrier.wait()
+                met.set()
+            names.add(threading.current_thread().name)
+            return fn(c)
 
-    monkeypatch.setattr(norm, "each_chunk", recording)
+        return chunk
+
+    monkeypatch.setattr(norm, "each_chunk", lambda xp, fn, a: threads.each_chunk(xp, meeting(fn), a))
     x = mr.randn(64, 8, threads.BATCH_CHUNK_BYTES // (8 * 4 * 4 * 16), 4, requires_grad=True)  # 4 chunks
     F.batch_norm(x, None, None, training=True).sum().backward()
-    assert len({n for n in names if n.startswith("minires")}) == 2, names
+    assert names == {threading.current_thread().name, "minires_0"}, names
 
 
 # ----- glibc's malloc keeps freed blocks (allocator.py) ---------------------------------------------------
