@@ -538,6 +538,7 @@ class Result:
     ratio: float | None = None  # median over the interleaved pairs of minires time / PyTorch time
     memory_ratio: float | None = None
     spread: float | None = None  # max |t - median| / median of minires's per-step times
+    torch_spread: float | None = None  # the same of torch's: the machine's own noise, to read spread against
     verdicts: dict[str, str] = field(default_factory=dict)  # "time", "gemm", "memory", "steady": PASS/MISS
     memory_seconds: float = 0.0  # how long the memory probes took
 
@@ -579,9 +580,13 @@ def run_workload(w: Workload, frameworks: tuple[str, ...], args: argparse.Namesp
         }
     if "torch" in times:
         result.ratio = statistics.median(a / b for a, b in zip(times["minires"], times["torch"], strict=True))
-    if "minires" in times:
-        median = statistics.median(times["minires"])
-        result.spread = max(abs(t - median) for t in times["minires"]) / median
+    for fw, ts in times.items():
+        median = statistics.median(ts)
+        spread = max(abs(t - median) for t in ts) / median
+        if fw == "minires":
+            result.spread = spread
+        else:
+            result.torch_spread = spread
     if args.memory and w.kind == "train" and w.batch > 1:
         probe_start = time.perf_counter()
         for fw in frameworks:
@@ -650,7 +655,8 @@ def format_table(results: list[Result], info: dict[str, Any], peaks: dict[str, f
         "GFLOP/s: convs and linears, 2*MACs forward, 6*MACs per training step (4 or 6 per conv layer).",
         "peak MB: peak memory growth over two training steps, each framework in a process of its own.",
         "target: t<= time ratio, m<= memory ratio, >=50% pk minires's share of the GEMM peak, s<= steadiness "
-        "(spread: minires's largest per-step deviation from its median).",
+        "(spread: minires's largest per-step deviation from its median; torch's beside it is the machine's "
+        "own noise).",
     ]
     return "\n".join(lines)
 
@@ -668,6 +674,7 @@ COLUMNS = (
     ("peak MB", "torch"),
     ("memory", "mr/pt"),
     ("spread", "minires"),
+    ("spread", "torch"),
     ("", "target"),
     ("", "verdict"),
 )
@@ -682,7 +689,8 @@ def _cells(r: Result) -> list[str]:
         if key == "images_per_s":
             cells.append(_fmt(r.ratio, ".2f"))
     cells += [_fmt(mine.get("memory_mb"), ".0f"), _fmt(theirs.get("memory_mb"), ".0f")]
-    cells += [_fmt(r.memory_ratio, ".2f"), _fmt(r.spread, ".0%"), target_text(r.workload.target)]
+    cells += [_fmt(r.memory_ratio, ".2f"), _fmt(r.spread, ".0%"), _fmt(r.torch_spread, ".0%")]
+    cells.append(target_text(r.workload.target))
     cells.append(" ".join(f"{k} {v}" for k, v in r.verdicts.items()))
     return cells
 

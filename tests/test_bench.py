@@ -4,6 +4,7 @@ JSON, and one quick run end to end (a few seconds: one small model, two repeats,
 from __future__ import annotations
 
 import json
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -67,7 +68,8 @@ def _result(ratio: float, peak_fraction: float, memory_ratio: float, spread: flo
     w = bench.Workload("train", 256, (1, 28, 28), target, model="d2l_resnet18")
     numbers = {"images_per_s": 500.0, "gflops": 50.0, "peak_fraction": peak_fraction, "memory_mb": 300.0}
     torch_numbers = dict(numbers, images_per_s=500.0 * ratio, memory_mb=300.0 / memory_ratio)
-    return bench.Result(w, 1e9, {"minires": numbers, "torch": torch_numbers}, ratio, memory_ratio, spread)
+    frameworks = {"minires": numbers, "torch": torch_numbers}
+    return bench.Result(w, 1e9, frameworks, ratio, memory_ratio, spread, torch_spread=0.07)
 
 
 @pytest.mark.parametrize(
@@ -98,7 +100,7 @@ def test_table_and_json_hold_every_number() -> None:
     table = bench.format_table([r], info, peaks)
     line = next(s for s in table.splitlines() if s.startswith("train d2l_resnet18 1x28x28 N256"))
     assert "1.66" in line and "time MISS" in line and "memory PASS" in line and "20%" in line
-    assert "steady PASS" in line and "s<=10%" in line
+    assert "steady PASS" in line and "s<=10%" in line and "7%" in line  # minires's spread 5%, torch's 7%
     assert "GEMM peak: numpy 250 GFLOP/s" in table
     data = json.loads(bench.to_json([r], info, peaks, {"repeats": 5}))
     (row,) = data["results"]
@@ -122,5 +124,9 @@ def test_quick_run_writes_the_table_and_json(tmp_path: Path) -> None:
     for row in data["results"]:
         mine = row["frameworks"]["minires"]
         assert len(mine["times_s"]) == 2 and mine["images_per_s"] > 0 and mine["gflops"] > 0
+        assert row["spread"] is not None and row["spread"] >= 0
         if data["machine"]["torch"]:
             assert row["ratio"] > 0 and row["frameworks"]["torch"]["images_per_s"] > 0
+            times = row["frameworks"]["torch"]["times_s"]  # torch's spread: its own deviation from its median
+            median = statistics.median(times)
+            assert row["torch_spread"] == pytest.approx(max(abs(t - median) for t in times) / median)
