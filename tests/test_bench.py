@@ -130,3 +130,21 @@ def test_quick_run_writes_the_table_and_json(tmp_path: Path) -> None:
             times = row["frameworks"]["torch"]["times_s"]  # torch's spread: its own deviation from its median
             median = statistics.median(times)
             assert row["torch_spread"] == pytest.approx(max(abs(t - median) for t in times) / median)
+
+
+def test_profile_ops_times_each_op_and_unwraps_them_after() -> None:
+    """benchmarks/profile_ops.py on a small training step: every conv is keyed by shape and layout, the
+    ops' times add up to at most the step's, and the Functions are unwrapped afterwards."""
+    import profile_ops
+
+    from minires.ops.norm import BatchNorm
+
+    before = BatchNorm.__dict__["forward"]
+    (w,) = [w for w in bench.workloads(quick=True) if w.name == "train cifar_resnet20 1x28x28 N16"]
+    per_step, ops = profile_ops.profile(w, warmup=1, steps=1)
+    assert BatchNorm.__dict__["forward"] is before
+    assert ops["BatchNorm.forward"][1] == 19 and ops["ReLU.backward"][1] == 19  # calls per step
+    assert ops["Conv2d.forward (16, 1, 28, 28) rows"][1] == 1  # the stem
+    assert sum(seconds for seconds, _ in ops.values()) <= per_step
+    table = profile_ops.format_profile(w.name, per_step, ops)
+    assert "Conv2d.backward (16, 16, 28, 28) rows" in table and "outside the ops" in table
