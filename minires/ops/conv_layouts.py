@@ -29,28 +29,31 @@ layer's dx is a convolution (stride 1), else channels first. ``conv_layout`` (mi
 thread) overrides it.
 
 Does each layout earn its place? Measured (2 cores AMD EPYC, AVX2, no AVX-512; NumPy's OpenBLAS, float32;
-the conv rows of benchmarks/bench.py: one training step of the layer, forward, dx and dw; ms, median of 11,
-each layout forced with ``conv_layout`` in a random order per round, glibc's malloc thresholds fixed so that
-the page faults of fresh buffers do not blur the comparison; "rows" on a strided layer is "nchw"):
+the conv rows of benchmarks/bench.py: one training step of the layer, forward, dx and dw; ms, median of 9,
+each layout forced with ``conv_layout`` in a random order per round; after issue 23's thread pool, glibc
+told to keep freed blocks and the rows layout's shared zeros; "rows" on a strided layer is "nchw"):
 
     layer                                          nchw    rows    nhwc   choose_layout
-    3x3 64->64 64x28x28 N128 (the issue's)          322     292     301   rows
-    d2l b2 3x3 64->64 64x24x24 N64                  123     116     112   rows
-    d2l b3 3x3 128->128 128x4x4 N256                 55      62      27   nhwc
-    cifar layer1 3x3 16->16 16x28x28 N128            52      46      79   rows
-    cifar layer3 3x3 64->64 64x7x7 N128              34      30      20   nhwc
-    resnet50 layer1 3x3 64->64 64x16x16 N32          31      28      27   nhwc
-    resnet50 layer1 1x1 256->64 256x16x16 N32        10.4    10.4    14.8 nhwc
-    cifar stem 3x3 1->16 1x28x28 N128 (no dx)         4.4     5.0     6.5 rows
-    d2l stem 7x7/2 1->64 1x96x96 N64 (no dx)         46      --      70   nchw
-    resnet50 stem 7x7/2 3->64 3x64x64 N32 (no dx)    25      --      66   nchw
+    3x3 64->64 64x28x28 N128 (the issue's)          207     231     242   rows
+    d2l b2 3x3 64->64 64x24x24 N64                   81      79      75   rows
+    d2l b3 3x3 128->128 128x4x4 N256                 49      54      34   nhwc
+    cifar layer1 3x3 16->16 16x28x28 N128            29      28      41   rows
+    cifar layer3 3x3 64->64 64x7x7 N128              25      21      18   nhwc
+    resnet50 layer1 3x3 64->64 64x16x16 N32          22      22      23   nhwc
+    resnet50 layer1 1x1 256->64 256x16x16 N32        13.1    14.2    14.7 nhwc
+    cifar stem 3x3 1->16 1x28x28 N128 (no dx)         4.3     4.7     5.6 rows
+    d2l stem 7x7/2 1->64 1x96x96 N64 (no dx)         30      --      50   nchw
+    resnet50 stem 7x7/2 3->64 3x64x64 N32 (no dx)    19      --      46   nchw
 
 Each is the fastest somewhere, so all three stay: channels first on the strided stems (channels last is
-1.5-2.7x slower there, and rows cannot take a stride), shifted rows on the 16- and 64-channel 28x28 layers
-(14% and 10% faster than channels first, 1.7x and 1.03x faster than channels last), channels last on the
-small late-stage images (2x on 4x4, 1.5x on 7x7). The rule misses by more than 5% on two rows, left as
-they are (single layers fed NCHW; in a network a channels-last layer hands the next one channels last):
-the 1x1 256->64 layer (channels first 1.4x faster) and the cifar stem (channels first 1.13x faster).
+1.7-2.4x slower there, and rows cannot take a stride), shifted rows on the 16-channel 28x28 layers (5%
+faster than channels first, 1.5x faster than channels last), channels last on the small late-stage images
+(1.4x on 4x4 and 7x7). On the 64-channel layers of 16x16 to 28x28 the three are within a few percent of
+one another: a second run of 15 rounds gave the issue's layer 205, 209 and 205 ms, d2l b2 80, 82 and 77,
+resnet50's 3x3 19, 20 and 21, so the rule's choice there costs little either way (the issue's layer
+missed by 10% in the first run, not in the second). Single layers here are fed NCHW; in a network a
+channels-last layer hands the next one channels last, which the 1x1 256->64 layer (channels first 8%
+faster fed NCHW) then reads without a copy (im2col.py).
 """
 
 from __future__ import annotations
