@@ -136,14 +136,12 @@ class BatchNorm(Function):
         if self.training:
             x, mu = self.x, self.mu
 
-            def channel_sums(c: slice) -> tuple[Any, Any]:  # sum(g) and sum(g * x_hat) over the chunk
-                x_hat = x[c] - mu
-                x_hat *= inv_std
-                return g[c].sum(axis=axes, keepdims=True), _channel_dot(g[c], x_hat).reshape(self.bshape)
+            def channel_sums(c: slice) -> tuple[Any, Any]:  # sum(g) and sum(g * (x - mu)) over the chunk
+                return g[c].sum(axis=axes, keepdims=True), _channel_dot(g[c], x[c] - mu).reshape(self.bshape)
 
             sums = each_chunk(xp, channel_sums, x)
             g_sum = sum_in_order([s[0] for s in sums])  # (1, C, 1, ..., 1)
-            gx_hat_sum = sum_in_order([s[1] for s in sums])  # (1, C, 1, ..., 1)
+            gx_hat_sum = sum_in_order([s[1] for s in sums]) * inv_std  # sum(g * x_hat), (1, C, 1, ..., 1)
             if need_dx:
                 inv_m = 1.0 / max(self.m, 1)
                 g_mean, gx_hat_mean = g_sum * inv_m, gx_hat_sum * inv_m
