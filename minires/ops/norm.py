@@ -68,7 +68,8 @@ class BatchNorm(Function):
             dvar/dx_j = (2/m) (x_j - mu) (the term from dmu/dx_j sums to zero),
         so dx_hat_i/dx_j = inv_std (delta_ij - 1/m - x_hat_i x_hat_j / m), and summing over i:
             dx_j = gamma * inv_std * (g_j - mean(g) - x_hat_j * mean(g * x_hat)).
-    x_hat is not kept: backward rebuilds it from x (kept instead, the same size) a batch chunk at a time.
+    x_hat is not kept: backward works from x (kept instead, the same size), a batch chunk at a time, with
+    sum(g * x_hat) = inv_std * sum(g * (x - mu)) and x_hat_j * mean(g * x_hat) = (x_j - mu) * inv_std * (...).
     gamma, beta None (affine=False) mean gamma = 1, beta = 0 and no parameter gradients.
 
     On the CPU every pass runs a batch chunk at a time on minires's threads (threads.each_chunk): the
