@@ -394,9 +394,18 @@ def test_resuming_with_another_world_size_says_so(mpi_runs: dict[str, Any], caps
 
 
 # ----- when things go wrong ---------------------------------------------------------------------------
+# The script run as ``python SCRIPT ARGS``, with Ctrl-C's default handler put back first: a test suite
+# started in the background of a non-interactive shell (``make test &``) inherits SIGINT ignored, and
+# Python then installs no KeyboardInterrupt handler of its own (the example itself must not override that).
+_WITH_CTRL_C = (
+    "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')"
+)
+
+
 def start_example(*args: str) -> subprocess.Popen:
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    command = [sys.executable, str(SCRIPT), *args]
+    command = [sys.executable, "-c", _WITH_CTRL_C, str(SCRIPT), *args]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
