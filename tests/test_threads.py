@@ -180,7 +180,7 @@ def test_batch_chunks_depend_on_the_sizes_only() -> None:
 def test_each_chunk_covers_the_batch_in_order_on_the_pool() -> None:
     mr.set_num_threads(2)
     x = np.zeros((10, threads.BATCH_CHUNK_BYTES // 8 // 2))  # float64: two items a chunk, five chunks
-    barrier = threading.Barrier(2, timeout=10)  # the first chunks of the two runs (items 0 and 4) meet
+    barrier = threading.Barrier(2, timeout=10)  # the chunks at items 0 and 4 meet: two threads run at once
 
     def visit(c: slice) -> tuple[slice, str]:
         if c.start in (0, 4):
