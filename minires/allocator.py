@@ -9,11 +9,11 @@ training step, and about 12% of the step's time on 2 cores (AVX2), more with two
 contend for the process's memory map.
 
 ``keep_freed_memory()`` (called once, at minires's first CPU kernel: threads.py) raises the mmap threshold
-to 1 GiB and the trim threshold to 2 GiB (the largest mallopt takes): freed blocks stay in the heap and
-are reused as they are. The price is that the process keeps its peak memory once it has reached it
-(which a training loop reaches again every step anyway). It is process-wide, as glibc's settings are,
-and does nothing where malloc is not glibc's (macOS, Windows, musl). ``MINIRES_MALLOC=system`` in the
-environment, read at that first kernel, leaves malloc as it is.
+to 1 GiB (32 MiB where glibc refuses more) and the trim threshold to 2 GiB (the largest mallopt takes):
+freed blocks stay in the heap and are reused as they are. The price is that the process keeps its peak
+memory once it has reached it (which a training loop reaches again every step anyway). It is
+process-wide, as glibc's settings are, and does nothing where malloc is not glibc's (macOS, Windows,
+musl). ``MINIRES_MALLOC=system`` in the environment, read at that first kernel, leaves malloc as it is.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import threading
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's malloc.h
 MMAP_THRESHOLD = 1 << 30  # blocks up to 1 GiB come from the heap and go back to it
+FALLBACK_MMAP_THRESHOLD = 32 << 20  # glibc's documented largest, where 1 GiB is refused
 TRIM_THRESHOLD = 2**31 - 1  # the heap's top goes back to the kernel only past 2 GiB free (an int's most)
 
 _lock = threading.Lock()
@@ -48,6 +49,9 @@ def keep_freed_memory() -> bool:
         except (OSError, AttributeError):  # no C library by that name, or not glibc's malloc
             return False
         mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
-        kept = bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD))
-        kept = kept and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+        # Some glibc versions refuse an mmap threshold above 32 MiB (HEAP_MAX_SIZE / 2): then 32 MiB, which
+        # still keeps every array below it in the heap.
+        mmap_set = any(mallopt(M_MMAP_THRESHOLD, size) for size in (MMAP_THRESHOLD, FALLBACK_MMAP_THRESHOLD))
+        trim_set = bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+        kept = mmap_set and trim_set
         return kept

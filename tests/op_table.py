@@ -1006,6 +1006,14 @@ OPS: list[OpInfo] = [
         {"F.relu": _functional("relu"), "mr.relu": mr.relu, "Tensor.relu": _method("relu")},
         {"F.relu": torch.nn.functional.relu, "mr.relu": torch.relu, "Tensor.relu": _method("relu")},
         kinks=_relu_kinks,
+        bad=(
+            BadInput(
+                "bool input",
+                lambda d: F.relu(mr.tensor([True, False], device=d)),
+                DTypeError,
+                ("relu", "bool"),
+            ),
+        ),
     ),
     OpInfo(
         "gelu",

@@ -6,7 +6,7 @@ import math
 from typing import Any
 
 from ..backend import get_array_module
-from ..errors import ShapeError
+from ..errors import DTypeError, ShapeError
 from ..function import Function
 from ..tensor import Tensor
 from ..threads import each_chunk
@@ -18,7 +18,9 @@ class ReLU(Function):
     r"""y = max(x, 0).
 
     Backward: dy/dx = 1 for x > 0 and 0 for x < 0; at the kink x = 0 PyTorch (and minires) take 0.
-    So dx = g * [y > 0]. y is saved, not x (y > 0 exactly where x > 0): the next layer keeps y anyway.
+    So dx = g * [y > 0]. y is saved, not x (y > 0 exactly where x > 0), as PyTorch does: in a ResNet the
+    conv after a ReLU keeps y anyway (not the pooling layer after the stem's). Like a conv's saved input, y
+    must not be changed in place before backward (minires has no version counter that would notice).
     On the CPU both passes run a batch chunk at a time on minires's threads (threads.each_chunk).
     """
 
@@ -26,6 +28,8 @@ class ReLU(Function):
 
     def forward(self, x: Any) -> Any:
         xp = get_array_module(x)
+        if x.dtype == bool:
+            raise DTypeError("relu: expected a numeric tensor, got dtype bool (relu is not defined for bool)")
         y = xp.empty_like(x)
         each_chunk(xp, lambda c: xp.maximum(x[c], 0, out=y[c]), x)
         self.y = y

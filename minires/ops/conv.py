@@ -48,7 +48,7 @@ def conv2d_forward(x: Any, w: Any, b: Any | None, layout: Layout) -> Any:
     def one_chunk(chunk: slice) -> None:
         y[chunk] = layout.product(W, layout.unfold(x[chunk]), chunk.stop - chunk.start)
 
-    _each_chunk(xp, one_chunk, layout.chunks(x))
+    _map_chunks(xp, one_chunk, layout.chunks(x))
     if b is not None:
         y += b.reshape(OC, 1, 1)
     return y
@@ -63,7 +63,7 @@ def conv2d_weight_grad(g: Any, x: Any, layout: Layout) -> Any:
         return layout.weight_grad(layout.output_grad(g[chunk]), layout.unfold(x[chunk]))
 
     dW = None  # (G, OCg, K) or (G, OCg, T*Cg), summed over the chunks in their order
-    for part in _each_chunk(get_array_module(x), one_chunk, layout.chunks(x)):
+    for part in _map_chunks(get_array_module(x), one_chunk, layout.chunks(x)):
         if dW is None:
             dW = part
         else:
@@ -110,11 +110,11 @@ def conv2d_input_grad(g: Any, w: Any, layout: Layout) -> Any:
     def one_chunk(chunk: slice) -> None:
         dx[chunk] = layout.fold(W, layout.output_grad(g[chunk]), chunk.stop - chunk.start)
 
-    _each_chunk(xp, one_chunk, layout.chunks(g))
+    _map_chunks(xp, one_chunk, layout.chunks(g))
     return dx
 
 
-def _each_chunk(xp: Any, fn: Any, chunks: list[slice]) -> list:
+def _map_chunks(xp: Any, fn: Any, chunks: list[slice]) -> list:
     """``[fn(chunk) for chunk in chunks]``: on the CPU spread over minires's threads (threads.py: the
     chunks write disjoint slices of the output), on the GPU in order on the calling thread."""
     if xp is np:

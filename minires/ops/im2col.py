@@ -28,7 +28,7 @@ each one is the fastest for.)
 Channels last also drops the taps that see only padding (a 3x3 kernel with padding 1 on a 1x1 image has
 one live tap out of nine): their columns would be all zeros, and so their products. Where the one tap
 left reads every pixel once (a 1x1 kernel with stride 1, no padding), cols is x itself: no copy for a
-channels-last x, and no fold back.
+channels-last x (cols is then a view of x, which the products only read).
 """
 
 from __future__ import annotations
@@ -189,6 +189,8 @@ def im2col_nhwc(
     for the taps t = (kh_t, kw_t) in ``taps``. ``x`` is (N, C, H, W) in any memory layout; a channels-last
     one (x.transpose(0, 2, 3, 1) contiguous, as the convolutions here return) is read without reordering.
 
+    With one tap that reads every pixel once (``_tap_is_the_image``) cols is x itself, a view of it when x
+    is channels last: read it, never write into it.
     Shapes: x (N, C, H, W) -> cols (G, N*OH*OW, T*Cg).
     """
     xp = get_array_module(x)
@@ -234,8 +236,6 @@ def col2im_nhwc(
     OH, OW = out_size
     G = cols.shape[0]
     Cg = C // G
-    if G == 1 and _tap_is_the_image(taps, stride, dilation, padding, (H, W), out_size):
-        return cols.reshape(N, H, W, C).transpose(0, 3, 1, 2)  # one tap on every pixel once: x is cols
     cols = cols.reshape(G, N, OH, OW, len(taps), Cg)
     x_pad = xp.zeros((N, H + pt + pb, W + pl + pr, C), dtype=cols.dtype)
     x_groups = x_pad.reshape(*x_pad.shape[:3], G, Cg).transpose(3, 0, 1, 2, 4)  # (G, N, Hp, Wp, Cg), a view

@@ -105,7 +105,7 @@ class SyncBatchNorm(Function):
             rv += momentum * var.reshape(C) * (m / max(m - 1, 1))  # unbiased
         self.axes, self.bshape, self.m = axes, bshape, m
         self.gamma, self.inv_std, self.x_hat = gamma, inv_std, x_hat
-        return normalize(x, mu, inv_std, gamma, beta)  # as BatchNorm computes y, to the last bit
+        return normalize(x, mu, inv_std, gamma, beta)  # BatchNorm's formula for y
 
     def backward(self, g: Any) -> tuple[Any, Any, Any]:
         xp = get_array_module(g)
