@@ -42,7 +42,7 @@ BATCH_CHUNK_BYTES = 1 << 20  # one chunk of an elementwise op's array: 1 MiB (L2
 _lock = threading.Lock()
 _num_threads: int | None = None  # None: not yet chosen (the usable cores, or MINIRES_NUM_THREADS)
 _pool: ThreadPoolExecutor | None = None
-_blas_limited = False
+_cpu_taken = False  # _take_the_cpu has run: BLAS limited, malloc told (once per process)
 _worker = threading.local()  # .active: this thread is one of the pool's (never nest the pool)
 
 
@@ -82,10 +82,10 @@ def set_num_threads(n: int) -> None:
 def _take_the_cpu() -> None:
     """Once, at minires's first CPU kernel: BLAS on one thread per call (its idle threads would otherwise
     spin against ours), and glibc's malloc told to keep freed blocks (allocator.py)."""
-    global _blas_limited
-    if _blas_limited:
+    global _cpu_taken
+    if _cpu_taken:
         return
-    _blas_limited = True
+    _cpu_taken = True
     keep_freed_memory()
     try:
         from threadpoolctl import threadpool_limits
