@@ -22,7 +22,12 @@ class _State(threading.local):
 
 _state = _State()
 
-CONV_LAYOUTS = ("nchw", "rows", "nhwc")  # the names of minires/ops/conv_layouts.py's unfold layouts
+CONV_LAYOUTS = (
+    "nchw",
+    "rows",
+    "nhwc",
+    "winograd",
+)  # the names of minires/ops/conv_layouts.py's unfold layouts
 
 
 def forced_conv_layout() -> str | None:

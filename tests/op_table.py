@@ -636,14 +636,17 @@ def conv2d_samples(
 ) -> Sample:
     """Groups dividing both channel counts, non-square kernel/stride/padding/dilation, bias or not,
     padding "same"/"valid" when the stride is 1, unbatched (C, H, W) inputs too; the padded input
-    always at least as large as the dilated kernel."""
-    groups = draw(st.integers(1, max_groups))
+    always at least as large as the dilated kernel. The Winograd layout takes only 3x3 kernels with
+    stride 1, no dilation and one group: its samples are mostly those (the rest test its fallback)."""
+    layout = draw(st.sampled_from(list(CONV_LAYOUTS)))
+    winograd = layout == "winograd" and draw(st.integers(0, 3)) > 0
+    groups = 1 if winograd else draw(st.integers(1, max_groups))
     per_group = max(1, max_channels // groups)
     cin, cout = groups * draw(st.integers(1, per_group)), groups * draw(st.integers(1, per_group))
-    kh, kw = draw(st.integers(1, max_k)), draw(st.integers(1, max_k))
-    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    kh, kw = (3, 3) if winograd else (draw(st.integers(1, max_k)), draw(st.integers(1, max_k)))
+    sh, sw = (1, 1) if winograd else (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
     ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
-    dh, dw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    dh, dw = (1, 1) if winograd else (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
     padding: Any = _int_or_pair(draw, ph, pw)
     if (sh, sw) == (1, 1) and draw(st.integers(0, 3)) == 0:
         padding = draw(st.sampled_from(["same", "valid"]))
@@ -664,7 +667,6 @@ def conv2d_samples(
         kwargs["dilation"] = _int_or_pair(draw, dh, dw)
     if groups > 1:
         kwargs["groups"] = groups
-    layout = draw(st.sampled_from(list(CONV_LAYOUTS)))
     return Sample((x, weight, bias), kwargs, grad=(0, 1) if bias is None else (0, 1, 2), variant=layout)
 
 
@@ -695,7 +697,7 @@ def pool2d_samples(
     return Sample((x,), kwargs, grad=(0,))
 
 
-CONV_LAYOUTS = {"per_layer": None, "nchw": "nchw", "rows": "rows", "nhwc": "nhwc"}
+CONV_LAYOUTS = {"per_layer": None, "nchw": "nchw", "rows": "rows", "nhwc": "nhwc", "winograd": "winograd"}
 
 
 def _conv2d_in_layout(layout: str) -> Callable[..., Any]:

@@ -20,7 +20,14 @@ import minires as mr
 import minires.nn.functional as F
 from minires.grad_mode import CONV_LAYOUTS, conv_layout, forced_conv_layout
 from minires.ops.conv import conv2d_forward, conv2d_input_grad
-from minires.ops.conv_layouts import LAYOUTS, ChannelsFirst, ChannelsLast, ShiftedRows, choose_layout
+from minires.ops.conv_layouts import (
+    LAYOUTS,
+    ChannelsFirst,
+    ChannelsLast,
+    ShiftedRows,
+    Winograd,
+    choose_layout,
+)
 from minires.ops.im2col import col2im_nhwc, im2col, im2col_nhwc, im2col_rows, live_taps, rows_view
 
 
@@ -101,6 +108,10 @@ CASES = [
     ((2, 6, 4, 5), (7, 1, 1), 1, 0, 1, 1),  # a 1x1 bottleneck conv: channels-last cols is x itself
     ((2, 6, 4, 5), (4, 1, 1), 1, 0, 1, 2),  # the same, grouped (a copy per group)
     ((2, 6, 4, 5), (7, 1, 1), 1, 0, 3, 1),  # dilation is no matter for a 1x1 kernel
+    ((2, 5, 7, 6), (4, 3, 3), 1, 1, 1, 1),  # 3x3, stride 1 (Winograd's): an odd height, tiles past it
+    ((1, 3, 2, 3), (2, 3, 3), 1, 2, 1, 1),  # padding 2: 4x5 outputs from a 2x3 image
+    ((3, 4, 5, 4), (3, 3, 3), 1, 0, 1, 1),  # no padding: a 3x2 output
+    ((2, 4, 1, 1), (5, 3, 3), 1, 1, 1, 1),  # a 1x1 image: one 2x2 tile for one pixel
 ]
 
 
@@ -185,10 +196,26 @@ def test_per_layer_choice() -> None:
 
     assert name(64, 7, 1) == "nhwc" and name(512, 1, 2) == "nhwc"
     assert name(16, 28, 1) == "rows" and name(16, 28, 2) == "nchw"
+
+    def square(c: int, width: int, stride: int = 1, oc: int | None = None) -> str:  # c -> oc channels
+        x_shape, w_shape, *rest = _layer(c, width, stride)
+        return choose_layout(x_shape, (oc or c, *w_shape[1:]), *rest).name
+
+    assert square(128, 12) == "winograd" and square(512, 2) == "winograd"  # wide enough, 3x3, stride 1
+    assert square(128, 12, oc=64) == "nhwc" and square(128, 12, 2) == "nhwc"
+    assert square(64, 24) == "rows" and square(512, 1) == "nhwc"  # a 1-pixel output: one live tap
+    x_shape, _, *rest = _layer(128, 12, 1)
+    on_gpu = choose_layout(x_shape, (128, 128, 3, 3), *rest, xp=object())  # not measured on a GPU
+    assert on_gpu.name == "nhwc"
     with conv_layout("nchw"):
         assert name(512, 1, 1) == "nchw"
     with conv_layout("rows"):  # rows has no fold: only where dx is a convolution
         assert name(3, 112, 1) == "rows" and name(3, 112, 2) == "nchw"
+    with conv_layout("winograd"):  # only 3x3, stride 1, one group; elsewhere the rule decides
+        assert name(3, 112, 1) == "winograd" and name(3, 112, 2) == "nchw" and name(512, 1, 2) == "nhwc"
+        args = list(_layer(8, 6, 1))
+        args[5] = 2
+        assert choose_layout(*args).name == "rows"  # grouped
     assert name(512, 1, 1) == "nhwc"  # restored
     with pytest.raises(ValueError, match="conv_layout: expected one of"):
         with conv_layout("channels_last"):
@@ -197,15 +224,16 @@ def test_per_layer_choice() -> None:
 
 def test_layout_names_are_the_override_names() -> None:
     assert tuple(LAYOUTS) == CONV_LAYOUTS
-    assert [cls.name for cls in (ChannelsFirst, ShiftedRows, ChannelsLast)] == list(CONV_LAYOUTS)
+    assert [cls.name for cls in (ChannelsFirst, ShiftedRows, ChannelsLast, Winograd)] == list(CONV_LAYOUTS)
 
 
-def test_rows_has_no_fold() -> None:
-    """The rows layout states that it cannot fold; its dx is the flipped-kernel convolution."""
-    assert ShiftedRows.has_fold is False and ChannelsFirst.has_fold and ChannelsLast.has_fold
-    rows = ShiftedRows(*_layer(4, 6, 1))
+@pytest.mark.parametrize("layout", [ShiftedRows, Winograd])
+def test_rows_and_winograd_have_no_fold(layout: type) -> None:
+    """The rows and Winograd layouts state that they cannot fold; their dx is the flipped-kernel
+    convolution."""
+    assert layout.has_fold is False and ChannelsFirst.has_fold and ChannelsLast.has_fold
     with pytest.raises(NotImplementedError, match="no fold"):
-        rows.fold(None, None, 2)
+        layout(*_layer(4, 6, 1)).fold(None, None, 2)
 
 
 def test_the_override_is_per_thread() -> None:

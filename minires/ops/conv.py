@@ -102,7 +102,7 @@ def conv2d_input_grad(g: Any, w: Any, layout: Layout) -> Any:
         w_flipped = w.reshape(G, OC // G, Cg, KH, KW).transpose(0, 2, 1, 3, 4)[..., ::-1, ::-1]
         w_flipped = w_flipped.reshape(C, OC // G, KH, KW)  # (C, OCg, KH, KW)
         padding = ((DH * (KH - 1) - pt, DH * (KH - 1) - pb), (DW * (KW - 1) - pl, DW * (KW - 1) - pr))
-        flipped = choose_layout(g.shape, w_flipped.shape, (1, 1), padding, layout.dilation, G)
+        flipped = choose_layout(g.shape, w_flipped.shape, (1, 1), padding, layout.dilation, G, xp)
         return conv2d_forward(g, w_flipped, None, flipped)
     W = layout.weight_matrix(w)  # (G, OCg, K) or (G, OCg, T*Cg)
     dx = layout.empty(xp, layout.x_shape, g.dtype)
@@ -162,7 +162,10 @@ class Conv2d(Function):
         self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
 
     def forward(self, x: Any, w: Any, b: Any | None) -> Any:
-        self.layout = choose_layout(x.shape, w.shape, self.stride, self.padding, self.dilation, self.groups)
+        xp = get_array_module(x)
+        self.layout = choose_layout(
+            x.shape, w.shape, self.stride, self.padding, self.dilation, self.groups, xp
+        )
         need_dx, need_dw, _ = self.needs_input_grad
         if need_dx:
             self.w = w

@@ -76,6 +76,14 @@ from .im2col import (
     live_taps,
     rows_view,
 )
+from .winograd import (
+    input_transform,
+    output_transform,
+    output_transform_grad,
+    tiles,
+    weight_transform,
+    weight_transform_grad,
+)
 
 CHUNK_BYTES = 4 << 20  # the cols of one batch chunk: about 4 MiB, to stay in the cache (L3 here: 32 MiB)
 # On the GPU a chunk is bounded by memory, not by a cache: each chunk costs a copy kernel per kernel offset
@@ -83,6 +91,9 @@ CHUNK_BYTES = 4 << 20  # the cols of one batch chunk: about 4 MiB, to stay in th
 # holds the whole batch of every zoo network at its benchmark size (d2l_resnet18 at 96x96, batch 256, is
 # 340 MiB in its largest layer).
 DEVICE_CHUNK_BYTES = 1 << 30
+WINOGRAD_MIN_CHANNELS = (
+    128  # input and output channels from which choose_layout gives a 3x3 layer to Winograd
+)
 
 
 def dx_is_convolution(kernel_size: Pair, stride: Pair, padding: Padding, dilation: Pair) -> bool:
@@ -268,8 +279,7 @@ class ChannelsLast(Layout):
         return len(self.taps) * self.w_shape[1] * self.OH * self.OW
 
     def empty(self, xp: Any, shape: tuple[int, ...], dtype: Any) -> Any:
-        N, C, H, W = shape
-        return xp.empty((N, H, W, C), dtype=dtype).transpose(0, 3, 1, 2)  # (N, C, H, W), channels last
+        return _channels_last_empty(xp, shape, dtype)
 
     def weight_matrix(self, w: Any) -> Any:
         G, OCg, Cg = self.groups, self.OCg, self.w_shape[1]
@@ -313,7 +323,71 @@ class ChannelsLast(Layout):
         )
 
 
-LAYOUTS = {layout.name: layout for layout in (ChannelsFirst, ShiftedRows, ChannelsLast)}
+class Winograd(Layout):
+    r"""Winograd's F(2x2, 3x3) (winograd.py): V (16, T, C) the transformed input tiles in the place of
+    cols, U (16, OC, C) the transformed kernel in the place of W, and per point xi of the transform
+
+        M_xi = V_xi @ U_xi^T        dU_xi = dM_xi^T @ V_xi          (T, OC), (OC, C)
+
+    with y = A^T M A per tile (``output_transform``), dM = A dY A^T (``output_transform_grad``) and dw =
+    G^T dU G (``weight_transform_grad``). Only for 3x3 kernels with stride 1, no dilation, one group and a
+    dx that is a convolution (``winograd_fits``): no fold, dx is the flipped-kernel convolution, itself
+    computed this way. y (and dx) is an NCHW view of an NHWC array, as in ChannelsLast.
+    """
+
+    name = "winograd"
+    has_fold = False
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.tiles = tiles((self.OH, self.OW))
+
+    def values_per_image(self) -> int:
+        return 16 * self.tiles[0] * self.tiles[1] * self.w_shape[1]  # V's values
+
+    def empty(self, xp: Any, shape: tuple[int, ...], dtype: Any) -> Any:
+        return _channels_last_empty(xp, shape, dtype)
+
+    def weight_matrix(self, w: Any) -> Any:
+        return weight_transform(w)  # (16, OC, C)
+
+    def weight_from_matrix(self, dU: Any) -> Any:
+        return weight_transform_grad(dU)  # (OC, C, 3, 3)
+
+    def unfold(self, x: Any) -> Any:
+        return input_transform(x, self.padding, self.tiles)  # (16, T, C)
+
+    def product(self, U: Any, V: Any, n: int) -> Any:
+        M = V @ U.transpose(0, 2, 1)  # (16, T, OC)
+        return output_transform(M, n, (self.OH, self.OW)).transpose(0, 3, 1, 2)  # (n, OC, OH, OW), a view
+
+    def output_grad(self, g: Any) -> Any:
+        return output_transform_grad(g, self.tiles)  # (16, T, OC)
+
+    def weight_grad(self, dM: Any, V: Any) -> Any:
+        return dM.transpose(0, 2, 1) @ V  # (16, OC, C)
+
+    def fold(self, U: Any, dM: Any, n: int) -> Any:
+        raise NotImplementedError(
+            "the winograd layout has no fold: its dx is the flipped-kernel convolution (choose_layout takes "
+            "winograd only for layers whose dx is a convolution)"
+        )
+
+
+def _channels_last_empty(xp: Any, shape: tuple[int, ...], dtype: Any) -> Any:
+    """An uninitialized (N, C, H, W) array laid out as (N, H, W, C): PyTorch's channels_last format."""
+    N, C, H, W = shape
+    return xp.empty((N, H, W, C), dtype=dtype).transpose(0, 3, 1, 2)  # (N, C, H, W), channels last
+
+
+def winograd_fits(kernel_size: Pair, stride: Pair, padding: Padding, dilation: Pair, groups: int) -> bool:
+    """Whether the Winograd layout can take this convolution: a 3x3 kernel, stride 1, no dilation, one group,
+    and a dx that is a convolution (the layout has no fold)."""
+    plain = tuple(kernel_size) == (3, 3) and stride == (1, 1) and dilation == (1, 1) and groups == 1
+    return plain and dx_is_convolution(kernel_size, stride, padding, dilation)
+
+
+LAYOUTS = {layout.name: layout for layout in (ChannelsFirst, ShiftedRows, ChannelsLast, Winograd)}
 
 
 def choose_layout(
@@ -323,16 +397,28 @@ def choose_layout(
     padding: Padding,
     dilation: Pair,
     groups: int,
+    xp: Any = np,
 ) -> Layout:
     """The layout of one convolution, the one place where it is chosen (see the module docstring): the
-    thread's ``conv_layout`` if one is set (rows falls back to nchw where dx is no convolution), else
+    thread's ``conv_layout`` if one is set and can take the layer (where it cannot, rows falls back to
+    nchw and winograd to the rule), else the rule: on the CPU (``xp`` NumPy) Winograd for the 3x3 layers it
+    fits with at least WINOGRAD_MIN_CHANNELS channels in and out and an output of 2x2 pixels or more, then
     channels last when Cg >= 4*OW, shifted rows when dx is a convolution, channels first otherwise."""
     args = (x_shape, w_shape, stride, padding, dilation, groups)
     rows_fit = dx_is_convolution(w_shape[2:], stride, padding, dilation)  # rows has no fold
+    winograd_fit = winograd_fits(w_shape[2:], stride, padding, dilation, groups)
     forced = forced_conv_layout()
-    if forced is not None:
-        name = "nchw" if forced == "rows" and not rows_fit else forced
+    fits = {"rows": rows_fit, "winograd": winograd_fit}
+    if forced is not None and fits.get(forced, True):
+        name = forced
+    elif forced == "rows":
+        name = "nchw"
     else:
+        OH = conv_output_size(x_shape[2], w_shape[2], stride[0], padding[0], dilation[0])
         OW = conv_output_size(x_shape[3], w_shape[3], stride[1], padding[1], dilation[1])
-        name = "nhwc" if w_shape[1] >= 4 * OW else "rows" if rows_fit else "nchw"
+        wide = min(w_shape[:2]) >= WINOGRAD_MIN_CHANNELS and min(OH, OW) >= 2  # a 1-pixel output: 1 live tap
+        if winograd_fit and wide and xp is np:
+            name = "winograd"
+        else:
+            name = "nhwc" if w_shape[1] >= 4 * OW else "rows" if rows_fit else "nchw"
     return LAYOUTS[name](*args)
