@@ -11,7 +11,8 @@ Notation: N, C, H, W         batch size, input channels, input height and width
 Three layers, each on the one below:
 - the kernels, on plain NumPy/CuPy arrays: ``conv2d_forward`` (y), ``conv2d_input_grad`` (dx) and
   ``conv2d_weight_grad`` (dw), each a loop over batch chunks whose unfold and products a ``Layout``
-  (conv_layouts.py: channels first, by shifted rows, or channels last; chosen per layer) supplies;
+  (conv_layouts.py: channels first, by shifted rows, channels last, or Winograd's F(2x2, 3x3); chosen
+  per layer) supplies;
 - ``Conv2d``, the ``Function``: it picks the layout in forward, keeps what backward needs and calls the
   kernels;
 - ``conv2d``, the wrapper: the argument checks, as torch.nn.functional.conv2d.
@@ -146,7 +147,9 @@ class Conv2d(Function):
 
     Layouts. The same products, with cols laid out per layer in one of the ways of conv_layouts.py
     (channels first as above, by shifted rows, or channels last: the algebra transposed), chosen once in
-    forward (``choose_layout``) and kept for backward.
+    forward (``choose_layout``) and kept for backward. For the wide 3x3 stride-1 layers on the CPU, the
+    same sum by Winograd's F(2x2, 3x3) instead (winograd.py: 2.25 times fewer products, its backward
+    derived there the same way, as the adjoints of its linear transforms).
 
     Batch chunks. Both products are done a few images at a time (``Layout.chunks``), so that a chunk's
     cols (about CHUNK_BYTES) stays in the cache between the unfold and the GEMM that reads it: measured

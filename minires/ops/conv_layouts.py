@@ -22,11 +22,15 @@ are written once:
   every stride-1 layer, so ``choose_layout`` picks it only where dx is a convolution.
 - ``ChannelsLast`` ("nhwc"): cols (G, M, T*Cg), one row per output pixel and the channels innermost,
   with only the T live taps; its output (and dx) is an NCHW view of an NHWC array.
+- ``Winograd`` ("winograd", winograd.py): not an unfold but Winograd's F(2x2, 3x3), 16 products of the
+  transformed input tiles by the transformed kernel, channels last. 3x3 kernels with stride 1, no
+  dilation and one group only; no fold (dx is the flipped-kernel convolution, as for rows).
 
-The choice (``choose_layout``): channels last when a pixel's Cg channels make a longer run than an output
-row of OW values (Cg >= 4*OW: the small images of the late stages); otherwise shifted rows when the
-layer's dx is a convolution (stride 1), else channels first. ``conv_layout`` (minires/grad_mode.py, per
-thread) overrides it.
+The choice (``choose_layout``): on the CPU, Winograd for the 3x3 stride-1 layers with at least
+WINOGRAD_MIN_CHANNELS (128) channels in and out and an output of 2x2 pixels or more; then channels last
+when a pixel's Cg channels make a longer run than an output row of OW values (Cg >= 4*OW: the small
+images of the late stages); otherwise shifted rows when the layer's dx is a convolution (stride 1), else
+channels first. ``conv_layout`` (minires/grad_mode.py, per thread) overrides it.
 
 Does each layout earn its place? Measured (2 cores AMD EPYC, AVX2, no AVX-512; NumPy's OpenBLAS, float32;
 the conv rows of benchmarks/bench.py: one training step of the layer, forward, dx and dw; ms, median of 9,
@@ -54,6 +58,29 @@ resnet50's 3x3 19, 20 and 21, so the rule's choice there costs little either way
 missed by 10% in the first run, not in the second). Single layers here are fed NCHW; in a network a
 channels-last layer hands the next one channels last, which the 1x1 256->64 layer (channels first 8%
 faster fed NCHW) then reads without a copy (im2col.py).
+
+Winograd, measured the same way (same machine; the layer's forward, dx and dw in ms, median of 9 rounds,
+the layouts in a random order each round; 3x3, padding 1, C -> C channels):
+
+    layer                      rows    nhwc   winograd   choose_layout
+    32x14x14 N128              21.2    21.5     24.7     rows
+    64x7x7 N128                18.9    16.6     17.3     nhwc
+    64x24x24 N64               90.8    88.1     84.0     rows
+    64x16x16 N32               25.9    21.8     24.2     nhwc
+    128x8x8 N32                22.5    18.5     15.2     winograd
+    128x12x12 N64              73.0    64.7     52.9     winograd
+    128x4x4 N256               47.0    32.5     30.3     winograd
+    512x3x3 N64               111.2    88.2     80.8     winograd
+    512x2x2 N32                48.9    37.3     38.9     winograd
+
+On 16 and 32 channels the transforms (a dozen passes over tiles 4 times the size of the input) cost more
+than the products save; from 128 channels on the products dominate and Winograd is 7-18% faster than
+the best direct layout (256x6x6 N64 in another run: 42 ms against 65). At 64 channels it is within the
+noise of the others, in single layers and in whole networks (d2l_resnet18 at 96x96 and resnet50 with the
+threshold at 64 instead of 128: -7% to +5% a step), so the threshold is 128. A 512x2x2 layer is a wash;
+a 1x1 output is left to channels last, which multiplies its one live tap only. Whole networks
+(bench.py's workloads, minires alone, steps with and without Winograd alternating in one process):
+d2l_resnet18 96x96 training -17%, inference -10%; resnet50 training -4%, inference -8%.
 """
 
 from __future__ import annotations
