@@ -60,8 +60,9 @@ def im2col(
         cols[g, (c, kh, kw), (n, oh, ow)] = x_pad[n, g*Cg + c, oh*SH + kh*DH, ow*SW + kw*DW]
 
     x_pad is x with zeros around it (``padding`` is an int, (PH, PW), or ((top, bottom), (left, right))).
-    The loop runs over the KH*KW kernel offsets: for offset (kh, kw) the pixels under it, for every output
-    position at once, are one strided slice of x_pad (rows kh*DH, kh*DH + SH, ...; likewise columns).
+    For kernel offset (kh, kw) the pixels under it, for every output position at once, are one strided
+    slice of x_pad (rows kh*DH, kh*DH + SH, ...; likewise columns), and the slices of all the offsets are
+    one strided view of x_pad: cols is one copy of it.
 
     Shapes: x (N, C, H, W) -> cols (G, Cg*KH*KW, N*OH*OW).
     """
@@ -77,12 +78,15 @@ def im2col(
     # does each row of cols below (measured 1.4x faster than NCHW for im2col and 1.8x for col2im).
     x_pad = xp.zeros((C, N, H + pt + pb, W + pl + pr), dtype=x.dtype)
     x_pad[:, :, pt : pt + H, pl : pl + W] = x.transpose(1, 0, 2, 3)
+    # Offset (kh, kw) reads x_pad rows oh*SH + kh*DH and columns ow*SW + kw*DW: strides along kh, kw, oh and
+    # ow in one view of x_pad, so that one copy fills cols (a loop over the offsets, one strided slice each,
+    # does the same in KH*KW copies).
+    sc, sn, sh, sw = x_pad.strides
+    patches = xp.lib.stride_tricks.as_strided(
+        x_pad, (C, KH, KW, N, OH, OW), (sc, DH * sh, DW * sw, sn, SH * sh, SW * sw)
+    )
     cols = xp.empty((C, KH, KW, N, OH, OW), dtype=x.dtype)
-    for kh in range(KH):
-        rows = slice(kh * DH, kh * DH + SH * (OH - 1) + 1, SH)  # x_pad rows oh*SH + kh*DH, all oh
-        for kw in range(KW):
-            columns = slice(kw * DW, kw * DW + SW * (OW - 1) + 1, SW)
-            cols[:, kh, kw] = x_pad[:, :, rows, columns]  # (C, N, OH, OW)
+    cols[...] = patches  # cols[c, kh, kw] = x_pad[:, :, rows of kh, columns of kw], (C, N, OH, OW) each
     return cols.reshape(G, Cg * KH * KW, N * OH * OW)  # (G, K, M)
 
 
@@ -103,10 +107,11 @@ def col2im(
 
     then the padding is cropped off. im2col copies each pixel into every patch that covers it, so
     <im2col(x), cols> = <x, col2im(cols)>: the gradient of a pixel is the sum of the gradients of its
-    copies. The same loop over the KH*KW kernel offsets as im2col, with += in place of =: where patches
-    overlap, the slices of different offsets land on shared pixels and must add up. Along an axis with
-    stride S, dilation D and kernel K they overlap exactly when S / gcd(S, D) <= K - 1 (S = K = D = 2
-    overlaps); pixels that no window covers get nothing (dx = 0 there).
+    copies. A loop over the KH*KW kernel offsets, adding each one's slice of cols to its strided slice of
+    x_pad (im2col's view, read backwards): one copy would not do, since where patches overlap, the slices
+    of different offsets land on shared pixels and must add up. Along an axis with stride S, dilation D
+    and kernel K they overlap exactly when S / gcd(S, D) <= K - 1 (S = K = D = 2 overlaps); pixels that no
+    window covers get nothing (dx = 0 there).
 
     Shapes: cols (G, Cg*KH*KW, N*OH*OW), as im2col returns it for any G -> x (N, C, H, W) = x_shape.
     """
@@ -282,11 +287,10 @@ def im2col_rows(
     x_flat = xp.zeros((C, max(head + N * Hz * Wz, L + reach)), dtype=x.dtype)
     images = x_flat[:, head : head + N * Hz * Wz].reshape(C, N, Hz, Wz)
     images[:, :, :H, :W] = x.transpose(1, 0, 2, 3)  # (C, N, H, W)
+    row, step = x_flat.strides  # tap (kh, kw) starts kh*DH*Wz + kw*DW values in: one view holds every tap
+    taps = xp.lib.stride_tricks.as_strided(x_flat, (C, KH, KW, L), (row, DH * Wz * step, DW * step, step))
     cols = xp.empty((C, KH, KW, L), dtype=x.dtype)
-    for kh in range(KH):
-        for kw in range(KW):
-            shift = kh * DH * Wz + kw * DW
-            cols[:, kh, kw] = x_flat[:, shift : shift + L]  # (C, L)
+    cols[...] = taps  # cols[c, kh, kw] = x_flat[c, shift : shift + L], all taps in one copy
     return cols.reshape(groups, (C // groups) * KH * KW, L), (Hz, Wz, L)
 
 
