@@ -15,6 +15,7 @@ import pytest
 import minires as mr
 import minires.nn.functional as F
 from minires import threads
+from minires.ops import norm
 
 
 @pytest.fixture(autouse=True)
@@ -297,6 +298,40 @@ def test_an_op_chunk_by_chunk_on_two_threads_computes_what_it_computes_at_once(
             np.testing.assert_allclose(a, b, rtol=tol, atol=tol * np.abs(b).max(), err_msg=f"{name} [{i}]")
         else:
             np.testing.assert_array_equal(a, b, err_msg=f"{name} [{i}]")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_batch_norm_by_rows_and_by_broadcast_agree(dtype: Any) -> None:
+    """NCHW x and g go row by row (norm.by_rows); a channels-last x, or a g in another memory order,
+    broadcast per channel. Every combination gives the same y, gradients and running statistics."""
+    rs = np.random.default_rng(5)
+    x0, g0 = (
+        (rs.standard_normal((6, 4, 5, 3)) * 2 + 1).astype(dtype),
+        rs.standard_normal((6, 4, 5, 3)).astype(dtype),
+    )
+
+    def channels_last(a: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+
+    def run(x_data: np.ndarray, g_data: np.ndarray) -> list[np.ndarray]:
+        x = mr.tensor(x_data, requires_grad=True)
+        w, b = mr.tensor(np.linspace(0.5, 2, 4).astype(dtype), requires_grad=True), mr.zeros(4, dtype=dtype)
+        b.requires_grad_(True)
+        rm, rv = mr.zeros(4, dtype=dtype), mr.ones(4, dtype=dtype)
+        y = F.batch_norm(x, rm, rv, w, b, training=True)
+        y.backward(mr.tensor(g_data))
+        return [y.numpy(), x.grad.numpy(), w.grad.numpy(), b.grad.numpy(), rm.numpy(), rv.numpy()]
+
+    reference = run(x0, g0)
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    for x_data, g_data in (
+        (channels_last(x0), g0),
+        (x0, channels_last(g0)),
+        (channels_last(x0), channels_last(g0)),
+    ):
+        for a, b in zip(run(x_data, g_data), reference, strict=True):
+            np.testing.assert_allclose(a, b, rtol=tol, atol=tol * np.abs(b).max())
+    assert norm.by_rows(x0, g0) and not norm.by_rows(channels_last(x0)) and not norm.by_rows(x0[:, :, :, ::2])
 
 
 def test_batch_norm_runs_its_chunks_on_both_threads(monkeypatch: pytest.MonkeyPatch) -> None:

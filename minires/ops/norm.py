@@ -28,6 +28,30 @@ def _channel_dot(a: Any, b: Any) -> Any:
     return np.einsum(f"{axes},{axes}->c", a, b)  # (C,)
 
 
+def by_rows(*arrays: Any) -> bool:
+    """Whether per-channel elementwise work on these (N, C, *spatial) arrays goes row by row: all of them
+    C-contiguous (NCHW), with a spatial part and values. Broadcasting a (1, C, 1, 1) array against NCHW
+    makes NumPy's inner loop one channel's S spatial values, restarted N*C times; as (N, C*S) rows against
+    a (C*S,) row (``per_row``) the loop runs over whole rows, measured 1.7-2.2x faster (float32, 1 MiB
+    chunks, 7x7 to 28x28 images, AVX2). A channels-last array (its channels innermost already) keeps the
+    broadcast shapes."""
+    return all(a.ndim > 2 and a.size > 0 and a.flags.c_contiguous for a in arrays)
+
+
+def per_row(v: Any, x: Any, rows: bool) -> Any:
+    """A per-channel (1, C, 1, ..., 1) array as it meets a row of x: each channel's value repeated over its
+    S spatial positions, (C*S,), when ``rows``; else v itself (broadcast)."""
+    if not rows:
+        return v
+    return get_array_module(v).repeat(v.reshape(-1), x[0].size // x.shape[1])  # (C*S,)
+
+
+def as_rows(a: Any, rows: bool) -> Any:
+    """A chunk of an (N, C, *spatial) array as (n, C*S) rows (a view: the chunk is C-contiguous) when
+    ``rows``; else the chunk itself."""
+    return a.reshape(a.shape[0], -1) if rows else a
+
+
 def normalize(x: Any, mu: Any, inv_std: Any, gamma: Any | None, beta: Any | None) -> Any:
     """y = gamma * (x - mu) * inv_std + beta per channel, computed as y = x * scale + shift with
     scale = gamma * inv_std and shift = beta - mu * scale (two passes over x; PyTorch's CPU kernel does the
@@ -38,10 +62,12 @@ def normalize(x: Any, mu: Any, inv_std: Any, gamma: Any | None, beta: Any | None
     scale = inv_std if gamma is None else gamma.reshape(bshape) * inv_std  # (1, C, 1, ..., 1)
     shift = -mu * scale if beta is None else beta.reshape(bshape) - mu * scale
     y = xp.empty_like(x)
+    rows = by_rows(x)
+    scale, shift = per_row(scale, x, rows), per_row(shift, x, rows)
 
     def affine(c: Any) -> None:
-        y_c = y[c]
-        xp.multiply(x[c], scale, out=y_c)
+        y_c = as_rows(y[c], rows)
+        xp.multiply(as_rows(x[c], rows), scale, out=y_c)
         y_c += shift
 
     each_chunk(xp, affine, x)
@@ -103,8 +129,11 @@ class BatchNorm(Function):
             inv_m = 1.0 / max(m, 1)  # an empty batch gives mu = var = 0 rather than 0/0
             mu = sum_in_order(each_chunk(xp, lambda c: x[c].sum(axis=axes, keepdims=True), x)) * inv_m
 
+            rows = by_rows(x)
+            mu_row = per_row(mu, x, rows)
+
             def squared_deviations(c: slice) -> Any:  # sum over the chunk of (x - mu)^2, per channel
-                d = x[c] - mu
+                d = (as_rows(x[c], rows) - mu_row).reshape(x[c].shape)
                 return _channel_dot(d, d)  # (C,)
 
             var = sum_in_order(each_chunk(xp, squared_deviations, x)).reshape(bshape) * inv_m  # biased
@@ -136,9 +165,12 @@ class BatchNorm(Function):
         dx = dgamma = dbeta = None
         if self.training:
             x, mu = self.x, self.mu
+            rows = by_rows(x, g)
+            mu_row = per_row(mu, x, rows)
 
             def channel_sums(c: slice) -> tuple[Any, Any]:  # sum(g) and sum(g * (x - mu)) over the chunk
-                return g[c].sum(axis=axes, keepdims=True), _channel_dot(g[c], x[c] - mu).reshape(self.bshape)
+                x_mu = (as_rows(x[c], rows) - mu_row).reshape(x[c].shape)
+                return g[c].sum(axis=axes, keepdims=True), _channel_dot(g[c], x_mu).reshape(self.bshape)
 
             sums = each_chunk(xp, channel_sums, x)
             g_sum = sum_in_order([s[0] for s in sums])  # (1, C, 1, ..., 1)
@@ -147,12 +179,16 @@ class BatchNorm(Function):
                 inv_m = 1.0 / max(self.m, 1)
                 g_mean, gx_hat_mean = g_sum * inv_m, gx_hat_sum * inv_m
                 dx = xp.empty_like(x)
+                x_hat_coef = per_row(
+                    -inv_std * gx_hat_mean, x, rows
+                )  # times (x - mu): - x_hat * mean(g x_hat)
+                g_mean, scale = per_row(g_mean, x, rows), per_row(scale, x, rows)
 
                 def input_grad(c: slice) -> None:  # gamma * inv_std * (g - mean(g) - x_hat * mean(g * x_hat))
-                    dx_c = dx[c]
-                    xp.subtract(x[c], mu, out=dx_c)
-                    dx_c *= -inv_std * gx_hat_mean  # - x_hat * mean(g * x_hat)
-                    dx_c += g[c]
+                    dx_c = as_rows(dx[c], rows)
+                    xp.subtract(as_rows(x[c], rows), mu_row, out=dx_c)
+                    dx_c *= x_hat_coef
+                    dx_c += as_rows(g[c], rows)
                     dx_c -= g_mean
                     dx_c *= scale
 
