@@ -17,17 +17,13 @@ class _State(threading.local):
     """The switches of one thread; the class attributes are every new thread's defaults."""
 
     enabled = True  # grad mode
-    conv_layout: str | None = None  # the forced unfold layout of conv2d, None: each layer chooses
+    conv_layout: str | None = None  # the forced layout of conv2d, None: each layer chooses
 
 
 _state = _State()
 
-CONV_LAYOUTS = (
-    "nchw",
-    "rows",
-    "nhwc",
-    "winograd",
-)  # the names of minires/ops/conv_layouts.py's unfold layouts
+# The names of minires/ops/conv_layouts.py's layouts: three unfolds and Winograd's F(2x2, 3x3).
+CONV_LAYOUTS = ("nchw", "rows", "nhwc", "winograd")
 
 
 def forced_conv_layout() -> str | None:
@@ -38,11 +34,12 @@ def forced_conv_layout() -> str | None:
 
 @contextlib.contextmanager
 def conv_layout(layout: str | None) -> Iterator[None]:
-    """Within the block every conv2d of this thread unfolds in ``layout``: "nchw", "rows" (stride-1
-    layers only; the others fall back to "nchw") or "nhwc"; None is the per-layer choice. For tests
-    (every layout against the same references) and benchmarks (each layout timed on each layer). The
-    layout is fixed when a convolution runs forward: its backward uses the same one, inside the block
-    or not."""
+    """Within the block every conv2d of this thread runs in ``layout``: "nchw", "rows" (stride-1 layers
+    only; the others fall back to "nchw"), "nhwc" or "winograd" (3x3 stride-1 layers of one group only;
+    the others fall back to the per-layer choice); None is the per-layer choice. For tests (every layout
+    against the same references) and benchmarks (each layout timed on each layer). The layout is fixed
+    when a convolution runs forward, and the override then in force also picks the layout of dx's
+    flipped-kernel convolution: its backward is the same inside the block or not."""
     if layout is not None and layout not in CONV_LAYOUTS:
         raise ValueError(f"conv_layout: expected one of {CONV_LAYOUTS} or None, got {layout!r}")
     saved = forced_conv_layout()

@@ -270,3 +270,27 @@ def test_fold_and_flipped_kernel_give_the_same_dx(layout: type) -> None:
     np.testing.assert_allclose(
         conv2d_forward(x, w, None, by_layout), conv2d_forward(x, w, None, ChannelsFirst(*args))
     )
+
+
+@pytest.mark.parametrize("layout", ["nchw", "rows", "nhwc", "winograd"])
+def test_dx_is_computed_in_the_forced_layout_after_the_block(
+    layout: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The override in force at forward also picks the layout of dx's flipped-kernel convolution, when
+    backward runs outside the block (and a block at backward time does not change it)."""
+    from minires.ops import conv
+
+    chosen: list[str] = []
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        result = choose_layout(*args, **kwargs)
+        chosen.append(result.name)
+        return result
+
+    monkeypatch.setattr(conv, "choose_layout", recording)
+    x, w = mr.randn(2, 4, 6, 5, requires_grad=True), mr.randn(3, 4, 3, 3, requires_grad=True)
+    with conv_layout(layout):
+        y = F.conv2d(x, w, padding=1)
+    with conv_layout("nchw" if layout != "nchw" else "nhwc"):
+        y.sum().backward()
+    assert chosen == [layout, layout]

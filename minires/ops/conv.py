@@ -103,7 +103,9 @@ def conv2d_input_grad(g: Any, w: Any, layout: Layout) -> Any:
         w_flipped = w.reshape(G, OC // G, Cg, KH, KW).transpose(0, 2, 1, 3, 4)[..., ::-1, ::-1]
         w_flipped = w_flipped.reshape(C, OC // G, KH, KW)  # (C, OCg, KH, KW)
         padding = ((DH * (KH - 1) - pt, DH * (KH - 1) - pb), (DW * (KW - 1) - pl, DW * (KW - 1) - pr))
-        flipped = choose_layout(g.shape, w_flipped.shape, (1, 1), padding, layout.dilation, G, xp)
+        flipped = choose_layout(  # under the override that chose the forward's layout, if any
+            g.shape, w_flipped.shape, (1, 1), padding, layout.dilation, G, xp, forced=layout.forced
+        )
         return conv2d_forward(g, w_flipped, None, flipped)
     W = layout.weight_matrix(w)  # (G, OCg, K) or (G, OCg, T*Cg)
     dx = layout.empty(xp, layout.x_shape, g.dtype)

@@ -40,7 +40,7 @@ told to keep freed blocks and the rows layout's shared zeros; "rows" on a stride
     layer                                          nchw    rows    nhwc   choose_layout
     3x3 64->64 64x28x28 N128 (the issue's)          207     231     242   rows
     d2l b2 3x3 64->64 64x24x24 N64                   81      79      75   rows
-    d2l b3 3x3 128->128 128x4x4 N256                 49      54      34   nhwc
+    d2l b3 3x3 128->128 128x4x4 N256                 49      54      34   (winograd now)
     cifar layer1 3x3 16->16 16x28x28 N128            29      28      41   rows
     cifar layer3 3x3 64->64 64x7x7 N128              25      21      18   nhwc
     resnet50 layer1 3x3 64->64 64x16x16 N32          22      22      23   nhwc
@@ -52,10 +52,11 @@ told to keep freed blocks and the rows layout's shared zeros; "rows" on a stride
 Each is the fastest somewhere, so all three stay: channels first on the strided stems (channels last is
 1.7-2.4x slower there, and rows cannot take a stride), shifted rows on the 16-channel 28x28 layers (5%
 faster than channels first, 1.5x faster than channels last), channels last on the small late-stage images
-(1.4x on 4x4 and 7x7). On the 64-channel layers of 16x16 to 28x28 the three are within a few percent of
-one another: a second run of 15 rounds gave the issue's layer 205, 209 and 205 ms, d2l b2 80, 82 and 77,
-resnet50's 3x3 19, 20 and 21, so the rule's choice there costs little either way (the issue's layer
-missed by 10% in the first run, not in the second). Single layers here are fed NCHW; in a network a
+(1.4x on 4x4 and 7x7; those of 128 channels and more now go to Winograd, below). On the 64-channel
+layers of 16x16 to 28x28 the three are within a few percent of one another: a second run of 15 rounds
+gave the issue's layer 205, 209 and 205 ms, d2l b2 80, 82 and 77, resnet50's 3x3 19, 20 and 21, so the
+rule's choice there costs little either way (the issue's layer missed by 10% in the first run, not in
+the second). Single layers here are fed NCHW; in a network a
 channels-last layer hands the next one channels last, which the 1x1 256->64 layer (channels first 8%
 faster fed NCHW) then reads without a copy (im2col.py).
 
@@ -75,10 +76,12 @@ the layouts in a random order each round; 3x3, padding 1, C -> C channels):
 
 On 16 and 32 channels the transforms (a dozen passes over tiles 4 times the size of the input) cost more
 than the products save; from 128 channels on the products dominate and Winograd is 7-18% faster than
-the best direct layout (256x6x6 N64 in another run: 42 ms against 65). At 64 channels it is within the
-noise of the others, in single layers and in whole networks (d2l_resnet18 at 96x96 and resnet50 with the
-threshold at 64 instead of 128: -7% to +5% a step), so the threshold is 128. A 512x2x2 layer is a wash;
-a 1x1 output is left to channels last, which multiplies its one live tap only. Whole networks
+the best direct layout in this run (256x6x6 N64, in an earlier and noisier run of 7 rounds: 42 ms against
+65). At 64 channels it is within the noise of the others, in single layers and in whole networks
+(d2l_resnet18 at 96x96 and resnet50 with the threshold at 64 instead of 128: -7% to +5% a step), so the
+threshold is 128. A 2x2 output (512x2x2 here) is a wash, 4% slower in this run and 2% faster in the one
+before; the rule takes it, and the whole-network figures below include it. A 1x1 output is left to
+channels last, which multiplies its one live tap only. Whole networks
 (bench.py's workloads, minires alone, steps with and without Winograd alternating in one process):
 d2l_resnet18 96x96 training -17%, inference -10%; resnet50 training -4%, inference -8%.
 """
@@ -118,9 +121,9 @@ CHUNK_BYTES = 4 << 20  # the cols of one batch chunk: about 4 MiB, to stay in th
 # holds the whole batch of every zoo network at its benchmark size (d2l_resnet18 at 96x96, batch 256, is
 # 340 MiB in its largest layer).
 DEVICE_CHUNK_BYTES = 1 << 30
-WINOGRAD_MIN_CHANNELS = (
-    128  # input and output channels from which choose_layout gives a 3x3 layer to Winograd
-)
+# Input and output channels from which choose_layout gives a 3x3 stride-1 layer to Winograd.
+WINOGRAD_MIN_CHANNELS = 128
+THREADS_OVERRIDE = object()  # choose_layout's default ``forced``: the thread's conv_layout, read then
 
 
 def dx_is_convolution(kernel_size: Pair, stride: Pair, padding: Padding, dilation: Pair) -> bool:
@@ -136,6 +139,9 @@ class Layout:
 
     name = ""
     has_fold = True  # fold (dx by col2im) exists; without it dx must be the flipped-kernel convolution
+    # The conv_layout override in force when choose_layout chose this layout (None: the rule's choice);
+    # dx's flipped-kernel convolution is chosen under the same one, whenever backward runs.
+    forced: str | None = None
 
     def __init__(
         self,
@@ -358,8 +364,10 @@ class Winograd(Layout):
 
     with y = A^T M A per tile (``output_transform``), dM = A dY A^T (``output_transform_grad``) and dw =
     G^T dU G (``weight_transform_grad``). Only for 3x3 kernels with stride 1, no dilation, one group and a
-    dx that is a convolution (``winograd_fits``): no fold, dx is the flipped-kernel convolution, itself
-    computed this way. y (and dx) is an NCHW view of an NHWC array, as in ChannelsLast.
+    dx that is a convolution (``winograd_fits``): no fold, dx is the flipped-kernel convolution, in the
+    layout chosen for it (Winograd where the rule, or the override, takes it: the flipped convolution of
+    a layer that Winograd fits is one that it fits too). y is an NCHW view of an NHWC array, as in
+    ChannelsLast.
     """
 
     name = "winograd"
@@ -425,16 +433,19 @@ def choose_layout(
     dilation: Pair,
     groups: int,
     xp: Any = np,
+    forced: Any = THREADS_OVERRIDE,
 ) -> Layout:
     """The layout of one convolution, the one place where it is chosen (see the module docstring): the
-    thread's ``conv_layout`` if one is set and can take the layer (where it cannot, rows falls back to
+    ``forced`` layout (by default the thread's ``conv_layout``; dx passes the forward's) if one is set
+    and can take the layer (where it cannot, rows falls back to
     nchw and winograd to the rule), else the rule: on the CPU (``xp`` NumPy) Winograd for the 3x3 layers it
     fits with at least WINOGRAD_MIN_CHANNELS channels in and out and an output of 2x2 pixels or more, then
     channels last when Cg >= 4*OW, shifted rows when dx is a convolution, channels first otherwise."""
     args = (x_shape, w_shape, stride, padding, dilation, groups)
     rows_fit = dx_is_convolution(w_shape[2:], stride, padding, dilation)  # rows has no fold
     winograd_fit = winograd_fits(w_shape[2:], stride, padding, dilation, groups)
-    forced = forced_conv_layout()
+    if forced is THREADS_OVERRIDE:
+        forced = forced_conv_layout()
     fits = {"rows": rows_fit, "winograd": winograd_fit}
     if forced is not None and fits.get(forced, True):
         name = forced
@@ -448,4 +459,6 @@ def choose_layout(
             name = "winograd"
         else:
             name = "nhwc" if w_shape[1] >= 4 * OW else "rows" if rows_fit else "nchw"
-    return LAYOUTS[name](*args)
+    layout = LAYOUTS[name](*args)
+    layout.forced = forced
+    return layout

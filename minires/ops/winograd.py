@@ -37,9 +37,9 @@ largest error is within a few times the direct form's, both about 1e-6 of the la
 Backward (the transforms are linear maps, so each has its transpose as its adjoint):
     dM = A dY A^T per tile (dY's 2x2 tile, zero where a tile runs past the output),
     dU_xi = dM_xi^T @ V_xi     (OC, C),     dw = G^T dU G summed over the 16 points,
-and dx, for a stride-1 layer, is the convolution of g with the flipped kernel (conv.py), itself computed
-by this module. So ``weight_grad`` needs V (from x again) and dM; the input transform's adjoint is not
-needed.
+and dx, for a stride-1 layer, is the convolution of g with the flipped kernel (conv.py), computed in the
+layout chosen for that convolution: by this module again where Winograd is chosen. So the weight
+gradient needs V (from x again) and dM; the input transform's adjoint is not needed.
 
 Layout: V is (16, T, C), U (16, OC, C) and M (16, T, OC), channels innermost: each transform step is a
 handful of whole-array additions over slices two pixels apart along an outer axis, reading runs of C
