@@ -334,6 +334,25 @@ def test_batch_norm_by_rows_and_by_broadcast_agree(dtype: Any) -> None:
     assert norm.by_rows(x0, g0) and not norm.by_rows(channels_last(x0)) and not norm.by_rows(x0[:, :, :, ::2])
 
 
+@pytest.mark.parametrize("geometry", [(3, 2, 1, 1, False), (2, 1, 0, 2, True), (3, 3, 1, 1, True)])
+def test_max_pool_without_a_gradient_takes_the_max_alone(geometry: tuple) -> None:
+    """Under no_grad (and for an input that needs no gradient) max pooling tracks no argmax: the same y as
+    with the argmax, NaNs and -inf included, and no indices kept; return_indices still gets them."""
+    rs = np.random.default_rng(6)
+    x0 = rs.standard_normal((5, 3, 9, 8)).astype(np.float32)
+    x0[1, 2, 3, 3], x0[2, 0, :2, :2] = np.nan, -np.inf
+    x = mr.tensor(x0, requires_grad=True)
+    tracked = F.max_pool2d(x, *geometry)
+    with mr.no_grad():
+        y = F.max_pool2d(x, *geometry)
+        _, idx = F.max_pool2d(x, *geometry, return_indices=True)
+    np.testing.assert_array_equal(y.numpy(), tracked.numpy())
+    np.testing.assert_array_equal(F.max_pool2d(mr.tensor(x0), *geometry).numpy(), tracked.numpy())
+    _, idx_tracked = F.max_pool2d(x, *geometry, return_indices=True)
+    np.testing.assert_array_equal(idx.numpy(), idx_tracked.numpy())
+    assert y.grad_fn is None and tracked.grad_fn is not None
+
+
 def test_batch_norm_runs_its_chunks_on_both_threads(monkeypatch: pytest.MonkeyPatch) -> None:
     """The first two chunks meet at a barrier: they can only both pass if two threads run them at once."""
     mr.set_num_threads(2)
