@@ -56,9 +56,9 @@ faster than channels first, 1.5x faster than channels last), channels last on th
 layers of 16x16 to 28x28 the three are within a few percent of one another: a second run of 15 rounds
 gave the issue's layer 205, 209 and 205 ms, d2l b2 80, 82 and 77, resnet50's 3x3 19, 20 and 21, so the
 rule's choice there costs little either way (the issue's layer missed by 10% in the first run, not in
-the second). Single layers here are fed NCHW; in a network a
-channels-last layer hands the next one channels last, which the 1x1 256->64 layer (channels first 8%
-faster fed NCHW) then reads without a copy (im2col.py).
+the second). Single layers here are fed NCHW; in a network a channels-last layer hands the next one
+channels last, which the 1x1 256->64 layer (channels first 8% faster fed NCHW) then reads without a
+copy (im2col.py).
 
 Winograd, measured the same way (same machine; the layer's forward, dx and dw in ms, median of 9 rounds,
 the layouts in a random order each round; 3x3, padding 1, C -> C channels):
@@ -81,9 +81,9 @@ the best direct layout in this run (256x6x6 N64, in an earlier and noisier run o
 (d2l_resnet18 at 96x96 and resnet50 with the threshold at 64 instead of 128: -7% to +5% a step), so the
 threshold is 128. A 2x2 output (512x2x2 here) is a wash, 4% slower in this run and 2% faster in the one
 before; the rule takes it, and the whole-network figures below include it. A 1x1 output is left to
-channels last, which multiplies its one live tap only. Whole networks
-(bench.py's workloads, minires alone, steps with and without Winograd alternating in one process):
-d2l_resnet18 96x96 training -17%, inference -10%; resnet50 training -4%, inference -8%.
+channels last, which multiplies its one live tap only. Whole networks (bench.py's workloads, minires
+alone, steps with and without Winograd alternating in one process): d2l_resnet18 96x96 training -17%,
+inference -10%; resnet50 training -4%, inference -8%.
 """
 
 from __future__ import annotations

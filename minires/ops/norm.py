@@ -179,9 +179,8 @@ class BatchNorm(Function):
                 inv_m = 1.0 / max(self.m, 1)
                 g_mean, gx_hat_mean = g_sum * inv_m, gx_hat_sum * inv_m
                 dx = xp.empty_like(x)
-                x_hat_coef = per_row(
-                    -inv_std * gx_hat_mean, x, rows
-                )  # times (x - mu): - x_hat * mean(g x_hat)
+                # times (x - mu) it is the term - x_hat * mean(g * x_hat)
+                x_hat_coef = per_row(-inv_std * gx_hat_mean, x, rows)
                 g_mean, scale = per_row(g_mean, x, rows), per_row(scale, x, rows)
 
                 def input_grad(c: slice) -> None:  # gamma * inv_std * (g - mean(g) - x_hat * mean(g * x_hat))
