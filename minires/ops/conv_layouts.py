@@ -437,10 +437,10 @@ def choose_layout(
 ) -> Layout:
     """The layout of one convolution, the one place where it is chosen (see the module docstring): the
     ``forced`` layout (by default the thread's ``conv_layout``; dx passes the forward's) if one is set
-    and can take the layer (where it cannot, rows falls back to
-    nchw and winograd to the rule), else the rule: on the CPU (``xp`` NumPy) Winograd for the 3x3 layers it
-    fits with at least WINOGRAD_MIN_CHANNELS channels in and out and an output of 2x2 pixels or more, then
-    channels last when Cg >= 4*OW, shifted rows when dx is a convolution, channels first otherwise."""
+    and can take the layer (where it cannot, rows falls back to nchw and winograd to the rule), else the
+    rule: on the CPU (``xp`` NumPy) Winograd for the 3x3 layers it fits with at least
+    WINOGRAD_MIN_CHANNELS channels in and out and an output of 2x2 pixels or more, then channels last
+    when Cg >= 4*OW, shifted rows when dx is a convolution, channels first otherwise."""
     args = (x_shape, w_shape, stride, padding, dilation, groups)
     rows_fit = dx_is_convolution(w_shape[2:], stride, padding, dilation)  # rows has no fold
     winograd_fit = winograd_fits(w_shape[2:], stride, padding, dilation, groups)

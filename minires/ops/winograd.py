@@ -48,6 +48,7 @@ values. The output is an NHWC array (the caller views it as NCHW, as the channel
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -147,8 +148,10 @@ def output_transform_grad(g: Any, n_tiles: tuple[int, int]) -> Any:
     return dM.reshape(16, n * TH * TW, OC)
 
 
+@functools.cache
 def _gg(xp: Any, dtype: Any) -> Any:
-    """G (x) G, (16, 9): row (a, b), column (k, l) holds G[a, k] G[b, l]: U = G w G^T as one product."""
+    """G (x) G, (16, 9): row (a, b), column (k, l) holds G[a, k] G[b, l]: U = G w G^T as one product.
+    Made once per array module and dtype (on a GPU: one copy to the device, not one per call)."""
     return xp.asarray(np.kron(G, G), dtype=dtype)
 
 
