@@ -19,7 +19,12 @@ from hypothesis import strategies as st
 import minires as mr
 import minires.nn.functional as F
 from minires.grad_mode import CONV_LAYOUTS, conv_layout, forced_conv_layout
-from minires.ops.conv import conv2d_forward, conv2d_input_grad
+from minires.ops.conv import (
+    conv2d_forward,
+    conv2d_input_and_weight_grad,
+    conv2d_input_grad,
+    conv2d_weight_grad,
+)
 from minires.ops.conv_layouts import (
     LAYOUTS,
     ChannelsFirst,
@@ -27,6 +32,7 @@ from minires.ops.conv_layouts import (
     ShiftedRows,
     Winograd,
     choose_layout,
+    dx_is_convolution,
 )
 from minires.ops.im2col import col2im_nhwc, im2col, im2col_nhwc, im2col_rows, live_taps, rows_view
 
@@ -294,3 +300,38 @@ def test_dx_is_computed_in_the_forced_layout_after_the_block(
     with conv_layout("nchw" if layout != "nchw" else "nhwc"):
         y.sum().backward()
     assert chosen == [layout, layout]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    layout=st.sampled_from(["nchw", "rows", "nhwc", "winograd"]),
+    n=st.integers(0, 3),
+    channels=st.tuples(st.integers(1, 3), st.integers(1, 4), st.integers(1, 4)),  # groups, Cg, OCg
+    hw=st.tuples(st.integers(1, 9), st.integers(1, 9)),
+    k=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    p=st.tuples(st.integers(0, 2), st.integers(0, 2), st.integers(0, 2), st.integers(0, 2)),
+    d=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+    seed=st.integers(0, 2**16),
+)
+def test_dx_and_dw_together_match_them_apart(
+    layout: str, n: int, channels: tuple, hw: tuple, k: tuple, p: tuple, d: tuple, seed: int
+) -> None:
+    """conv2d_input_and_weight_grad (one unfold of g for dx and dw, Conv2d.backward's path where dx is a
+    convolution) gives the dx and dw of conv2d_input_grad and conv2d_weight_grad, in every layout, on
+    geometries with groups, dilation, uneven padding and empty batches."""
+    (G, Cg, OCg), (H, W) = channels, hw
+    padding = ((p[0], p[1]), (p[2], p[3]))
+    if not dx_is_convolution(k, (1, 1), padding, d):
+        return
+    OH, OW = H + p[0] + p[1] - d[0] * (k[0] - 1), W + p[2] + p[3] - d[1] * (k[1] - 1)
+    if OH < 1 or OW < 1:
+        return  # conv2d refuses a kernel larger than the padded input
+    rng = np.random.default_rng(seed)
+    x, w = rng.standard_normal((n, G * Cg, H, W)), rng.standard_normal((G * OCg, Cg, *k))
+    g = rng.standard_normal((n, G * OCg, OH, OW))
+    with conv_layout(layout):
+        by_layout = choose_layout(x.shape, w.shape, (1, 1), padding, d, G)
+    dx, dw = conv2d_input_and_weight_grad(g, x, w, by_layout)
+    np.testing.assert_allclose(dx, conv2d_input_grad(g, w, by_layout), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(dw, conv2d_weight_grad(g, x, by_layout), rtol=1e-10, atol=1e-10)
+    assert dx.shape == x.shape and dw.shape == w.shape
