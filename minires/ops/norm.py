@@ -28,6 +28,18 @@ def _channel_dot(a: Any, b: Any) -> Any:
     return np.einsum(f"{axes},{axes}->c", a, b)  # (C,)
 
 
+def _channel_sum(a: Any) -> Any:
+    """sum over every axis but axis 1 of a, shape (C,): NumPy's einsum, measured 1.7-2.5x faster than
+    ``a.sum(axis=(0, 2, 3))`` on a batch chunk (float32, 1 MiB, 7x7 to 28x28 images, AVX2; the same
+    float32 error against a float64 sum), which reduces over the outer and inner axes in two sweeps.
+    CuPy's sum is one kernel already."""
+    xp = get_array_module(a)
+    if xp is not np:
+        return a.sum(axis=(0, *range(2, a.ndim)))  # (C,)
+    axes = "nc" + "hwdefgijkl"[: a.ndim - 2]
+    return np.einsum(f"{axes}->c", a)  # (C,)
+
+
 def by_rows(*arrays: Any) -> bool:
     """Whether per-channel elementwise work on these (N, C, *spatial) arrays goes row by row: all of them
     C-contiguous (NCHW), with a spatial part and values. Broadcasting a (1, C, 1, 1) array against NCHW
@@ -127,7 +139,7 @@ class BatchNorm(Function):
         self.gamma = gamma
         if self.training:
             inv_m = 1.0 / max(m, 1)  # an empty batch gives mu = var = 0 rather than 0/0
-            mu = sum_in_order(each_chunk(xp, lambda c: x[c].sum(axis=axes, keepdims=True), x)) * inv_m
+            mu = sum_in_order(each_chunk(xp, lambda c: _channel_sum(x[c]), x)).reshape(bshape) * inv_m
 
             rows = by_rows(x)
             mu_row = per_row(mu, x, rows)
@@ -170,7 +182,7 @@ class BatchNorm(Function):
 
             def channel_sums(c: slice) -> tuple[Any, Any]:  # sum(g) and sum(g * (x - mu)) over the chunk
                 x_mu = (as_rows(x[c], rows) - mu_row).reshape(x[c].shape)
-                return g[c].sum(axis=axes, keepdims=True), _channel_dot(g[c], x_mu).reshape(self.bshape)
+                return _channel_sum(g[c]).reshape(self.bshape), _channel_dot(g[c], x_mu).reshape(self.bshape)
 
             sums = each_chunk(xp, channel_sums, x)
             g_sum = sum_in_order([s[0] for s in sums])  # (1, C, 1, ..., 1)
