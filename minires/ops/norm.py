@@ -180,9 +180,17 @@ class BatchNorm(Function):
             rows = by_rows(x, g)
             mu_row = per_row(mu, x, rows)
 
+            # x - mu goes where dx will be (dx is made from it in place), else to a temporary per chunk
+            x_mu = xp.empty_like(x) if need_dx else None
+
             def channel_sums(c: slice) -> tuple[Any, Any]:  # sum(g) and sum(g * (x - mu)) over the chunk
-                x_mu = (as_rows(x[c], rows) - mu_row).reshape(x[c].shape)
-                return _channel_sum(g[c]).reshape(self.bshape), _channel_dot(g[c], x_mu).reshape(self.bshape)
+                x_mu_c = xp.subtract(
+                    as_rows(x[c], rows), mu_row, out=None if x_mu is None else as_rows(x_mu[c], rows)
+                )
+                x_mu_c = x_mu_c.reshape(x[c].shape)
+                return _channel_sum(g[c]).reshape(self.bshape), _channel_dot(g[c], x_mu_c).reshape(
+                    self.bshape
+                )
 
             sums = each_chunk(xp, channel_sums, x)
             g_sum = sum_in_order([s[0] for s in sums])  # (1, C, 1, ..., 1)
@@ -190,14 +198,13 @@ class BatchNorm(Function):
             if need_dx:
                 inv_m = 1.0 / max(self.m, 1)
                 g_mean, gx_hat_mean = g_sum * inv_m, gx_hat_sum * inv_m
-                dx = xp.empty_like(x)
+                dx = x_mu  # holds x - mu: one pass over x fewer than computing it again
                 # times (x - mu) it is the term - x_hat * mean(g * x_hat)
                 x_hat_coef = per_row(-inv_std * gx_hat_mean, x, rows)
                 g_mean, scale = per_row(g_mean, x, rows), per_row(scale, x, rows)
 
                 def input_grad(c: slice) -> None:  # gamma * inv_std * (g - mean(g) - x_hat * mean(g * x_hat))
-                    dx_c = as_rows(dx[c], rows)
-                    xp.subtract(as_rows(x[c], rows), mu_row, out=dx_c)
+                    dx_c = as_rows(dx[c], rows)  # x - mu
                     dx_c *= x_hat_coef
                     dx_c += as_rows(g[c], rows)
                     dx_c -= g_mean
