@@ -335,3 +335,27 @@ def test_dx_and_dw_together_match_them_apart(
     np.testing.assert_allclose(dx, conv2d_input_grad(g, w, by_layout), rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(dw, conv2d_weight_grad(g, x, by_layout), rtol=1e-10, atol=1e-10)
     assert dx.shape == x.shape and dw.shape == w.shape
+
+
+@pytest.mark.parametrize("layout", ["nchw", "rows", "nhwc", "winograd"])
+def test_dx_and_dw_go_apart_where_the_weights_outweigh_x(
+    layout: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where dx's weight matrix is larger than x (many channels, few pixels), conv2d_input_and_weight_grad
+    computes dx and dw apart (memory), and where it is smaller, together; the same values either way."""
+    from minires.ops import conv
+
+    calls: list[str] = []
+    apart = conv.conv2d_weight_grad
+    monkeypatch.setattr(conv, "conv2d_weight_grad", lambda *a: calls.append("apart") or apart(*a))
+    rng = np.random.default_rng(5)
+    for n, C, HW, expected in ((1, 32, 2, ["apart"]), (8, 4, 12, [])):
+        x, w = rng.standard_normal((n, C, HW, HW)), rng.standard_normal((C, C, 3, 3))
+        g = rng.standard_normal((n, C, HW, HW))
+        with conv_layout(layout):
+            by_layout = choose_layout(x.shape, w.shape, (1, 1), ((1, 1), (1, 1)), (1, 1), 1)
+        calls.clear()
+        dx, dw = conv2d_input_and_weight_grad(g, x, w, by_layout)
+        assert calls == expected
+        np.testing.assert_allclose(dx, conv2d_input_grad(g, w, by_layout), rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(dw, apart(g, x, by_layout), rtol=1e-10, atol=1e-10)
