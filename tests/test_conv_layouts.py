@@ -8,6 +8,7 @@ image with padding, 1x1 images, channels-last inputs), and the helpers are check
 
 from __future__ import annotations
 
+import math
 import threading
 from typing import Any
 
@@ -309,32 +310,66 @@ def test_dx_is_computed_in_the_forced_layout_after_the_block(
     channels=st.tuples(st.integers(1, 3), st.integers(1, 4), st.integers(1, 4)),  # groups, Cg, OCg
     hw=st.tuples(st.integers(1, 9), st.integers(1, 9)),
     k=st.tuples(st.integers(1, 3), st.integers(1, 3)),
-    p=st.tuples(st.integers(0, 2), st.integers(0, 2), st.integers(0, 2), st.integers(0, 2)),
+    p=st.tuples(*[st.floats(0, 1)] * 4),  # each padding as a share of the dilated kernel's extent
     d=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+    dtype=st.sampled_from([np.float64, np.float32]),
+    channels_last=st.tuples(st.booleans(), st.booleans()),  # x, g
     seed=st.integers(0, 2**16),
 )
 def test_dx_and_dw_together_match_them_apart(
-    layout: str, n: int, channels: tuple, hw: tuple, k: tuple, p: tuple, d: tuple, seed: int
+    layout: str,
+    n: int,
+    channels: tuple,
+    hw: tuple,
+    k: tuple,
+    p: tuple,
+    d: tuple,
+    dtype: type,
+    channels_last: tuple,
+    seed: int,
 ) -> None:
-    """conv2d_input_and_weight_grad (one unfold of g for dx and dw, Conv2d.backward's path where dx is a
-    convolution) gives the dx and dw of conv2d_input_grad and conv2d_weight_grad, in every layout, on
-    geometries with groups, dilation, uneven padding and empty batches."""
+    """conv2d_input_and_weight_grad's shared unfold (made to take every case here: the memory rule would
+    send many of these small ones apart) gives the dx and dw of conv2d_input_grad and conv2d_weight_grad,
+    in every layout, with groups, dilation, uneven padding (at most the dilated kernel's extent: dx is a
+    convolution), empty batches, float32 and channels-last x and g."""
+    from minires.ops import conv
+
     (G, Cg, OCg), (H, W) = channels, hw
-    padding = ((p[0], p[1]), (p[2], p[3]))
-    if not dx_is_convolution(k, (1, 1), padding, d):
-        return
-    OH, OW = H + p[0] + p[1] - d[0] * (k[0] - 1), W + p[2] + p[3] - d[1] * (k[1] - 1)
+    extent = (d[0] * (k[0] - 1), d[1] * (k[1] - 1))
+    padding = tuple(
+        tuple(round(share * extent[axis]) for share in p[2 * axis : 2 * axis + 2]) for axis in (0, 1)
+    )
+    OH, OW = H + sum(padding[0]) - extent[0], W + sum(padding[1]) - extent[1]
     if OH < 1 or OW < 1:
         return  # conv2d refuses a kernel larger than the padded input
+    assert dx_is_convolution(k, (1, 1), padding, d)
     rng = np.random.default_rng(seed)
-    x, w = rng.standard_normal((n, G * Cg, H, W)), rng.standard_normal((G * OCg, Cg, *k))
-    g = rng.standard_normal((n, G * OCg, OH, OW))
+    x, w = (
+        rng.standard_normal((n, G * Cg, H, W)).astype(dtype),
+        rng.standard_normal((G * OCg, Cg, *k)).astype(dtype),
+    )
+    g = rng.standard_normal((n, G * OCg, OH, OW)).astype(dtype)
+    x, g = (_channels_last(a) if last else a for a, last in zip((x, g), channels_last, strict=True))
     with conv_layout(layout):
         by_layout = choose_layout(x.shape, w.shape, (1, 1), padding, d, G)
-    dx, dw = conv2d_input_and_weight_grad(g, x, w, by_layout)
-    np.testing.assert_allclose(dx, conv2d_input_grad(g, w, by_layout), rtol=1e-10, atol=1e-10)
-    np.testing.assert_allclose(dw, conv2d_weight_grad(g, x, by_layout), rtol=1e-10, atol=1e-10)
-    assert dx.shape == x.shape and dw.shape == w.shape
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(conv, "FUSED_WEIGHT_RATIO", math.inf)
+        calls: list = []
+        apart = conv.conv2d_weight_grad
+        patch.setattr(conv, "conv2d_weight_grad", lambda *a: calls.append(a) or apart(*a))
+        dx, dw = conv2d_input_and_weight_grad(g, x, w, by_layout)
+        assert not calls  # the shared unfold, not the fallback
+    tol = 1e-10 if dtype == np.float64 else 2e-4
+    np.testing.assert_allclose(dx, conv2d_input_grad(g, w, by_layout), rtol=tol, atol=tol)
+    np.testing.assert_allclose(
+        dw, conv2d_weight_grad(g, x, by_layout), rtol=tol, atol=tol * max(1, n * H * W)
+    )
+    assert dx.dtype == dw.dtype == dtype
+
+
+def _channels_last(a: np.ndarray) -> np.ndarray:
+    """a (N, C, H, W) as an NCHW view of an NHWC copy."""
+    return np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
 
 
 @pytest.mark.parametrize("layout", ["nchw", "rows", "nhwc", "winograd"])

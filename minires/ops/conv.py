@@ -36,6 +36,10 @@ from .args import Padding, Pair, int_pair
 from .conv_layouts import Layout, choose_layout, dx_is_convolution
 from .shape import squeeze, unsqueeze
 
+# Where dx is a convolution, backward makes dx and dw from one unfold of g unless dx's weight matrix is
+# larger than this many times x (``conv2d_input_and_weight_grad``: memory).
+FUSED_WEIGHT_RATIO = 1.0
+
 
 # ----- kernels on arrays ------------------------------------------------------------------------------
 def conv2d_forward(x: Any, w: Any, b: Any | None, layout: Layout) -> Any:
@@ -64,12 +68,7 @@ def conv2d_weight_grad(g: Any, x: Any, layout: Layout) -> Any:
     def one_chunk(chunk: slice) -> Any:
         return layout.weight_grad(layout.output_grad(g[chunk]), layout.unfold(x[chunk]))
 
-    dW = None  # (G, OCg, K) or (G, OCg, T*Cg), summed over the chunks in their order
-    for part in _map_chunks(get_array_module(x), one_chunk, layout.chunks(x)):
-        if dW is None:
-            dW = part
-        else:
-            dW += part
+    dW = _sum_in_order(_map_chunks(get_array_module(x), one_chunk, layout.chunks(x)))  # (G, OCg, K) or so
     if dW is None:  # an empty batch
         return get_array_module(g).zeros(layout.w_shape, dtype=g.dtype)
     return layout.weight_from_matrix(dW)
@@ -115,27 +114,35 @@ def conv2d_input_and_weight_grad(g: Any, x: Any, w: Any, layout: Layout) -> tupl
     r"""dx and dw at once where dx is the flipped-kernel convolution (``dx_is_convolution``): one unfold of
     g per batch chunk serves both, where dw alone would unfold x.
 
-    Write the flipped convolution as dx = F(g; w') (w' = w flipped in space, its channel axes swapped:
-    ``conv2d_input_grad``). It is the adjoint of the forward, <F(g; w'), x> = <conv(x; w), g> for every x
-    and g, and both sides are linear in the weight; so the gradient of <conv(x; w), g> with respect to w
-    (that is dw) is that of <F(g; w'), x> with respect to w', mapped back by the same flip and swap. The
-    latter is the weight gradient of the flipped convolution with input g and output gradient x: its
-    products dW' = X' cols_g^T (x put in that layout by ``output_grad``) read the very cols_g that dx's
-    product W' cols_g reads. Read off the sums (one axis shown, as in ``conv2d_input_grad``):
+    Write the flipped convolution as dx = F(g; w'), w' = P w (P flips the kernel in space and swaps its
+    channel axes within each group: ``conv2d_input_grad``). It is the adjoint of the forward,
+    <F(g; P w), x> = <conv(x; w), g> for every x, g and w, so the gradients of the two sides with respect
+    to w agree: dw (the right side's) is P^T applied to the gradient of <F(g; w'), x> with respect to w',
+    and P^T = P^-1 is the same flip and swap. That gradient is the weight gradient of the flipped
+    convolution with input g and output gradient x: its products dW' = X' cols_g^T (x put in the
+    flipped convolution's layout by ``output_grad``) read the very cols_g that dx's product W' cols_g
+    reads. Read off the sums (one axis shown, as in ``conv2d_input_grad``):
         dw[o, c, k] = sum_j x[j] g[j + p_top - k d] = sum_j x[j] g_pad[j + k' d] = dw'[c, o, k'],  k' = K-1-k.
-    The unfold of x and the scatter of g that dw alone makes are saved: measured 6-19% off a layer's dx and
-    dw together (2 cores AVX2; 16 to 256 channels, every layout). The price is memory: W' (dx's weight
-    matrix) stays alive beside every chunk's share of dW', where apart the one is freed before the others
-    are made. Where W' is larger than x (the deep layers of many channels and few pixels: Winograd's
-    (16, C, OC) of a 512-channel 3x3 layer on 3x3 images is 17 MB, x 1 MB at batch 64) that would raise
-    a training step's peak (+27 MB, 7%, for d2l_resnet18 at 96x96), so there dx and dw are computed
-    apart, as ``conv2d_input_grad`` and ``conv2d_weight_grad`` do.
+    Saved: the unfold of x that dw alone makes (x is laid out once instead of g, a copy of the size of
+    one activation): measured 6-19% off a layer's dx and dw together (2 cores AVX2; 16 to 256 channels,
+    every layout). Both are computed in the flipped convolution's layout, the one dx takes anyway.
+
+    The price is memory: W' (dx's weight matrix) stays alive beside every chunk's share of dW', where
+    apart the one is freed before the others are made. Where W' is larger than x (the deep layers of many
+    channels and few pixels: Winograd's (16, C, OC) of a 512-channel 3x3 layer on 3x3 images is 17 MB, x
+    1 MB at batch 64) that raised a training step's peak (+27 MB, 7%, for d2l_resnet18 at 96x96), so there
+    dx and dw are computed apart, as ``conv2d_input_grad`` and ``conv2d_weight_grad`` do.
     Shapes: g (N, OC, OH, OW), x (N, C, H, W), w (OC, Cg, KH, KW) -> dx (N, C, H, W), dw (OC, Cg, KH, KW).
     """
+    if not dx_is_convolution(w.shape[2:], layout.stride, layout.padding, layout.dilation):
+        raise ValueError(
+            f"conv2d_input_and_weight_grad: dx is not a convolution for stride {layout.stride}, padding "
+            f"{layout.padding}, dilation {layout.dilation} and kernel {w.shape[2:]}: use conv2d_input_grad"
+        )
     xp = get_array_module(g)
     w_flipped, flipped = _flipped_convolution(g, w, layout)
     W_flipped = flipped.weight_matrix(w_flipped)
-    if W_flipped.nbytes > x.nbytes:  # a deep layer of many channels and few pixels: apart (the docstring)
+    if W_flipped.nbytes > FUSED_WEIGHT_RATIO * x.nbytes:  # many channels, few pixels: apart (the docstring)
         del W_flipped  # conv2d_forward makes it again, for as long as dx takes
         return conv2d_forward(g, w_flipped, None, flipped), conv2d_weight_grad(g, x, layout)
     dx = flipped.empty(xp, layout.x_shape, g.dtype)
@@ -143,44 +150,46 @@ def conv2d_input_and_weight_grad(g: Any, x: Any, w: Any, layout: Layout) -> tupl
     def one_chunk(chunk: slice) -> Any:
         cols = flipped.unfold(g[chunk])  # the flipped convolution's cols of g, for both products
         dx[chunk] = flipped.product(W_flipped, cols, chunk.stop - chunk.start)
-        return flipped.weight_grad(flipped.output_grad(x[chunk]), cols)  # dW', in w_flipped's matrix form
+        return flipped.weight_grad(flipped.output_grad(x[chunk]), cols)  # dW', in W_flipped's form
 
-    dW_flipped = None
-    for part in _map_chunks(xp, one_chunk, flipped.chunks(g)):  # summed in chunk order
-        if dW_flipped is None:
-            dW_flipped = part
-        else:
-            dW_flipped += part
+    dW_flipped = _sum_in_order(_map_chunks(xp, one_chunk, flipped.chunks(g)))
     if dW_flipped is None:  # an empty batch
         return dx, xp.zeros(w.shape, dtype=g.dtype)
-    OC, Cg, KH, KW = w.shape
-    G = layout.groups
     dw_flipped = flipped.weight_from_matrix(dW_flipped)  # (C, OCg, KH, KW), w_flipped's shape
-    dw = dw_flipped.reshape(G, Cg, OC // G, KH, KW).transpose(0, 2, 1, 3, 4)[
-        ..., ::-1, ::-1
-    ]  # the flip undone
-    return dx, xp.ascontiguousarray(dw).reshape(OC, Cg, KH, KW)
+    return dx, xp.ascontiguousarray(_flip_kernel(dw_flipped, layout.groups))  # (OC, Cg, KH, KW)
+
+
+def _flip_kernel(w: Any, G: int) -> Any:
+    """w (A, B, KH, KW) of G groups flipped in space, its channel axes swapped within each group: a view
+    (G*B, A/G, KH, KW). On a kernel (OC, Cg, ...) it makes dx's w' (C, OCg, ...); being its own inverse,
+    on w' it gives back the kernel's layout."""
+    A, B, KH, KW = w.shape
+    w = w.reshape(G, A // G, B, KH, KW).transpose(0, 2, 1, 3, 4)[..., ::-1, ::-1]  # (G, B, A/G, KH, KW)
+    return w.reshape(G * B, A // G, KH, KW)
+
+
+def _sum_in_order(parts: list) -> Any:
+    """The per-chunk parts of a weight gradient added in chunk order, in place into the first (None for no
+    chunks): the same bits for the same chunks, whichever thread computed each."""
+    total = None
+    for part in parts:
+        if total is None:
+            total = part
+        else:
+            total += part
+    return total
 
 
 def _flipped_convolution(g: Any, w: Any, layout: Layout) -> tuple[Any, Layout]:
     """The flipped kernel w' (C, OCg, KH, KW) of dx's convolution, and that convolution's layout (chosen for
     g, under the override that chose the forward's, if any); see ``conv2d_input_grad``."""
-    C, G = layout.x_shape[1], layout.groups
-    OC, Cg, KH, KW = w.shape
-    (DH, DW), ((pt, pb), (pl, pr)) = layout.dilation, layout.padding
-    w_flipped = w.reshape(G, OC // G, Cg, KH, KW).transpose(0, 2, 1, 3, 4)[..., ::-1, ::-1]
-    w_flipped = w_flipped.reshape(C, OC // G, KH, KW)  # (C, OCg, KH, KW)
+    (KH, KW), (DH, DW), ((pt, pb), (pl, pr)) = w.shape[2:], layout.dilation, layout.padding
+    w_flipped = _flip_kernel(w, layout.groups)  # (C, OCg, KH, KW)
     padding = ((DH * (KH - 1) - pt, DH * (KH - 1) - pb), (DW * (KW - 1) - pl, DW * (KW - 1) - pr))
     flipped = choose_layout(
-        g.shape,
-        w_flipped.shape,
-        (1, 1),
-        padding,
-        layout.dilation,
-        G,
-        get_array_module(g),
+        g.shape, w_flipped.shape, (1, 1), padding, layout.dilation, layout.groups, get_array_module(g),
         forced=layout.forced,
-    )
+    )  # fmt: skip
     return w_flipped, flipped
 
 
@@ -226,7 +235,8 @@ class Conv2d(Function):
     keeping cols of the whole batch from forward: a ResNet's cols are many times its activations. Where
     dx is the flipped-kernel convolution and both dx and dw are wanted, one unfold of g per chunk serves
     both products (``conv2d_input_and_weight_grad``: dw is then the flipped convolution's own weight
-    gradient, flipped back), which saves the unfold of x: measured 6-19% off a layer's backward.
+    gradient, flipped back, in that convolution's layout, which the rule chooses for g), which saves the
+    unfold of x: measured 6-19% off a layer's backward; not where dx's weight matrix outweighs x (memory).
     dx is skipped when x needs no gradient (the first conv layer); forward saves w only for dx, x only for dw.
     Shapes: x (N, C, H, W), w (OC, Cg, KH, KW), b (OC,), y (N, OC, OH, OW).
     """

@@ -4,8 +4,8 @@ Notation as in conv.py: N, C, H, W (input), OC output channels, G groups of Cg =
 output channels, KH, KW (kernel), OH, OW (output), K = Cg*KH*KW, M = n*OH*OW for a chunk of n images.
 
 A layout turns the convolution of a chunk of images into matrix products. Each one answers the same
-questions, so that conv.py's loops (``conv2d_forward``, ``conv2d_weight_grad``, ``conv2d_input_grad``)
-are written once:
+questions, so that conv.py's loops (``conv2d_forward``, ``conv2d_weight_grad``, ``conv2d_input_grad``,
+``conv2d_input_and_weight_grad``) are written once:
 
     weight_matrix(w)           w as the matrix W of the products, (G, OCg, K) or (G, OCg, T*Cg)
     unfold(x)                  cols of a chunk of images (im2col.py)
@@ -60,8 +60,8 @@ the second). Single layers here are fed NCHW; in a network a channels-last layer
 channels last, which the 1x1 256->64 layer (channels first 8% faster fed NCHW) then reads without a
 copy (im2col.py).
 
-Since then a layer's backward unfolds g once for dx and dw together (conv.py
-``conv2d_input_and_weight_grad``), 6-19% faster in every layout; timed again so (forward plus that
+Since then a layer's backward unfolds g once for dx and dw together where it can (conv.py
+``conv2d_input_and_weight_grad``: 6-19% faster in every layout); timed again so (forward plus that
 backward, ms, median of 11 rounds in a random order, same machine), the choices stand: 32x14x14 N128
 rows 19.0, nhwc 22.0, winograd 25.7; 64x7x7 N128 18.4, 16.1, 16.6; 64x24x24 N64 69.6, 73.3, 70.8;
 64x16x16 N32 18.7, 19.3, 17.6 (Winograd's 6% there is inside this VM's noise, and the threshold stays).

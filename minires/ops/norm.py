@@ -24,7 +24,7 @@ def _channel_dot(a: Any, b: Any) -> Any:
     xp = get_array_module(a)
     if xp is not np:
         return (a * b).sum(axis=(0, *range(2, a.ndim)))  # (C,)
-    axes = "nc" + "hwdefgijkl"[: a.ndim - 2]  # "nchw" for (N, C, H, W)
+    axes = _einsum_axes(a)
     return np.einsum(f"{axes},{axes}->c", a, b)  # (C,)
 
 
@@ -36,8 +36,12 @@ def _channel_sum(a: Any) -> Any:
     xp = get_array_module(a)
     if xp is not np:
         return a.sum(axis=(0, *range(2, a.ndim)))  # (C,)
-    axes = "nc" + "hwdefgijkl"[: a.ndim - 2]
-    return np.einsum(f"{axes}->c", a)  # (C,)
+    return np.einsum(f"{_einsum_axes(a)}->c", a)  # (C,)
+
+
+def _einsum_axes(a: Any) -> str:
+    """einsum's subscripts for an (N, C, *spatial) array: "nchw" for (N, C, H, W), "nc" for (N, C)."""
+    return "nc" + "hwdefgijkl"[: a.ndim - 2]
 
 
 def by_rows(*arrays: Any) -> bool:
@@ -116,7 +120,7 @@ class BatchNorm(Function):
     Shapes: x, y (N, C, *); gamma, beta, running_mean, running_var (C,).
     """
 
-    saved = ("axes", "bshape", "m", "gamma", "inv_std", "x", "mu")
+    saved = ("bshape", "m", "gamma", "inv_std", "x", "mu")
 
     def __init__(
         self,
@@ -132,10 +136,9 @@ class BatchNorm(Function):
     def forward(self, x: Any, gamma: Any | None, beta: Any | None) -> Any:
         xp = get_array_module(x)
         C = x.shape[1]
-        axes = (0,) + tuple(range(2, x.ndim))  # every axis but the channel axis
         bshape = (1, C) + (1,) * (x.ndim - 2)  # (1, C, 1, ..., 1): a (C,) vector broadcast against x
         m = x.size // C if C else 0
-        self.axes, self.bshape, self.m = axes, bshape, m
+        self.bshape, self.m = bshape, m
         self.gamma = gamma
         if self.training:
             inv_m = 1.0 / max(m, 1)  # an empty batch gives mu = var = 0 rather than 0/0
@@ -170,7 +173,7 @@ class BatchNorm(Function):
 
     def backward(self, g: Any) -> tuple[Any, Any, Any]:
         xp = get_array_module(g)
-        C, axes, inv_std = self.bshape[1], self.axes, self.inv_std
+        C, inv_std = self.bshape[1], self.inv_std
         need_dx, need_dgamma, need_dbeta = self.needs_input_grad
         gamma = self.gamma
         scale = inv_std if gamma is None else gamma.reshape(self.bshape) * inv_std  # (1, C, 1, ..., 1)
@@ -187,10 +190,9 @@ class BatchNorm(Function):
                 x_mu_c = xp.subtract(
                     as_rows(x[c], rows), mu_row, out=None if x_mu is None else as_rows(x_mu[c], rows)
                 )
-                x_mu_c = x_mu_c.reshape(x[c].shape)
-                return _channel_sum(g[c]).reshape(self.bshape), _channel_dot(g[c], x_mu_c).reshape(
-                    self.bshape
-                )
+                g_sum_c = _channel_sum(g[c]).reshape(self.bshape)  # (1, C, 1, ..., 1)
+                gx_mu_sum_c = _channel_dot(g[c], x_mu_c.reshape(x[c].shape)).reshape(self.bshape)
+                return g_sum_c, gx_mu_sum_c
 
             sums = each_chunk(xp, channel_sums, x)
             g_sum = sum_in_order([s[0] for s in sums])  # (1, C, 1, ..., 1)
@@ -222,7 +224,7 @@ class BatchNorm(Function):
             x_hat = (self.x - self.mu) * inv_std
             dgamma = _channel_dot(g, x_hat)  # (C,)
         if need_dbeta:
-            dbeta = g.sum(axis=axes)  # (C,)
+            dbeta = _channel_sum(g)  # (C,)
         return dx, dgamma, dbeta
 
 
