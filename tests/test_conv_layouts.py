@@ -377,18 +377,19 @@ def test_dx_and_dw_go_apart_where_the_weights_outweigh_x(
     layout: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Where dx's weight matrix is larger than x (many channels, few pixels), conv2d_input_and_weight_grad
-    computes dx and dw apart (memory), and where it is smaller, together; the same values either way."""
+    computes dx and dw apart (memory), and where it is smaller, together; the same values either way. A
+    strided layer (dx by the fold, not a convolution) goes apart whatever its size."""
     from minires.ops import conv
 
     calls: list[str] = []
     apart = conv.conv2d_weight_grad
     monkeypatch.setattr(conv, "conv2d_weight_grad", lambda *a: calls.append("apart") or apart(*a))
     rng = np.random.default_rng(5)
-    for n, C, HW, expected in ((1, 32, 2, ["apart"]), (8, 4, 12, [])):
+    for n, C, HW, S, expected in ((1, 32, 2, 1, ["apart"]), (8, 4, 12, 1, []), (8, 4, 12, 2, ["apart"])):
         x, w = rng.standard_normal((n, C, HW, HW)), rng.standard_normal((C, C, 3, 3))
-        g = rng.standard_normal((n, C, HW, HW))
+        g = rng.standard_normal((n, C, (HW - 1) // S + 1, (HW - 1) // S + 1))
         with conv_layout(layout):
-            by_layout = choose_layout(x.shape, w.shape, (1, 1), ((1, 1), (1, 1)), (1, 1), 1)
+            by_layout = choose_layout(x.shape, w.shape, (S, S), ((1, 1), (1, 1)), (1, 1), 1)
         calls.clear()
         dx, dw = conv2d_input_and_weight_grad(g, x, w, by_layout)
         assert calls == expected

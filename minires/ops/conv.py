@@ -31,7 +31,7 @@ from ..errors import DTypeError, ShapeError
 from ..function import Function
 from ..grad_mode import conv_layout  # noqa: F401 - also here: tests/op_table.py forces layouts through it
 from ..tensor import Tensor
-from ..threads import parallel_map
+from ..threads import parallel_map, sum_in_order
 from .args import Padding, Pair, int_pair
 from .conv_layouts import Layout, choose_layout, dx_is_convolution
 from .shape import squeeze, unsqueeze
@@ -68,10 +68,10 @@ def conv2d_weight_grad(g: Any, x: Any, layout: Layout) -> Any:
     def one_chunk(chunk: slice) -> Any:
         return layout.weight_grad(layout.output_grad(g[chunk]), layout.unfold(x[chunk]))
 
-    dW = _sum_in_order(_map_chunks(get_array_module(x), one_chunk, layout.chunks(x)))  # (G, OCg, K) or so
-    if dW is None:  # an empty batch
+    parts = _map_chunks(get_array_module(x), one_chunk, layout.chunks(x))  # (G, OCg, K) or so, a chunk each
+    if not parts:  # an empty batch
         return get_array_module(g).zeros(layout.w_shape, dtype=g.dtype)
-    return layout.weight_from_matrix(dW)
+    return layout.weight_from_matrix(sum_in_order(parts))  # added in chunk order
 
 
 def conv2d_input_grad(g: Any, w: Any, layout: Layout) -> Any:
@@ -111,8 +111,9 @@ def conv2d_input_grad(g: Any, w: Any, layout: Layout) -> Any:
 
 
 def conv2d_input_and_weight_grad(g: Any, x: Any, w: Any, layout: Layout) -> tuple[Any, Any]:
-    r"""dx and dw at once where dx is the flipped-kernel convolution (``dx_is_convolution``): one unfold of
-    g per batch chunk serves both, where dw alone would unfold x.
+    r"""dx and dw of one layer: at once where dx is the flipped-kernel convolution (``dx_is_convolution``),
+    one unfold of g per batch chunk serving both, where dw alone would unfold x; else (a stride above 1,
+    or the memory rule below) apart, by ``conv2d_input_grad`` and ``conv2d_weight_grad``.
 
     Write the flipped convolution as dx = F(g; w'), w' = P w (P flips the kernel in space and swaps its
     channel axes within each group: ``conv2d_input_grad``). It is the adjoint of the forward,
@@ -135,10 +136,7 @@ def conv2d_input_and_weight_grad(g: Any, x: Any, w: Any, layout: Layout) -> tupl
     Shapes: g (N, OC, OH, OW), x (N, C, H, W), w (OC, Cg, KH, KW) -> dx (N, C, H, W), dw (OC, Cg, KH, KW).
     """
     if not dx_is_convolution(w.shape[2:], layout.stride, layout.padding, layout.dilation):
-        raise ValueError(
-            f"conv2d_input_and_weight_grad: dx is not a convolution for stride {layout.stride}, padding "
-            f"{layout.padding}, dilation {layout.dilation} and kernel {w.shape[2:]}: use conv2d_input_grad"
-        )
+        return conv2d_input_grad(g, w, layout), conv2d_weight_grad(g, x, layout)  # dx by the fold
     xp = get_array_module(g)
     w_flipped, flipped = _flipped_convolution(g, w, layout)
     W_flipped = flipped.weight_matrix(w_flipped)
@@ -152,10 +150,10 @@ def conv2d_input_and_weight_grad(g: Any, x: Any, w: Any, layout: Layout) -> tupl
         dx[chunk] = flipped.product(W_flipped, cols, chunk.stop - chunk.start)
         return flipped.weight_grad(flipped.output_grad(x[chunk]), cols)  # dW', in W_flipped's form
 
-    dW_flipped = _sum_in_order(_map_chunks(xp, one_chunk, flipped.chunks(g)))
-    if dW_flipped is None:  # an empty batch
+    parts = _map_chunks(xp, one_chunk, flipped.chunks(g))  # dW' of each chunk
+    if not parts:  # an empty batch
         return dx, xp.zeros(w.shape, dtype=g.dtype)
-    dw_flipped = flipped.weight_from_matrix(dW_flipped)  # (C, OCg, KH, KW), w_flipped's shape
+    dw_flipped = flipped.weight_from_matrix(sum_in_order(parts))  # (C, OCg, KH, KW), w_flipped's shape
     return dx, xp.ascontiguousarray(_flip_kernel(dw_flipped, layout.groups))  # (OC, Cg, KH, KW)
 
 
@@ -166,18 +164,6 @@ def _flip_kernel(w: Any, G: int) -> Any:
     A, B, KH, KW = w.shape
     w = w.reshape(G, A // G, B, KH, KW).transpose(0, 2, 1, 3, 4)[..., ::-1, ::-1]  # (G, B, A/G, KH, KW)
     return w.reshape(G * B, A // G, KH, KW)
-
-
-def _sum_in_order(parts: list) -> Any:
-    """The per-chunk parts of a weight gradient added in chunk order, in place into the first (None for no
-    chunks): the same bits for the same chunks, whichever thread computed each."""
-    total = None
-    for part in parts:
-        if total is None:
-            total = part
-        else:
-            total += part
-    return total
 
 
 def _flipped_convolution(g: Any, w: Any, layout: Layout) -> tuple[Any, Layout]:
@@ -260,16 +246,11 @@ class Conv2d(Function):
 
     def backward(self, g: Any) -> tuple[Any, Any, Any]:
         need_dx, need_dw, need_db = self.needs_input_grad
-        layout = self.layout
-        if (
-            need_dx
-            and need_dw
-            and dx_is_convolution(self.w.shape[2:], layout.stride, layout.padding, layout.dilation)
-        ):
-            dx, dw = conv2d_input_and_weight_grad(g, self.x, self.w, layout)  # one unfold of g for both
+        if need_dx and need_dw:  # one unfold of g for both, where dx is a convolution
+            dx, dw = conv2d_input_and_weight_grad(g, self.x, self.w, self.layout)
         else:
-            dx = conv2d_input_grad(g, self.w, layout) if need_dx else None
-            dw = conv2d_weight_grad(g, self.x, layout) if need_dw else None
+            dx = conv2d_input_grad(g, self.w, self.layout) if need_dx else None
+            dw = conv2d_weight_grad(g, self.x, self.layout) if need_dw else None
         db = g.sum(axis=(0, 2, 3)) if need_db else None  # (OC,)
         return dx, dw, db
 
