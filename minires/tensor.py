@@ -494,20 +494,36 @@ class Tensor:
         """
         other_needs_grad = isinstance(other, Tensor) and other.requires_grad
         if is_grad_enabled() and (self.requires_grad or other_needs_grad):
-            if self.requires_grad and self.grad_fn is None:
-                raise GraphError(
-                    f"{name}: a leaf tensor that requires grad is being used in an in-place operation; "
-                    "do it inside mr.no_grad()"
-                )
+            self._check_not_leaf(name)
             out = getattr(self, _OPERATORS[name])(other)
             if out.shape != self.shape:
                 raise self._broadcast_error(name, other)
             if out.dtype != self.dtype:
                 out = out.to(self.dtype)
-            self.data, self.grad_fn, self._requires_grad = out.data, out.grad_fn, True
-            self.grad_fn._output_ref = weakref.ref(self)
-            return self
+            return self._become(out)
         return self._update_data(other, name)
+
+    def _check_not_leaf(self, op: str) -> None:
+        """PyTorch's rule for an in-place op in the graph: never on a leaf that requires grad."""
+        if self.requires_grad and self.grad_fn is None:
+            raise GraphError(
+                f"{op}: a leaf tensor that requires grad is being used in an in-place operation; "
+                "do it inside mr.no_grad()"
+            )
+
+    def _become(self, out: Tensor) -> Tensor:
+        """An in-place op recorded in the graph: ``out`` (computed out of place, of this shape and dtype)
+        becomes this very Tensor object, so that every alias of it sees the result, while the arrays that
+        earlier ops saved for backward stay untouched. A ``retain_grad`` moves to the new node, as in
+        PyTorch: ``.grad`` is then the gradient of the tensor's latest value."""
+        retain = self.grad_fn is not None and self.grad_fn._retain_grad
+        if retain:
+            self.grad_fn._retain_grad = False
+        self.data, self.grad_fn, self._requires_grad = out.data, out.grad_fn, out.requires_grad
+        if self.grad_fn is not None:
+            self.grad_fn._output_ref = weakref.ref(self)
+            self.grad_fn._retain_grad = retain
+        return self
 
     def __iadd__(self, other: Any) -> Tensor:
         return self._inplace(other, "add")

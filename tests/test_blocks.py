@@ -113,6 +113,31 @@ def test_block_matches_torch(
     )
 
 
+@pytest.mark.parametrize("stride", [1, 2])
+@pytest.mark.parametrize("kind", KINDS)
+def test_block_under_no_grad_equals_the_graph_and_leaves_its_input(
+    twins: ModuleType, kind: str, stride: int
+) -> None:
+    """Outside the graph the blocks' residual add and ReLU(inplace=True) overwrite their own arrays (as
+    torchvision's do): the eval-mode output is bit for bit the one computed in the graph (out of place),
+    the twin's to RTOL64, and the block's input is left as it was."""
+    twins.torch.manual_seed(stride)
+    model, twin = _block_pair(twins, kind, 4, 8 if kind == "Bottleneck" else 4, stride, 0)
+    model, twin = model.double(), twin.double()
+    model.load_state_dict({k: v.detach().numpy() for k, v in twin.state_dict().items()})
+    model.eval(), twin.eval()
+    data = np.random.default_rng(stride).standard_normal((2, 4, 5, 6))
+    x = mr.tensor(data, requires_grad=True)
+    in_graph = model(x)
+    with mr.no_grad():
+        outside = model(x)
+    with twins.torch.no_grad():
+        reference = twin(twins.torch.tensor(data)).numpy()
+    np.testing.assert_array_equal(x.numpy(), data)
+    np.testing.assert_array_equal(outside.numpy(), in_graph.detach().numpy())
+    np.testing.assert_allclose(outside.numpy(), reference, rtol=RTOL64, atol=RTOL64 * np.abs(reference).max())
+
+
 @pytest.mark.parametrize(
     "build",
     [

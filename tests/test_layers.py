@@ -285,6 +285,66 @@ def test_dropout() -> None:
         nn.Dropout(1.5)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int64"])
+def test_relu_inplace_outside_the_graph_overwrites_the_input_as_torch(dtype: str, torch: ModuleType) -> None:
+    """Inside no_grad (and on a tensor that needs no grad anywhere) ``inplace=True`` writes max(x, 0)
+    into x's own array and returns x, as torch's does: values, signed zeros, NaN and the object."""
+    data = np.random.default_rng(1).standard_normal((4, 3, 5, 6)) * 3
+    if dtype == "int64":
+        data = np.round(data)
+    else:
+        data.flat[:4] = [0.0, -0.0, np.nan, -np.inf]
+    data = data.astype(dtype)
+    for grad_mode, requires_grad in ((mr.no_grad, dtype != "int64"), (mr.enable_grad, False)):
+        x = mr.tensor(data, requires_grad=requires_grad)
+        tx = torch.tensor(data, requires_grad=requires_grad)
+        array = x.data
+        with grad_mode():
+            y = nn.ReLU(inplace=True)(x)
+        with torch.no_grad():
+            torch.nn.ReLU(inplace=True)(tx)
+        assert y is x and x.data is array and x.is_leaf and x.requires_grad == requires_grad
+        np.testing.assert_array_equal(x.numpy(), tx.detach().numpy())
+        np.testing.assert_array_equal(np.signbit(x.numpy()), np.signbit(tx.detach().numpy()))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_relu_inplace_in_the_graph_is_recorded_as_torch(dtype: str, torch: ModuleType) -> None:
+    """In the graph ``inplace=True`` on a non-leaf: the same object now holds the ReLU (every alias sees
+    it) and the gradients are torch's; the array an earlier op saved (here Mul's, for its backward) keeps
+    its values; a retain_grad made before it gives the gradient of the new value. On a leaf that requires
+    grad it is refused, as torch refuses it."""
+    rng = np.random.default_rng(2)
+    a_data, b_data = rng.standard_normal((3, 7)).astype(dtype), rng.standard_normal((3, 7)).astype(dtype)
+    results = []
+    for lib in (mr, torch):
+        a = lib.tensor(a_data, requires_grad=True)
+        b = lib.tensor(b_data, requires_grad=True)
+        h = a * b  # a non-leaf
+        h.retain_grad()  # moves to the ReLU: h.grad is the gradient of h's new value
+        alias = h
+        out = lib.nn.functional.relu(h, inplace=True)
+        assert out is alias
+        (out * b).sum().backward()
+        results.append((h.detach().numpy().copy(), h.grad.numpy(), a.grad.numpy(), b.grad.numpy()))
+    for mine, ref in zip(results[0], results[1], strict=True):
+        np.testing.assert_allclose(mine, ref, rtol=RTOL[dtype], atol=0)
+    a = mr.tensor(a_data, requires_grad=True)
+    before = a * 2
+    saved = before * before  # Mul saves before's array
+    mr.nn.functional.relu(before, inplace=True)
+    saved.sum().backward()  # d(before^2)/da = 8 a, from the array as it was: negative entries too
+    np.testing.assert_allclose(a.grad.numpy(), 8 * a_data, rtol=RTOL[dtype])
+    leaf = mr.tensor(a_data, requires_grad=True)
+    with pytest.raises(mr.GraphError, match="relu: a leaf tensor that requires grad"):
+        nn.ReLU(inplace=True)(leaf)
+    np.testing.assert_array_equal(leaf.numpy(), a_data)  # unchanged
+    with pytest.raises(RuntimeError, match="leaf"):
+        torch.nn.ReLU(inplace=True)(torch.tensor(a_data, requires_grad=True))
+    with pytest.raises(mr.DTypeError, match="relu: expected a numeric tensor, got dtype bool"):
+        nn.ReLU(inplace=True)(mr.tensor([True, False]))
+
+
 def test_constructor_errors() -> None:
     with pytest.raises(NotImplementedError, match="padding_mode='reflect'"):
         nn.Conv2d(1, 1, 3, padding_mode="reflect")

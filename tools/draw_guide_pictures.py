@@ -64,6 +64,7 @@ def basic_block_trace(projection: bool) -> list[tuple[str, str, float]]:
     Forward hooks keep each layer's output (and the sum that enters the last ReLU) and retain their
     gradients; full backward hooks on conv1 and on the shortcut's conv give the two parts of dL/dx."""
     block, x, v = basic_block(projection)
+    block.relu.inplace = False  # in place, each ReLU's input would be its output: the trace needs both
     kept: dict[str, mr.Tensor] = {}
     parts: dict[str, mr.Tensor] = {}
     relu_calls: list[int] = []

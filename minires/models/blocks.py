@@ -61,7 +61,7 @@ class Residual(nn.Module):
         Y = self.bn2(self.conv2(Y))  # (N, num_channels, H', W')
         if self.conv3 is not None:
             X = self.conv3(X)  # (N, num_channels, H', W')
-        Y = Y + X
+        Y += X  # the book's; in place outside the graph (Tensor.__iadd__)
         return F.relu(Y)
 
 
@@ -133,7 +133,7 @@ class BasicBlock(nn.Module):
         out = self.bn2(self.conv2(out))
         if self.downsample is not None:
             identity = self.downsample(x)  # (N, planes, H', W')
-        out = out + identity
+        out += identity  # in place outside the graph (Tensor.__iadd__), as torchvision's
         return self.relu(out)
 
 
@@ -183,7 +183,7 @@ class Bottleneck(nn.Module):
         out = self.bn3(self.conv3(out))  # (N, 4 planes, H', W')
         if self.downsample is not None:
             identity = self.downsample(x)
-        out = out + identity
+        out += identity  # in place outside the graph (Tensor.__iadd__), as torchvision's
         return self.relu(out)
 
 
@@ -221,7 +221,8 @@ class PreActBlock(nn.Module):
         shortcut = self.shortcut(a) if self.shortcut is not None else x  # (N, planes, H', W')
         out = self.conv1(a)
         out = self.conv2(F.relu(self.bn2(out)))
-        return out + shortcut
+        out += shortcut  # pytorch-cifar's; in place outside the graph (Tensor.__iadd__)
+        return out
 
 
 class ZeroPadShortcut(nn.Module):

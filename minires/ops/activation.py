@@ -8,6 +8,7 @@ from typing import Any
 from ..backend import get_array_module
 from ..errors import DTypeError, ShapeError
 from ..function import Function
+from ..grad_mode import is_grad_enabled
 from ..tensor import Tensor
 from ..threads import each_chunk
 from .elementwise import erf_array
@@ -27,23 +28,28 @@ class ReLU(Function):
     saved = ("y",)
 
     def forward(self, x: Any) -> Any:
-        xp = get_array_module(x)
-        if x.dtype == bool:
-            raise DTypeError("relu: expected a numeric tensor, got dtype bool (relu is not defined for bool)")
-        y = xp.empty_like(x)
-        if xp.issubdtype(x.dtype, xp.floating):  # clip to [0, inf]: NumPy's clip is 2-3x faster than its
-            top = xp.inf  # maximum with a scalar (measured), keeps NaN, and keeps -0.0 as PyTorch does
-            each_chunk(xp, lambda c: xp.clip(x[c], 0, top, out=y[c]), x)
-        else:  # integers: clip's float bound would promote them
-            each_chunk(xp, lambda c: xp.maximum(x[c], 0, out=y[c]), x)
-        self.y = y
-        return y
+        self.y = relu_into(x, get_array_module(x).empty_like(x))
+        return self.y
 
     def backward(self, g: Any) -> Any:
         xp, y = get_array_module(g), self.y
         dx = xp.empty_like(y)
         each_chunk(xp, lambda c: xp.multiply(g[c], y[c] > 0, out=dx[c]), y)
         return dx
+
+
+def relu_into(x: Any, y: Any) -> Any:
+    """y = max(x, 0) written into the array y (x itself for relu's in-place form), a batch chunk at a time
+    on minires's threads; returns y."""
+    xp = get_array_module(x)
+    if x.dtype == bool:
+        raise DTypeError("relu: expected a numeric tensor, got dtype bool (relu is not defined for bool)")
+    if xp.issubdtype(x.dtype, xp.floating):  # clip to [0, inf]: NumPy's clip is 2-3x faster than its
+        top = xp.inf  # maximum with a scalar (measured), keeps NaN, and keeps -0.0 as PyTorch does
+        each_chunk(xp, lambda c: xp.clip(x[c], 0, top, out=y[c]), x)
+    else:  # integers: clip's float bound would promote them
+        each_chunk(xp, lambda c: xp.maximum(x[c], 0, out=y[c]), x)
+    return y
 
 
 class GELU(Function):
@@ -168,8 +174,19 @@ def _check_dim(op: str, x: Tensor, dim: int) -> int:
 
 
 def relu(x: Tensor, inplace: bool = False) -> Tensor:
-    """max(x, 0); ``inplace`` is accepted for PyTorch compatibility and gives the same result."""
-    return ReLU()(x)
+    """max(x, 0). ``inplace=True`` puts the result in x and returns x, as PyTorch does. Outside the graph
+    (inside ``no_grad``, or x needs no gradient) x's array is overwritten: no new array, one pass fewer
+    (an eval-mode ResNet's every ReLU). In the graph the result is computed out of place, as a ReLU node,
+    and x then stands for it (``Tensor._become``): the array x had stays as it was, for whichever op saved
+    it for backward (minires has no version counter that would notice it changed); a leaf that requires
+    grad is refused, as PyTorch does."""
+    if not inplace:
+        return ReLU()(x)
+    if not (is_grad_enabled() and x.requires_grad):
+        relu_into(x.data, x.data)
+        return x
+    x._check_not_leaf("relu")
+    return x._become(ReLU()(x))
 
 
 def gelu(x: Tensor, approximate: str = "none") -> Tensor:

@@ -11,8 +11,8 @@ from ..module import Module
 
 
 class ReLU(Module):
-    """max(x, 0). ``inplace`` is accepted for PyTorch compatibility; the result is computed out of place
-    and equals the in-place one."""
+    """max(x, 0). ``inplace=True`` returns the input tensor, holding the result (``F.relu``: overwritten
+    in place outside the graph, rebound to the result in it)."""
 
     def __init__(self, inplace: bool = False) -> None:
         super().__init__()
