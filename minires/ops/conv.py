@@ -42,13 +42,15 @@ FUSED_WEIGHT_RATIO = 1.0
 
 
 # ----- kernels on arrays ------------------------------------------------------------------------------
-def conv2d_forward(x: Any, w: Any, b: Any | None, layout: Layout) -> Any:
+def conv2d_forward(x: Any, w: Any, b: Any | None, layout: Layout, W: Any | None = None) -> Any:
     """y = conv2d(x, w, b) in ``layout`` (whose geometry is x's and w's): per batch chunk, the chunk's cols
-    (``layout.unfold``) times W (``layout.product``); see Conv2d. Shapes: x (N, C, H, W), w (OC, Cg, KH, KW),
-    b (OC,) or None -> y (N, OC, OH, OW), in the layout's memory order."""
+    (``layout.unfold``) times W (``layout.product``); see Conv2d. ``W``: ``layout.weight_matrix(w)``, where
+    the caller has made it already. Shapes: x (N, C, H, W), w (OC, Cg, KH, KW), b (OC,) or None ->
+    y (N, OC, OH, OW), in the layout's memory order."""
     xp = get_array_module(x)
     N, OC = x.shape[0], w.shape[0]
-    W = layout.weight_matrix(w)  # (G, OCg, K) or (G, OCg, T*Cg)
+    if W is None:
+        W = layout.weight_matrix(w)  # (G, OCg, K) or (G, OCg, T*Cg)
     y = layout.empty(xp, (N, OC, layout.OH, layout.OW), x.dtype)
 
     def one_chunk(chunk: slice) -> None:
@@ -141,8 +143,9 @@ def conv2d_input_and_weight_grad(g: Any, x: Any, w: Any, layout: Layout) -> tupl
     w_flipped, flipped = _flipped_convolution(g, w, layout)
     W_flipped = flipped.weight_matrix(w_flipped)
     if W_flipped.nbytes > FUSED_WEIGHT_RATIO * x.nbytes:  # many channels, few pixels: apart (the docstring)
-        del W_flipped  # conv2d_forward makes it again, for as long as dx takes
-        return conv2d_forward(g, w_flipped, None, flipped), conv2d_weight_grad(g, x, layout)
+        dx = conv2d_forward(g, w_flipped, None, flipped, W_flipped)
+        del W_flipped  # freed before dw's products are made
+        return dx, conv2d_weight_grad(g, x, layout)
     dx = flipped.empty(xp, layout.x_shape, g.dtype)
 
     def one_chunk(chunk: slice) -> Any:
