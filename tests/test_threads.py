@@ -85,14 +85,20 @@ def test_blas_is_held_to_one_thread_once_the_pool_has_run() -> None:
     assert blas and all(i["num_threads"] == 1 for i in blas), blas
 
 
-def test_the_split_gives_every_thread_a_chunk() -> None:
+def test_the_chunks_give_every_thread_the_same_share() -> None:
     mr.set_num_threads(2)
-    assert threads.split_for_threads(5, [slice(0, 5)]) == [slice(0, 2), slice(2, 5)]
-    assert threads.split_for_threads(1, [slice(0, 1)]) == [slice(0, 1)]
-    many = [slice(i, i + 1) for i in range(4)]
-    assert threads.split_for_threads(4, many) == many
+    assert threads.balanced_chunks(5, 5) == [slice(0, 2), slice(2, 5)]  # one chunk fits: one per thread
+    assert threads.balanced_chunks(1, 4) == [slice(0, 1)]  # one item cannot be split
+    quarters = [slice(16 * i, 16 * (i + 1)) for i in range(4)]
+    assert threads.balanced_chunks(64, 25) == quarters  # four of 16, not 25, 25 and 14
+    assert threads.balanced_chunks(4, 1) == [slice(i, i + 1) for i in range(4)]
+    assert threads.balanced_chunks(0, 3) == []  # an empty batch has no chunk
+    mr.set_num_threads(3)
+    sizes = [c.stop - c.start for c in threads.balanced_chunks(100, 40)]
+    assert len(sizes) == 3 and sum(sizes) == 100 and max(sizes) - min(sizes) <= 1
     mr.set_num_threads(1)
-    assert threads.split_for_threads(5, [slice(0, 5)]) == [slice(0, 5)]
+    assert threads.balanced_chunks(5, 5) == [slice(0, 5)]
+    assert threads.balanced_chunks(64, 25) == [slice(0, 21), slice(21, 42), slice(42, 64)]  # as few as fit
 
 
 @pytest.mark.parametrize("n", [1, 3, 64])

@@ -173,15 +173,17 @@ class Layout:
         raise NotImplementedError
 
     def chunks(self, x: Any) -> list[slice]:
-        """Slices of the batch axis of ``x`` (or of g, for dx) whose cols take about CHUNK_BYTES on the CPU:
-        unfolded a chunk at a time, cols stay in the cache between the unfold and the product that reads
-        them. On the GPU, DEVICE_CHUNK_BYTES: the whole batch as a rule."""
+        """Slices of the batch axis of ``x`` (or of g, for dx) whose cols take at most about CHUNK_BYTES on
+        the CPU: unfolded a chunk at a time, cols stay in the cache between the unfold and the product that
+        reads them; chunks of equal size, as many as a multiple of the threads (``balanced_chunks``). On
+        the GPU, DEVICE_CHUNK_BYTES: the whole batch as a rule."""
         N = self.x_shape[0]
         on_cpu = get_array_module(x) is np
         limit = CHUNK_BYTES if on_cpu else DEVICE_CHUNK_BYTES
         B = max(1, limit // max(1, self.values_per_image() * x.dtype.itemsize))
-        chunks = [slice(i, min(i + B, N)) for i in range(0, N, B)]
-        return threads.split_for_threads(N, chunks) if on_cpu else chunks  # one per thread at least
+        if on_cpu:
+            return threads.balanced_chunks(N, B)  # the same share for every thread
+        return [slice(i, min(i + B, N)) for i in range(0, N, B)]
 
     def empty(self, xp: Any, shape: tuple[int, ...], dtype: Any) -> Any:
         """An uninitialized (N, C, H, W) array in the layout's memory order: y, or dx."""
