@@ -191,10 +191,10 @@ def test_im2col_rows_on_random_geometries() -> None:
         np.testing.assert_array_equal(picked.reshape(reference.shape), reference, err_msg=case)
 
 
-def _layer(cg: int, width: int, stride: int) -> tuple:
-    """choose_layout's arguments for a 3x3 layer with padding 1 on (2, cg, width, width) images."""
+def _layer(cg: int, width: int, stride: int, n: int = 2) -> tuple:
+    """choose_layout's arguments for a 3x3 layer with padding 1 on (n, cg, width, width) images."""
     s = (stride, stride)
-    return (2, cg, width, width), (8, cg, 3, 3), s, ((1, 1), (1, 1)), (1, 1), 1
+    return (n, cg, width, width), (8, cg, 3, 3), s, ((1, 1), (1, 1)), (1, 1), 1
 
 
 def test_per_layer_choice() -> None:
@@ -204,11 +204,21 @@ def test_per_layer_choice() -> None:
     assert name(64, 7, 1) == "nhwc" and name(512, 1, 2) == "nhwc"
     assert name(16, 28, 1) == "rows" and name(16, 28, 2) == "nchw"
 
-    def square(c: int, width: int, stride: int = 1, oc: int | None = None) -> str:  # c -> oc channels
-        x_shape, w_shape, *rest = _layer(c, width, stride)
+    def square(c: int, width: int, stride: int = 1, oc: int | None = None, n: int = 2) -> str:  # c -> oc
+        x_shape, w_shape, *rest = _layer(c, width, stride, n)
         return choose_layout(x_shape, (oc or c, *w_shape[1:]), *rest).name
 
-    assert square(128, 12) == "winograd" and square(512, 2) == "winograd"  # wide enough, 3x3, stride 1
+    assert square(128, 12) == "winograd" and square(512, 2, n=256) == "winograd"  # wide enough, 3x3, stride 1
+    # Weights more than 6 times the input (every tap live): channels first. d2l_resnet18's last stage at
+    # 96x96 (512 channels on 3x3 images, batch 64: 8 times) and resnet50's at 64x64 (2x2, batch 32: 36
+    # times, 9 for its strided 4x4 -> 2x2 layer); not resnet50's 4x4 layers of 256 (4.5 times) nor a batch
+    # of 256 on 2x2 images of 512 channels (4.5 times).
+    assert (
+        square(512, 3, n=64) == "nchw"
+        and square(512, 2, n=32) == "nchw"
+        and square(512, 4, 2, n=32) == "nchw"
+    )
+    assert square(256, 4, n=32) == "winograd" and square(512, 2) == "nchw"
     assert square(128, 12, oc=64) == "nhwc" and square(128, 12, 2) == "nhwc"
     assert square(64, 24) == "rows" and square(512, 1) == "nhwc"  # a 1-pixel output: one live tap
     x_shape, _, *rest = _layer(128, 12, 1)

@@ -26,11 +26,13 @@ questions, so that conv.py's loops (``conv2d_forward``, ``conv2d_weight_grad``, 
   transformed input tiles by the transformed kernel, channels last. 3x3 kernels with stride 1, no
   dilation and one group only; no fold (dx is the flipped-kernel convolution, as for rows).
 
-The choice (``choose_layout``): on the CPU, Winograd for the 3x3 stride-1 layers with at least
-WINOGRAD_MIN_CHANNELS (128) channels in and out and an output of 2x2 pixels or more; then channels last
-when a pixel's Cg channels make a longer run than an output row of OW values (Cg >= 4*OW: the small
-images of the late stages); otherwise shifted rows when the layer's dx is a convolution (stride 1), else
-channels first. ``conv_layout`` (minires/grad_mode.py, per thread) overrides it.
+The choice (``choose_layout``): on the CPU, channels first for a layer whose weights are more than
+WEIGHT_HEAVY_RATIO (6) times its input, every kernel tap live (the many-channel layers on a few pixels:
+below); then Winograd for the 3x3 stride-1 layers with at least WINOGRAD_MIN_CHANNELS (128) channels in
+and out and an output of 2x2 pixels or more; then channels last when a pixel's Cg channels make a longer
+run than an output row of OW values (Cg >= 4*OW: the small images of the late stages); otherwise shifted
+rows when the layer's dx is a convolution (stride 1), else channels first. ``conv_layout``
+(minires/grad_mode.py, per thread) overrides it.
 
 Does each layout earn its place? Measured (2 cores AMD EPYC, AVX2, no AVX-512; NumPy's OpenBLAS, float32;
 the conv rows of benchmarks/bench.py: one training step of the layer, forward, dx and dw; ms, median of 9,
@@ -90,10 +92,31 @@ before; the rule takes it, and the whole-network figures below include it. A 1x1
 channels last, which multiplies its one live tap only. Whole networks (bench.py's workloads, minires
 alone, steps with and without Winograd alternating in one process): d2l_resnet18 96x96 training -17%,
 inference -10%; resnet50 training -4%, inference -8%.
+
+Weight-heavy layers (measured on an AVX-512 machine: 2 cores of an AMD EPYC, OpenBLAS's SkylakeX
+kernels; a layer's forward, dx and dw in ms, median of 7 rounds in a random order):
+
+    layer              weights/input    nchw    nhwc   winograd
+    512x3x3 N64              8.0        62.3    73.4     69.8
+    512x2x2 N32             36.0        20.3    37.6     36.6
+    256x4x4 N32              4.5        13.7    13.9     12.6
+    256x2x2 N256             2.4        32.6    25.4     19.5
+
+Where the weights dwarf the input, each chunk's products read the whole weight matrix for a few columns
+of cols, and what is done to the weights per call decides: channels first takes w as it is (a reshape),
+channels last copies it transposed, Winograd transforms it into 16/9 of its size and then multiplies
+4 times fewer rows per read of it (a tile for 4 pixels). So from WEIGHT_HEAVY_RATIO (6) times the input
+on, channels first, though it multiplies the padding's zeros that the others skip or share (every tap
+must be live: on a 1-pixel output, one tap of nine is, and channels last keeps it alone). Whole
+networks (the same machine; steps with the rule and without it alternating in one process, 10 rounds):
+resnet50 training -6%, inference -3.5% (its last stage's 3x3 layers and the 1x1 512 -> 2048);
+d2l_resnet18 at 96x96 training -1%, inference -5% (the last stage's 3x3 layers of 512 channels);
+d2l_resnet18 at 28x28 and cifar_resnet(20) have no such layer (their runs moved by -4% to +2%, the noise).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -129,6 +152,8 @@ CHUNK_BYTES = 4 << 20  # the cols of one batch chunk: about 4 MiB, to stay in th
 DEVICE_CHUNK_BYTES = 1 << 30
 # Input and output channels from which choose_layout gives a 3x3 stride-1 layer to Winograd.
 WINOGRAD_MIN_CHANNELS = 128
+# Weights (every tap live) more than this many times the input: channels first (choose_layout).
+WEIGHT_HEAVY_RATIO = 6
 THREADS_OVERRIDE = object()  # choose_layout's default ``forced``: the thread's conv_layout, read then
 
 
@@ -423,6 +448,17 @@ def _channels_last_empty(xp: Any, shape: tuple[int, ...], dtype: Any) -> Any:
     return xp.empty((N, H, W, C), dtype=dtype).transpose(0, 3, 1, 2)  # (N, C, H, W), channels last
 
 
+def _weight_heavy(
+    x_shape: tuple[int, ...], w_shape: tuple[int, ...], stride: Pair, padding: Padding, dilation: Pair
+) -> bool:
+    """Whether the layer's weights are more than WEIGHT_HEAVY_RATIO times its input, with every kernel tap
+    live (channels first multiplies the dead ones too, where channels last leaves them out)."""
+    taps = w_shape[2] * w_shape[3]
+    if math.prod(w_shape) <= WEIGHT_HEAVY_RATIO * math.prod(x_shape):
+        return False
+    return len(live_taps(x_shape[2:], w_shape[2:], stride, padding, dilation)) == taps
+
+
 def winograd_fits(kernel_size: Pair, stride: Pair, padding: Padding, dilation: Pair, groups: int) -> bool:
     """Whether the Winograd layout can take this convolution: a 3x3 kernel, stride 1, no dilation, one group,
     and a dx that is a convolution (the layout has no fold)."""
@@ -448,7 +484,8 @@ def choose_layout(
     and can take the layer (where it cannot, rows falls back to nchw and winograd to the rule), else the
     rule: on the CPU (``xp`` NumPy) Winograd for the 3x3 layers it fits with at least
     WINOGRAD_MIN_CHANNELS channels in and out and an output of 2x2 pixels or more, then channels last
-    when Cg >= 4*OW, shifted rows when dx is a convolution, channels first otherwise."""
+    when Cg >= 4*OW, shifted rows when dx is a convolution, channels first otherwise; before all of these,
+    channels first for a layer whose weights outweigh its input (``_weight_heavy``)."""
     args = (x_shape, w_shape, stride, padding, dilation, groups)
     rows_fit = dx_is_convolution(w_shape[2:], stride, padding, dilation)  # rows has no fold
     winograd_fit = winograd_fits(w_shape[2:], stride, padding, dilation, groups)
@@ -463,7 +500,10 @@ def choose_layout(
         OH = conv_output_size(x_shape[2], w_shape[2], stride[0], padding[0], dilation[0])
         OW = conv_output_size(x_shape[3], w_shape[3], stride[1], padding[1], dilation[1])
         wide = min(w_shape[:2]) >= WINOGRAD_MIN_CHANNELS and min(OH, OW) >= 2  # a 1-pixel output: 1 live tap
-        if winograd_fit and wide and xp is np:
+        weight_heavy = _weight_heavy(x_shape, w_shape, stride, padding, dilation)
+        if weight_heavy and xp is np:
+            name = "nchw"
+        elif winograd_fit and wide and xp is np:
             name = "winograd"
         else:
             name = "nhwc" if w_shape[1] >= 4 * OW else "rows" if rows_fit else "nchw"
