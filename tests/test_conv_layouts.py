@@ -119,6 +119,10 @@ CASES = [
     ((1, 3, 2, 3), (2, 3, 3), 1, 2, 1, 1),  # padding 2: 4x5 outputs from a 2x3 image
     ((3, 4, 5, 4), (3, 3, 3), 1, 0, 1, 1),  # no padding: a 3x2 output
     ((2, 4, 1, 1), (5, 3, 3), 1, 1, 1, 1),  # a 1x1 image: one 2x2 tile for one pixel
+    # More than 64 output channels a group (dw's product in its plain order, DW_TRANSPOSED_MAX_CHANNELS),
+    # in dx's flipped convolution too (72 input channels); weights 40 times the input: channels first
+    ((2, 72, 3, 3), (80, 3, 3), 1, 1, 1, 1),
+    ((2, 130, 3, 2), (132, 3, 3), 1, 1, 1, 2),  # 66 output and 65 input channels a group
 ]
 
 

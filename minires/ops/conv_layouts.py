@@ -513,8 +513,7 @@ def choose_layout(
         OH = conv_output_size(x_shape[2], w_shape[2], stride[0], padding[0], dilation[0])
         OW = conv_output_size(x_shape[3], w_shape[3], stride[1], padding[1], dilation[1])
         wide = min(w_shape[:2]) >= WINOGRAD_MIN_CHANNELS and min(OH, OW) >= 2  # a 1-pixel output: 1 live tap
-        weight_heavy = _weight_heavy(x_shape, w_shape, stride, padding, dilation)
-        if weight_heavy and xp is np:
+        if xp is np and _weight_heavy(x_shape, w_shape, stride, padding, dilation):
             name = "nchw"
         elif winograd_fit and wide and xp is np:
             name = "winograd"
