@@ -697,7 +697,14 @@ def pool2d_samples(
     return Sample((x,), kwargs, grad=(0,))
 
 
-CONV_LAYOUTS = {"per_layer": None, "nchw": "nchw", "rows": "rows", "nhwc": "nhwc", "winograd": "winograd"}
+CONV_LAYOUTS = {
+    "per_layer": None,
+    "nchw": "nchw",
+    "rows": "rows",
+    "nhwc": "nhwc",
+    "winograd": "winograd",
+    "taps": "taps",
+}
 
 
 def _conv2d_in_layout(layout: str) -> Callable[..., Any]:

@@ -30,6 +30,7 @@ from minires.ops.conv_layouts import (
     LAYOUTS,
     ChannelsFirst,
     ChannelsLast,
+    LiveTaps,
     ShiftedRows,
     Winograd,
     choose_layout,
@@ -205,26 +206,30 @@ def test_per_layer_choice() -> None:
     def name(cg: int, width: int, stride: int) -> str:
         return choose_layout(*_layer(cg, width, stride)).name
 
-    assert name(64, 7, 1) == "nhwc" and name(512, 1, 2) == "nhwc"
+    assert name(64, 8, 1) == "nhwc" and name(512, 1, 2) == "nhwc"
     assert name(16, 28, 1) == "rows" and name(16, 28, 2) == "nchw"
 
     def square(c: int, width: int, stride: int = 1, oc: int | None = None, n: int = 2) -> str:  # c -> oc
         x_shape, w_shape, *rest = _layer(c, width, stride, n)
         return choose_layout(x_shape, (oc or c, *w_shape[1:]), *rest).name
 
-    assert square(128, 12) == "winograd" and square(512, 2, n=256) == "winograd"  # wide enough, 3x3, stride 1
-    # Weights more than 6 times the input (every tap live): channels first. d2l_resnet18's last stage at
-    # 96x96 (512 channels on 3x3 images, batch 64: 8 times) and resnet50's at 64x64 (2x2, batch 32: 36
-    # times, 9 for its strided 4x4 -> 2x2 layer); not resnet50's 4x4 layers of 256 (4.5 times) nor a batch
-    # of 256 on 2x2 images of 512 channels (4.5 times).
-    assert (
-        square(512, 3, n=64) == "nchw"
-        and square(512, 2, n=32) == "nchw"
-        and square(512, 4, 2, n=32) == "nchw"
-    )
-    assert square(256, 4, n=32) == "winograd" and square(512, 2) == "nchw"
+    assert square(128, 12) == "winograd" and square(256, 6, n=64) == "winograd"  # wide enough, 3x3, stride 1
+    # The live taps: stride 1, one group, a kernel of more than one tap, outputs up to 7x7, up to 4x4
+    # where Winograd would take the layer; before the weight rule (d2l_resnet18's 512 channels on 3x3
+    # images are 8 times their input at batch 64)
+    assert name(64, 7, 1) == "taps" and name(16, 7, 1) == "taps" and square(128, 4) == "taps"
+    assert square(512, 3, n=64) == "taps" and square(512, 2, n=256) == "taps" and square(512, 1) == "taps"
+    assert square(128, 5, n=64) == "winograd" and square(64, 7, 2, n=64) == "nhwc"  # strided: not the taps
+    x_shape, w_shape, *rest = _layer(8, 4, 1)
+    one_by_one = choose_layout((2, 64, 4, 4), (64, 64, 1, 1), (1, 1), ((0, 0), (0, 0)), (1, 1), 1)
+    assert one_by_one.name == "nhwc"  # one tap: its unfold is x itself
+    assert choose_layout(x_shape, (8, 4, 3, 3), *rest[:-1], 2).name == "rows"  # two groups
+    # Weights more than 6 times the input (every tap live), where the live taps do not take the layer:
+    # channels first. resnet50's strided 4x4 -> 2x2 layer of 512 channels (9 times at batch 32); not a
+    # strided one of 256 channels on 4x4 images at batch 32 (2.2 times).
+    assert square(512, 4, 2, n=32) == "nchw" and square(256, 4, 2, n=32) == "nhwc"
     assert square(128, 12, oc=64) == "nhwc" and square(128, 12, 2) == "nhwc"
-    assert square(64, 24) == "rows" and square(512, 1) == "nhwc"  # a 1-pixel output: one live tap
+    assert square(64, 24) == "rows"
     x_shape, _, *rest = _layer(128, 12, 1)
     on_gpu = choose_layout(x_shape, (128, 128, 3, 3), *rest, xp=object())  # not measured on a GPU
     assert on_gpu.name == "nhwc"
@@ -237,7 +242,9 @@ def test_per_layer_choice() -> None:
         args = list(_layer(8, 6, 1))
         args[5] = 2
         assert choose_layout(*args).name == "rows"  # grouped
-    assert name(512, 1, 1) == "nhwc"  # restored
+    with conv_layout("taps"):  # any layer
+        assert name(3, 112, 2) == "taps" and name(64, 24, 1) == "taps"
+    assert name(512, 1, 1) == "taps"  # restored
     with pytest.raises(ValueError, match="conv_layout: expected one of"):
         with conv_layout("channels_last"):
             pass
@@ -245,7 +252,8 @@ def test_per_layer_choice() -> None:
 
 def test_layout_names_are_the_override_names() -> None:
     assert tuple(LAYOUTS) == CONV_LAYOUTS
-    assert [cls.name for cls in (ChannelsFirst, ShiftedRows, ChannelsLast, Winograd)] == list(CONV_LAYOUTS)
+    layouts = (ChannelsFirst, ShiftedRows, ChannelsLast, Winograd, LiveTaps)
+    assert [cls.name for cls in layouts] == list(CONV_LAYOUTS)
 
 
 @pytest.mark.parametrize("layout", [ShiftedRows, Winograd])
@@ -273,10 +281,10 @@ def test_the_override_is_per_thread() -> None:
         release.wait()
         assert forced_conv_layout() == "nchw"
     thread.join()
-    assert seen == [(None, "nhwc")] and forced_conv_layout() is None
+    assert seen == [(None, "taps")] and forced_conv_layout() is None
 
 
-@pytest.mark.parametrize("layout", [ChannelsFirst, ChannelsLast])
+@pytest.mark.parametrize("layout", [ChannelsFirst, ChannelsLast, LiveTaps])
 def test_fold_and_flipped_kernel_give_the_same_dx(layout: type) -> None:
     """For a stride-1 layer conv2d_input_grad takes the flipped-kernel convolution; the layouts' fold
     (dx = col2im(W^T dY), chunk by chunk) gives the same dx, and the forward kernel the same y."""
@@ -293,7 +301,7 @@ def test_fold_and_flipped_kernel_give_the_same_dx(layout: type) -> None:
     )
 
 
-@pytest.mark.parametrize("layout", ["nchw", "rows", "nhwc", "winograd"])
+@pytest.mark.parametrize("layout", ["nchw", "rows", "nhwc", "winograd", "taps"])
 def test_dx_is_computed_in_the_forced_layout_after_the_block(
     layout: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -319,7 +327,7 @@ def test_dx_is_computed_in_the_forced_layout_after_the_block(
 
 @settings(max_examples=60, deadline=None)
 @given(
-    layout=st.sampled_from(["nchw", "rows", "nhwc", "winograd"]),
+    layout=st.sampled_from(["nchw", "rows", "nhwc", "winograd", "taps"]),
     n=st.integers(0, 3),
     channels=st.tuples(st.integers(1, 3), st.integers(1, 4), st.integers(1, 4)),  # groups, Cg, OCg
     hw=st.tuples(st.integers(1, 9), st.integers(1, 9)),
@@ -386,7 +394,7 @@ def _channels_last(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
 
 
-@pytest.mark.parametrize("layout", ["nchw", "rows", "nhwc", "winograd"])
+@pytest.mark.parametrize("layout", ["nchw", "rows", "nhwc", "winograd", "taps"])
 def test_dx_and_dw_go_apart_where_the_weights_outweigh_x(
     layout: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

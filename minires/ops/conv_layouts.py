@@ -25,14 +25,20 @@ questions, so that conv.py's loops (``conv2d_forward``, ``conv2d_weight_grad``, 
 - ``Winograd`` ("winograd", winograd.py): not an unfold but Winograd's F(2x2, 3x3), 16 products of the
   transformed input tiles by the transformed kernel, channels last. 3x3 kernels with stride 1, no
   dilation and one group only; no fold (dx is the flipped-kernel convolution, as for rows).
+- ``LiveTaps`` ("taps"): no unfold either: one product per kernel tap, over the block of output pixels
+  for which that tap reads the image, channels last; so the padding's zeros are never multiplied (on a
+  3x3 output with padding 1, 32 of the 81 tap-pixel pairs are zeros). Any stride, dilation and groups;
+  its fold scatter-adds each tap's dx block.
 
-The choice (``choose_layout``): on the CPU, channels first for a layer whose weights are more than
-WEIGHT_HEAVY_RATIO (6) times its input, every kernel tap live (the many-channel layers on a few pixels:
-below); then Winograd for the 3x3 stride-1 layers with at least WINOGRAD_MIN_CHANNELS (128) channels in
-and out and an output of 2x2 pixels or more; then channels last when a pixel's Cg channels make a longer
-run than an output row of OW values (Cg >= 4*OW: the small images of the late stages); otherwise shifted
-rows when the layer's dx is a convolution (stride 1), else channels first. ``conv_layout``
-(minires/grad_mode.py, per thread) overrides it.
+The choice (``choose_layout``): on the CPU, the live taps for the stride-1 layers of one group with a
+kernel of more than one tap and an output of at most TAPS_MAX_OUTPUT (7) pixels on a side, at most
+TAPS_MAX_OUTPUT_OVER_WINOGRAD (4) where Winograd would take the layer; then channels first for a layer
+whose weights are more than WEIGHT_HEAVY_RATIO (6) times its input, every kernel tap live (the
+many-channel layers on a few pixels: below); then Winograd for the 3x3 stride-1 layers with at least
+WINOGRAD_MIN_CHANNELS (128) channels in and out and an output of 2x2 pixels or more; then channels last
+when a pixel's Cg channels make a longer run than an output row of OW values (Cg >= 4*OW: the small
+images of the late stages); otherwise shifted rows when the layer's dx is a convolution (stride 1), else
+channels first. ``conv_layout`` (minires/grad_mode.py, per thread) overrides it.
 
 Does each layout earn its place? Measured (2 cores AMD EPYC, AVX2, no AVX-512; NumPy's OpenBLAS, float32;
 the conv rows of benchmarks/bench.py: one training step of the layer, forward, dx and dw; ms, median of 9,
@@ -112,6 +118,31 @@ networks (the same machine; steps with the rule and without it alternating in on
 resnet50 training -6%, inference -3.5% (its last stage's 3x3 layers and the 1x1 512 -> 2048);
 d2l_resnet18 at 96x96 training -1%, inference -5% (the last stage's 3x3 layers of 512 channels);
 d2l_resnet18 at 28x28 and cifar_resnet(20) have no such layer (their runs moved by -4% to +2%, the noise).
+The live taps (below) now take the stride-1 3x3 layers among these; the rule keeps the strided and 1x1
+ones (resnet50's 4x4 -> 2x2 layer of 512 channels and its 1x1 512 -> 2048).
+
+The live taps (the same machine and method; forward, dx and dw in ms; "before" the rule above them):
+
+    layer                  nchw    nhwc   winograd   taps   before
+    64x7x7 N128            13.3    11.6     15.2     10.6    11.6
+    64x7x7 N256            33.8    26.6     34.3     26.0    26.8
+    128x4x4 N256           38.3    27.1     24.0     20.9    22.8
+    256x4x4 N32            19.0    17.8     19.0     13.6    18.4
+    256x2x2 N256           45.5    32.3     26.7     16.9    26.3
+    512x3x3 N64            71.4    77.0     79.5     49.4    71.4
+    512x2x2 N32            28.2    36.0     47.9     29.5    28.6
+    256x6x6 N64            66.0    64.1     52.1     54.2    54.2
+    128x8x8 N32            13.1    12.2      9.8     11.8     9.5
+    64x16x16 N32           19.9    19.5     16.5     21.2    19.0
+
+On the small outputs the live taps multiply a third fewer values than an unfold (49 of 81 tap-pixel
+pairs on 3x3, 16 of 36 on 2x2), with K = Cg per product; from 6x6 up Winograd multiplies fewer still
+and wins (with OpenBLAS's Haswell kernels on the same machine, 256x6x6: Winograd 36.6, taps 44.9),
+and on larger images the zeros are few. A strided layer's taps read strided blocks (512x4x4 -> 2x2,
+forward: taps 7.9, channels first 6.0 ms), so the rule leaves strided layers to the others. Whole
+networks (steps with and without the rule alternating in one process, 8-10 rounds): d2l_resnet18 at
+28x28 training -7%, inference -7%; at 96x96 -6% and -9%; cifar_resnet(20) -2% and +1.5%, resnet50
++1.5% and -1% (the noise).
 """
 
 from __future__ import annotations
@@ -162,6 +193,10 @@ WINOGRAD_MIN_CHANNELS = 128
 DW_TRANSPOSED_MAX_CHANNELS = 64
 # Weights (every tap live) more than this many times the input: channels first (choose_layout).
 WEIGHT_HEAVY_RATIO = 6
+# The largest output (pixels on a side) that choose_layout gives to the live-taps layout, and the largest
+# where the layer is one for Winograd (at 6x6 and above Winograd multiplies less and is faster).
+TAPS_MAX_OUTPUT = 7
+TAPS_MAX_OUTPUT_OVER_WINOGRAD = 4
 THREADS_OVERRIDE = object()  # choose_layout's default ``forced``: the thread's conv_layout, read then
 
 
@@ -402,6 +437,98 @@ class ChannelsLast(Layout):
         )
 
 
+class LiveTaps(ChannelsLast):
+    r"""No unfold: one product per live kernel tap, over the output pixels for which that tap reads the
+    image (not the padding), channels last. Tap t = (kh, kw) is live for the output rows oh with
+    0 <= oh*SH + kh*DH - pt < H, a run of rows (``_live_run``), and likewise for the columns, so its
+    pixels are a block of the output and the values it reads a (strided) block of x: per tap and group
+
+        Y[block_t] += X_t @ W_t^T       dW_t = dY[block_t]^T @ X_t       dx[in_t] += dY[block_t] @ W_t
+        (m_t, OCg)   (m_t, Cg) (Cg, OCg)                                  (m_t, Cg), the fold
+
+    with X_t = x[:, in_t] the tap's input block as m_t rows of Cg channels, W_t = w[:, :, kh, kw] (W as
+    ChannelsLast's, its Cg columns of tap t). The backward pair is the forward's differential: Y's block
+    is X_t W_t^T summed over the taps, linear in each, so dL/dW_t = dY_block^T X_t and dL/dX_t = dY_block
+    W_t, scatter-added to the input pixels the block read (blocks of different taps overlap). Each product
+    multiplies only values of the image: on a small image the padding's zeros are a large share of an
+    unfold's (a 3x3 output with padding 1: 32 of the 81 tap-pixel pairs), and the products have K = Cg,
+    large on the many-channel layers where images are small. y and dx are NCHW views of NHWC arrays, as in
+    ChannelsLast.
+    """
+
+    name = "taps"
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        (H, W), (SH, SW), (DH, DW) = self.x_shape[2:], self.stride, self.dilation
+        (pt, _), (pl, _) = self.padding
+        self.blocks = [  # per live tap: (output rows, input rows), (output columns, input columns)
+            (_live_run(H, self.OH, kh, SH, DH, pt), _live_run(W, self.OW, kw, SW, DW, pl))
+            for kh, kw in self.taps
+        ]
+
+    def values_per_image(self) -> int:
+        pairs = sum((r[0].stop - r[0].start) * (c[0].stop - c[0].start) for r, c in self.blocks)
+        return self.w_shape[1] * self.groups * (pairs + self.x_shape[2] * self.x_shape[3])
+
+    def unfold(self, x: Any) -> Any:
+        return get_array_module(x).ascontiguousarray(x.transpose(0, 2, 3, 1))  # (n, H, W, C): x itself
+
+    def _input_block(self, x_nhwc: Any, t: int, g: int) -> Any:
+        """Tap t's input block of group g as rows, (m_t, Cg)."""
+        Cg = self.w_shape[1]
+        (_, rows), (_, cols) = self.blocks[t]
+        block = x_nhwc[:, rows, cols, g * Cg : (g + 1) * Cg]
+        return get_array_module(x_nhwc).ascontiguousarray(block).reshape(-1, Cg)
+
+    def _output_block(self, a: Any, t: int, g: int) -> Any:
+        """Tap t's output block of group g, a view (n, bh, bw, OCg) of an (n, OH, OW, OC) array."""
+        (rows, _), (cols, _) = self.blocks[t]
+        return a[:, rows, cols, g * self.OCg : (g + 1) * self.OCg]
+
+    def product(self, W: Any, x_nhwc: Any, n: int) -> Any:
+        xp, Cg = get_array_module(x_nhwc), self.w_shape[1]
+        y = xp.zeros((n, self.OH, self.OW, self.w_shape[0]), dtype=x_nhwc.dtype)
+        for g in range(self.groups):
+            for t in range(len(self.taps)):
+                out = self._output_block(y, t, g)
+                out += (self._input_block(x_nhwc, t, g) @ W[g, :, t * Cg : (t + 1) * Cg].T).reshape(out.shape)
+        return y.transpose(0, 3, 1, 2)  # (n, OC, OH, OW), a view
+
+    def output_grad(self, g: Any) -> Any:
+        return get_array_module(g).ascontiguousarray(g.transpose(0, 2, 3, 1))  # (n, OH, OW, OC)
+
+    def weight_grad(self, dY: Any, x_nhwc: Any) -> Any:
+        xp, Cg, T = get_array_module(dY), self.w_shape[1], len(self.taps)
+        dW = xp.empty((self.groups, self.OCg, T * Cg), dtype=dY.dtype)
+        for g in range(self.groups):
+            for t in range(T):
+                d = xp.ascontiguousarray(self._output_block(dY, t, g)).reshape(-1, self.OCg)  # (m_t, OCg)
+                dW[g, :, t * Cg : (t + 1) * Cg] = d.T @ self._input_block(x_nhwc, t, g)
+        return dW  # (G, OCg, T*Cg), W's layout
+
+    def fold(self, W: Any, dY: Any, n: int) -> Any:
+        xp, (C, H, W_), Cg = get_array_module(dY), self.x_shape[1:], self.w_shape[1]
+        dx = xp.zeros((n, H, W_, C), dtype=dY.dtype)
+        for g in range(self.groups):
+            for t in range(len(self.taps)):
+                (_, rows), (_, cols) = self.blocks[t]
+                d = xp.ascontiguousarray(self._output_block(dY, t, g))  # (n, bh, bw, OCg)
+                into = dx[:, rows, cols, g * Cg : (g + 1) * Cg]
+                into += (d.reshape(-1, self.OCg) @ W[g, :, t * Cg : (t + 1) * Cg]).reshape(into.shape)
+        return dx.transpose(0, 3, 1, 2)  # (n, C, H, W), a view
+
+
+def _live_run(size: int, out: int, k: int, stride: int, dilation: int, pad: int) -> tuple[slice, slice]:
+    """The outputs o along one axis for which kernel offset k reads inside the input, o*stride + k*dilation
+    - pad in [0, size), and the input indices they read, as slices (o a run: the condition is an interval)."""
+    first = pad - k * dilation  # o*stride >= first and o*stride <= first + size - 1
+    lo = max(0, -(-first // stride))
+    hi = min(out, (first + size - 1) // stride + 1)
+    start = lo * stride - first
+    return slice(lo, hi), slice(start, start + (hi - lo - 1) * stride + 1, stride)
+
+
 class Winograd(Layout):
     r"""Winograd's F(2x2, 3x3) (winograd.py): V (16, T, C) the transformed input tiles in the place of
     cols, U (16, OC, C) the transformed kernel in the place of W, and per point xi of the transform
@@ -461,6 +588,14 @@ def _channels_last_empty(xp: Any, shape: tuple[int, ...], dtype: Any) -> Any:
     return xp.empty((N, H, W, C), dtype=dtype).transpose(0, 3, 1, 2)  # (N, C, H, W), channels last
 
 
+def _taps_fit(OH: int, OW: int, w_shape: tuple[int, ...], stride: Pair, groups: int, winograd: bool) -> bool:
+    """Whether choose_layout gives the layer to the live taps: stride 1, one group, a kernel of more than
+    one tap, an output of at most TAPS_MAX_OUTPUT pixels on a side (TAPS_MAX_OUTPUT_OVER_WINOGRAD where
+    Winograd would take the layer)."""
+    largest = TAPS_MAX_OUTPUT_OVER_WINOGRAD if winograd else TAPS_MAX_OUTPUT
+    return stride == (1, 1) and groups == 1 and w_shape[2] * w_shape[3] > 1 and max(OH, OW) <= largest
+
+
 def _weight_heavy(
     x_shape: tuple[int, ...], w_shape: tuple[int, ...], stride: Pair, padding: Padding, dilation: Pair
 ) -> bool:
@@ -479,7 +614,7 @@ def winograd_fits(kernel_size: Pair, stride: Pair, padding: Padding, dilation: P
     return plain and dx_is_convolution(kernel_size, stride, padding, dilation)
 
 
-LAYOUTS = {layout.name: layout for layout in (ChannelsFirst, ShiftedRows, ChannelsLast, Winograd)}
+LAYOUTS = {layout.name: layout for layout in (ChannelsFirst, ShiftedRows, ChannelsLast, Winograd, LiveTaps)}
 
 
 def choose_layout(
@@ -498,7 +633,8 @@ def choose_layout(
     rule: on the CPU (``xp`` NumPy) Winograd for the 3x3 layers it fits with at least
     WINOGRAD_MIN_CHANNELS channels in and out and an output of 2x2 pixels or more, then channels last
     when Cg >= 4*OW, shifted rows when dx is a convolution, channels first otherwise; before all of these,
-    channels first for a layer whose weights outweigh its input (``_weight_heavy``)."""
+    the live taps for a small stride-1 output (``_taps_fit``), then channels first for a layer whose
+    weights outweigh its input (``_weight_heavy``)."""
     args = (x_shape, w_shape, stride, padding, dilation, groups)
     rows_fit = dx_is_convolution(w_shape[2:], stride, padding, dilation)  # rows has no fold
     winograd_fit = winograd_fits(w_shape[2:], stride, padding, dilation, groups)
@@ -513,7 +649,9 @@ def choose_layout(
         OH = conv_output_size(x_shape[2], w_shape[2], stride[0], padding[0], dilation[0])
         OW = conv_output_size(x_shape[3], w_shape[3], stride[1], padding[1], dilation[1])
         wide = min(w_shape[:2]) >= WINOGRAD_MIN_CHANNELS and min(OH, OW) >= 2  # a 1-pixel output: 1 live tap
-        if xp is np and _weight_heavy(x_shape, w_shape, stride, padding, dilation):
+        if xp is np and _taps_fit(OH, OW, w_shape, stride, groups, winograd_fit and wide):
+            name = "taps"
+        elif xp is np and _weight_heavy(x_shape, w_shape, stride, padding, dilation):
             name = "nchw"
         elif winograd_fit and wide and xp is np:
             name = "winograd"
