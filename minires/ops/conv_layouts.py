@@ -163,6 +163,7 @@ from .im2col import (
     im2col,
     im2col_nhwc,
     im2col_rows,
+    live_run,
     live_taps,
     rows_view,
 )
@@ -440,7 +441,7 @@ class ChannelsLast(Layout):
 class LiveTaps(ChannelsLast):
     r"""No unfold: one product per live kernel tap, over the output pixels for which that tap reads the
     image (not the padding), channels last. Tap t = (kh, kw) is live for the output rows oh with
-    0 <= oh*SH + kh*DH - pt < H, a run of rows (``_live_run``), and likewise for the columns, so its
+    0 <= oh*SH + kh*DH - pt < H, a run of rows (im2col.py ``live_run``), and likewise for the columns, so its
     pixels are a block of the output and the values it reads a (strided) block of x: per tap and group
 
         Y[block_t] += X_t @ W_t^T       dW_t = dY[block_t]^T @ X_t       dx[in_t] += dY[block_t] @ W_t
@@ -463,7 +464,7 @@ class LiveTaps(ChannelsLast):
         (H, W), (SH, SW), (DH, DW) = self.x_shape[2:], self.stride, self.dilation
         (pt, _), (pl, _) = self.padding
         self.blocks = [  # per live tap: (output rows, input rows), (output columns, input columns)
-            (_live_run(H, self.OH, kh, SH, DH, pt), _live_run(W, self.OW, kw, SW, DW, pl))
+            (live_run(H, self.OH, kh, SH, DH, pt), live_run(W, self.OW, kw, SW, DW, pl))
             for kh, kw in self.taps
         ]
 
@@ -517,16 +518,6 @@ class LiveTaps(ChannelsLast):
                 into = dx[:, rows, cols, g * Cg : (g + 1) * Cg]
                 into += (d.reshape(-1, self.OCg) @ W[g, :, t * Cg : (t + 1) * Cg]).reshape(into.shape)
         return dx.transpose(0, 3, 1, 2)  # (n, C, H, W), a view
-
-
-def _live_run(size: int, out: int, k: int, stride: int, dilation: int, pad: int) -> tuple[slice, slice]:
-    """The outputs o along one axis for which kernel offset k reads inside the input, o*stride + k*dilation
-    - pad in [0, size), and the input indices they read, as slices (o a run: the condition is an interval)."""
-    first = pad - k * dilation  # o*stride >= first and o*stride <= first + size - 1
-    lo = max(0, -(-first // stride))
-    hi = min(out, (first + size - 1) // stride + 1)
-    start = lo * stride - first
-    return slice(lo, hi), slice(start, start + (hi - lo - 1) * stride + 1, stride)
 
 
 class Winograd(Layout):

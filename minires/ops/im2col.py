@@ -132,6 +132,17 @@ def col2im(
     return xp.ascontiguousarray(x_pad[:, :, pt : pt + H, pl : pl + W].transpose(1, 0, 2, 3))  # (N, C, H, W)
 
 
+def live_run(size: int, out: int, k: int, stride: int, dilation: int, pad: int) -> tuple[slice, slice]:
+    """Along one axis, the outputs o for which kernel offset k reads inside the input, o*stride + k*dilation
+    - pad in [0, size), and the input indices they read, as slices: o is a run (the condition is an
+    interval), empty where the offset only ever sees padding. pad is the padding before the input."""
+    first = pad - k * dilation  # o*stride >= first and o*stride <= first + size - 1
+    lo = max(0, -(-first // stride))  # ceil(first / stride), at least 0
+    hi = max(lo, min(out, (first + size - 1) // stride + 1))
+    start = lo * stride - first
+    return slice(lo, hi), slice(start, start + (hi - lo - 1) * stride + 1, stride)
+
+
 def live_taps(
     size: tuple[int, int],
     kernel_size: Pair,
@@ -139,22 +150,14 @@ def live_taps(
     padding: Padding,
     dilation: Pair,
 ) -> list[tuple[int, int]]:
-    """The kernel offsets (kh, kw) that fall on the input (not in the padding) for some output pixel.
-
-    Offset kh reads input row oh*SH + kh*DH - pad_top; it is live when some oh in [0, OH) puts that row in
-    [0, H): the least oh >= 0 with oh*SH >= pad_top - kh*DH must exist (< OH) and not overshoot H - 1.
-    """
+    """The kernel offsets (kh, kw) that fall on the input (not in the padding) for some output pixel: those
+    whose ``live_run`` is not empty along both axes."""
     live = []
     for axis in (0, 1):
         n, k, s, pad, d = size[axis], kernel_size[axis], stride[axis], padding[axis], dilation[axis]
         out = conv_output_size(n, k, s, pad, d)
-        offsets = []
-        for i in range(k):
-            first = pad[0] - i * d  # the output index o must satisfy first <= o*s <= first + n - 1
-            o = max(0, -(-first // s))  # ceil(first / s), at least 0
-            if o < out and o * s <= first + n - 1:
-                offsets.append(i)
-        live.append(offsets)
+        runs = [live_run(n, out, i, s, d, pad[0])[0] for i in range(k)]
+        live.append([i for i, run in enumerate(runs) if run.stop > run.start])
     return [(kh, kw) for kh in live[0] for kw in live[1]]
 
 
