@@ -33,6 +33,7 @@ from minires.ops.conv_layouts import (
     LiveTaps,
     ShiftedRows,
     Winograd,
+    Winograd4,
     choose_layout,
     dx_is_convolution,
 )
@@ -213,11 +214,17 @@ def test_per_layer_choice() -> None:
         x_shape, w_shape, *rest = _layer(c, width, stride, n)
         return choose_layout(x_shape, (oc or c, *w_shape[1:]), *rest).name
 
-    assert square(128, 12) == "winograd" and square(256, 6, n=64) == "winograd"  # wide enough, 3x3, stride 1
+    # F(4x4, 3x3) first: 32 to 128 channels in and out, outputs from 4x4 that its tiles cover with at most
+    # 4/3 of their pixels (7x7: 64/49; not 6x6: 64/36)
+    assert square(128, 12) == "winograd4" and square(64, 24) == "winograd4" and square(32, 7) == "winograd4"
+    assert square(128, 4, n=256) == "winograd4" and square(128, 12, oc=64) == "winograd4"
+    assert square(64, 6) == "taps" and square(16, 28) == "rows" and square(64, 3) == "taps"
+    # then F(2x2, 3x3) from 128 channels where F(4x4, 3x3) does not take the layer
+    assert square(256, 6, n=64) == "winograd" and square(256, 12, n=16) == "winograd"
     # The live taps: stride 1, one group, a kernel of more than one tap, outputs up to 7x7, up to 4x4
     # where Winograd would take the layer; before the weight rule (d2l_resnet18's 512 channels on 3x3
     # images are 8 times their input at batch 64)
-    assert name(64, 7, 1) == "taps" and name(16, 7, 1) == "taps" and square(128, 4) == "taps"
+    assert name(64, 7, 1) == "taps" and name(16, 7, 1) == "taps" and square(256, 4) == "taps"
     assert square(512, 3, n=64) == "taps" and square(512, 2, n=256) == "taps" and square(512, 1) == "taps"
     assert square(128, 5, n=64) == "winograd" and square(64, 7, 2, n=64) == "nhwc"  # strided: not the taps
     x_shape, w_shape, *rest = _layer(8, 4, 1)
@@ -228,8 +235,8 @@ def test_per_layer_choice() -> None:
     # channels first. resnet50's strided 4x4 -> 2x2 layer of 512 channels (9 times at batch 32); not a
     # strided one of 256 channels on 4x4 images at batch 32 (2.2 times).
     assert square(512, 4, 2, n=32) == "nchw" and square(256, 4, 2, n=32) == "nhwc"
-    assert square(128, 12, oc=64) == "nhwc" and square(128, 12, 2) == "nhwc"
-    assert square(64, 24) == "rows"
+    assert square(256, 12, oc=64) == "nhwc" and square(128, 12, 2) == "nhwc"
+    assert square(16, 24) == "rows"
     x_shape, _, *rest = _layer(128, 12, 1)
     on_gpu = choose_layout(x_shape, (128, 128, 3, 3), *rest, xp=object())  # not measured on a GPU
     assert on_gpu.name == "nhwc"
@@ -242,6 +249,8 @@ def test_per_layer_choice() -> None:
         args = list(_layer(8, 6, 1))
         args[5] = 2
         assert choose_layout(*args).name == "rows"  # grouped
+    with conv_layout("winograd4"):  # the same layers as winograd
+        assert name(3, 112, 1) == "winograd4" and name(3, 112, 2) == "nchw" and name(512, 1, 2) == "nhwc"
     with conv_layout("taps"):  # any layer
         assert name(3, 112, 2) == "taps" and name(64, 24, 1) == "taps"
     assert name(512, 1, 1) == "taps"  # restored
@@ -252,11 +261,11 @@ def test_per_layer_choice() -> None:
 
 def test_layout_names_are_the_override_names() -> None:
     assert tuple(LAYOUTS) == CONV_LAYOUTS
-    layouts = (ChannelsFirst, ShiftedRows, ChannelsLast, Winograd, LiveTaps)
+    layouts = (ChannelsFirst, ShiftedRows, ChannelsLast, Winograd, Winograd4, LiveTaps)
     assert [cls.name for cls in layouts] == list(CONV_LAYOUTS)
 
 
-@pytest.mark.parametrize("layout", [ShiftedRows, Winograd])
+@pytest.mark.parametrize("layout", [ShiftedRows, Winograd, Winograd4])
 def test_rows_and_winograd_have_no_fold(layout: type) -> None:
     """The rows and Winograd layouts state that they cannot fold; their dx is the flipped-kernel
     convolution."""
@@ -301,7 +310,7 @@ def test_fold_and_flipped_kernel_give_the_same_dx(layout: type) -> None:
     )
 
 
-@pytest.mark.parametrize("layout", ["nchw", "rows", "nhwc", "winograd", "taps"])
+@pytest.mark.parametrize("layout", list(CONV_LAYOUTS))
 def test_dx_is_computed_in_the_forced_layout_after_the_block(
     layout: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -327,7 +336,7 @@ def test_dx_is_computed_in_the_forced_layout_after_the_block(
 
 @settings(max_examples=60, deadline=None)
 @given(
-    layout=st.sampled_from(["nchw", "rows", "nhwc", "winograd", "taps"]),
+    layout=st.sampled_from(list(CONV_LAYOUTS)),
     n=st.integers(0, 3),
     channels=st.tuples(st.integers(1, 3), st.integers(1, 4), st.integers(1, 4)),  # groups, Cg, OCg
     hw=st.tuples(st.integers(1, 9), st.integers(1, 9)),
@@ -394,7 +403,7 @@ def _channels_last(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
 
 
-@pytest.mark.parametrize("layout", ["nchw", "rows", "nhwc", "winograd", "taps"])
+@pytest.mark.parametrize("layout", list(CONV_LAYOUTS))
 def test_dx_and_dw_go_apart_where_the_weights_outweigh_x(
     layout: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -25,12 +25,16 @@ questions, so that conv.py's loops (``conv2d_forward``, ``conv2d_weight_grad``, 
 - ``Winograd`` ("winograd", winograd.py): not an unfold but Winograd's F(2x2, 3x3), 16 products of the
   transformed input tiles by the transformed kernel, channels last. 3x3 kernels with stride 1, no
   dilation and one group only; no fold (dx is the flipped-kernel convolution, as for rows).
+  ``Winograd4`` ("winograd4"): the same with F(4x4, 3x3), 36 products per 4x4 output tile.
 - ``LiveTaps`` ("taps"): no unfold either: one product per kernel tap, over the block of output pixels
   for which that tap reads the image, channels last; so the padding's zeros are never multiplied (on a
   3x3 output with padding 1, 32 of the 81 tap-pixel pairs are zeros). Any stride, dilation and groups;
   its fold scatter-adds each tap's dx block.
 
-The choice (``choose_layout``): on the CPU, the live taps for the stride-1 layers of one group with a
+The choice (``choose_layout``): on the CPU, F(4x4, 3x3) for the 3x3 stride-1 layers of one group with
+WINOGRAD4_MIN_CHANNELS (32) to WINOGRAD4_MAX_CHANNELS (128) channels in and out and an output from
+WINOGRAD4_MIN_OUTPUT (4) pixels on a side that its 4x4 tiles cover with little waste (at most
+WINOGRAD4_MAX_COVER, 4/3, times its pixels: 7x7 yes, 6x6 no); then the live taps for the stride-1 layers of one group with a
 kernel of more than one tap and an output of at most TAPS_MAX_OUTPUT (7) pixels on a side, at most
 TAPS_MAX_OUTPUT_OVER_WINOGRAD (4) where Winograd would take the layer; then channels first for a layer
 whose weights are more than WEIGHT_HEAVY_RATIO (6) times its input, every kernel tap live (the
@@ -168,6 +172,8 @@ from .im2col import (
     rows_view,
 )
 from .winograd import (
+    F2,
+    F4,
     input_transform,
     output_transform,
     output_transform_grad,
@@ -184,6 +190,13 @@ CHUNK_BYTES = 4 << 20  # the cols of one batch chunk: about 4 MiB, to stay in th
 DEVICE_CHUNK_BYTES = 1 << 30
 # Input and output channels from which choose_layout gives a 3x3 stride-1 layer to Winograd.
 WINOGRAD_MIN_CHANNELS = 128
+# The layers that choose_layout gives to F(4x4, 3x3) (``_winograd4_fit``): channels in and out between
+# these, an output of at least WINOGRAD4_MIN_OUTPUT pixels on a side, and 4x4 tiles that cover at most
+# WINOGRAD4_MAX_COVER times the output (7x7: 64/49 = 1.31; 6x6: 64/36 = 1.78 is left to F(2x2, 3x3)).
+WINOGRAD4_MIN_CHANNELS = 32
+WINOGRAD4_MAX_CHANNELS = 128
+WINOGRAD4_MIN_OUTPUT = 4
+WINOGRAD4_MAX_COVER = 4 / 3
 # dW = dY cols^T of a channels-first layer with at most this many output channels (per group) is computed
 # as (cols dY^T)^T: the same sums, the long reduction over M with the few channels as the product's
 # columns. Measured (a layer's dx and dw from one unfold of g, rows layout, median of 25 in a random
@@ -521,8 +534,9 @@ class LiveTaps(ChannelsLast):
 
 
 class Winograd(Layout):
-    r"""Winograd's F(2x2, 3x3) (winograd.py): V (16, T, C) the transformed input tiles in the place of
-    cols, U (16, OC, C) the transformed kernel in the place of W, and per point xi of the transform
+    r"""Winograd's F(2x2, 3x3) (winograd.py; ``Winograd4``: F(4x4, 3x3)): V (a*a, T, C) the transformed
+    input tiles in the place of cols (a = 4, or 6), U (a*a, OC, C) the transformed kernel in the place of W,
+    and per point xi of the transform
 
         M_xi = V_xi @ U_xi^T        dU_xi = dM_xi^T @ V_xi          (T, OC), (OC, C)
 
@@ -536,41 +550,51 @@ class Winograd(Layout):
 
     name = "winograd"
     has_fold = False
+    minimal = F2
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
-        self.tiles = tiles((self.OH, self.OW))
+        self.tiles = tiles((self.OH, self.OW), self.minimal)
 
     def values_per_image(self) -> int:
-        return 16 * self.tiles[0] * self.tiles[1] * self.w_shape[1]  # V's values
+        return self.minimal.a**2 * self.tiles[0] * self.tiles[1] * self.w_shape[1]  # V's values
 
     def empty(self, xp: Any, shape: tuple[int, ...], dtype: Any) -> Any:
         return _channels_last_empty(xp, shape, dtype)
 
     def weight_matrix(self, w: Any) -> Any:
-        return weight_transform(w)  # (16, OC, C)
+        return weight_transform(w, self.minimal)  # (a*a, OC, C)
 
     def weight_from_matrix(self, dU: Any) -> Any:
-        return weight_transform_grad(dU)  # (OC, C, 3, 3)
+        return weight_transform_grad(dU, self.minimal)  # (OC, C, 3, 3)
 
     def unfold(self, x: Any) -> Any:
-        return input_transform(x, self.padding, self.tiles)  # (16, T, C)
+        return input_transform(x, self.padding, self.tiles, self.minimal)  # (a*a, T, C)
 
     def product(self, U: Any, V: Any, n: int) -> Any:
-        M = V @ U.transpose(0, 2, 1)  # (16, T, OC)
-        return output_transform(M, n, (self.OH, self.OW)).transpose(0, 3, 1, 2)  # (n, OC, OH, OW), a view
+        M = V @ U.transpose(0, 2, 1)  # (a*a, T, OC)
+        y = output_transform(M, n, (self.OH, self.OW), self.minimal)
+        return y.transpose(0, 3, 1, 2)  # (n, OC, OH, OW), a view
 
     def output_grad(self, g: Any) -> Any:
-        return output_transform_grad(g, self.tiles)  # (16, T, OC)
+        return output_transform_grad(g, self.tiles, self.minimal)  # (a*a, T, OC)
 
     def weight_grad(self, dM: Any, V: Any) -> Any:
-        return dM.transpose(0, 2, 1) @ V  # (16, OC, C)
+        return dM.transpose(0, 2, 1) @ V  # (a*a, OC, C)
 
     def fold(self, U: Any, dM: Any, n: int) -> Any:
         raise NotImplementedError(
-            "the winograd layout has no fold: its dx is the flipped-kernel convolution (choose_layout takes "
-            "winograd only for layers whose dx is a convolution)"
+            f"the {self.name} layout has no fold: its dx is the flipped-kernel convolution (choose_layout "
+            "takes Winograd only for layers whose dx is a convolution)"
         )
+
+
+class Winograd4(Winograd):
+    """Winograd's F(4x4, 3x3): 36 products per 4x4 output tile (4 times fewer multiplications than the
+    direct form), transforms of 6x6 tiles; larger float32 rounding than F(2x2, 3x3) (winograd.py)."""
+
+    name = "winograd4"
+    minimal = F4
 
 
 def _channels_last_empty(xp: Any, shape: tuple[int, ...], dtype: Any) -> Any:
@@ -598,6 +622,16 @@ def _weight_heavy(
     return len(live_taps(x_shape[2:], w_shape[2:], stride, padding, dilation)) == taps
 
 
+def _winograd4_fit(OH: int, OW: int, w_shape: tuple[int, ...]) -> bool:
+    """Whether choose_layout gives a layer that Winograd fits to F(4x4, 3x3): WINOGRAD4_MIN_CHANNELS to
+    WINOGRAD4_MAX_CHANNELS channels in and out, an output of at least WINOGRAD4_MIN_OUTPUT pixels on a side
+    that its 4x4 tiles cover with at most WINOGRAD4_MAX_COVER times its pixels."""
+    channels = WINOGRAD4_MIN_CHANNELS <= min(w_shape[:2]) and max(w_shape[:2]) <= WINOGRAD4_MAX_CHANNELS
+    TH, TW = tiles((OH, OW), F4)
+    cover = 16 * TH * TW <= WINOGRAD4_MAX_COVER * OH * OW
+    return channels and min(OH, OW) >= WINOGRAD4_MIN_OUTPUT and cover
+
+
 def winograd_fits(kernel_size: Pair, stride: Pair, padding: Padding, dilation: Pair, groups: int) -> bool:
     """Whether the Winograd layout can take this convolution: a 3x3 kernel, stride 1, no dilation, one group,
     and a dx that is a convolution (the layout has no fold)."""
@@ -605,7 +639,10 @@ def winograd_fits(kernel_size: Pair, stride: Pair, padding: Padding, dilation: P
     return plain and dx_is_convolution(kernel_size, stride, padding, dilation)
 
 
-LAYOUTS = {layout.name: layout for layout in (ChannelsFirst, ShiftedRows, ChannelsLast, Winograd, LiveTaps)}
+LAYOUTS = {
+    layout.name: layout
+    for layout in (ChannelsFirst, ShiftedRows, ChannelsLast, Winograd, Winograd4, LiveTaps)
+}
 
 
 def choose_layout(
@@ -631,7 +668,7 @@ def choose_layout(
     winograd_fit = winograd_fits(w_shape[2:], stride, padding, dilation, groups)
     if forced is THREADS_OVERRIDE:
         forced = forced_conv_layout()
-    fits = {"rows": rows_fit, "winograd": winograd_fit}
+    fits = {"rows": rows_fit, "winograd": winograd_fit, "winograd4": winograd_fit}
     if forced is not None and fits.get(forced, True):
         name = forced
     elif forced == "rows":
@@ -640,7 +677,9 @@ def choose_layout(
         OH = conv_output_size(x_shape[2], w_shape[2], stride[0], padding[0], dilation[0])
         OW = conv_output_size(x_shape[3], w_shape[3], stride[1], padding[1], dilation[1])
         wide = min(w_shape[:2]) >= WINOGRAD_MIN_CHANNELS and min(OH, OW) >= 2  # a 1-pixel output: 1 live tap
-        if xp is np and _taps_fit(OH, OW, w_shape, stride, groups, winograd_fit and wide):
+        if xp is np and winograd_fit and _winograd4_fit(OH, OW, w_shape):
+            name = "winograd4"
+        elif xp is np and _taps_fit(OH, OW, w_shape, stride, groups, winograd_fit and wide):
             name = "taps"
         elif xp is np and _weight_heavy(x_shape, w_shape, stride, padding, dilation):
             name = "nchw"
