@@ -34,8 +34,8 @@ questions, so that conv.py's loops (``conv2d_forward``, ``conv2d_weight_grad``, 
 The choice (``choose_layout``): on the CPU, F(4x4, 3x3) for the 3x3 stride-1 layers of one group with
 WINOGRAD4_MIN_CHANNELS (32) to WINOGRAD4_MAX_CHANNELS (128) channels in and out and an output from
 WINOGRAD4_MIN_OUTPUT (4) pixels on a side that its 4x4 tiles cover with little waste (at most
-WINOGRAD4_MAX_COVER, 4/3, times its pixels: 7x7 yes, 6x6 no); then the live taps for the stride-1 layers of one group with a
-kernel of more than one tap and an output of at most TAPS_MAX_OUTPUT (7) pixels on a side, at most
+WINOGRAD4_MAX_COVER, 4/3, times its pixels: 7x7 yes, 6x6 no); then the live taps for the stride-1
+layers of one group with a kernel of more than one tap and an output of at most TAPS_MAX_OUTPUT (7) pixels on a side, at most
 TAPS_MAX_OUTPUT_OVER_WINOGRAD (4) where Winograd would take the layer; then channels first for a layer
 whose weights are more than WEIGHT_HEAVY_RATIO (6) times its input, every kernel tap live (the
 many-channel layers on a few pixels: below); then Winograd for the 3x3 stride-1 layers with at least
