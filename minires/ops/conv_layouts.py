@@ -34,15 +34,15 @@ questions, so that conv.py's loops (``conv2d_forward``, ``conv2d_weight_grad``, 
 The choice (``choose_layout``): on the CPU, F(4x4, 3x3) for the 3x3 stride-1 layers of one group with
 WINOGRAD4_MIN_CHANNELS (32) to WINOGRAD4_MAX_CHANNELS (128) channels in and out and an output from
 WINOGRAD4_MIN_OUTPUT (4) pixels on a side that its 4x4 tiles cover with little waste (at most
-WINOGRAD4_MAX_COVER, 4/3, times its pixels: 7x7 yes, 6x6 no); then the live taps for the stride-1
-layers of one group with a kernel of more than one tap and an output of at most TAPS_MAX_OUTPUT (7) pixels on a side, at most
-TAPS_MAX_OUTPUT_OVER_WINOGRAD (4) where Winograd would take the layer; then channels first for a layer
-whose weights are more than WEIGHT_HEAVY_RATIO (6) times its input, every kernel tap live (the
-many-channel layers on a few pixels: below); then Winograd for the 3x3 stride-1 layers with at least
-WINOGRAD_MIN_CHANNELS (128) channels in and out and an output of 2x2 pixels or more; then channels last
-when a pixel's Cg channels make a longer run than an output row of OW values (Cg >= 4*OW: the small
-images of the late stages); otherwise shifted rows when the layer's dx is a convolution (stride 1), else
-channels first. ``conv_layout`` (minires/grad_mode.py, per thread) overrides it.
+WINOGRAD4_MAX_COVER, 4/3, times its pixels: 7x7 yes, 6x6 no); then the live taps for the stride-1 layers of
+one group with a kernel of more than one tap and an output of at most TAPS_MAX_OUTPUT (7) pixels on a side, at
+most TAPS_MAX_OUTPUT_OVER_WINOGRAD (4) where Winograd would take the layer; then channels first for a layer
+whose weights are more than WEIGHT_HEAVY_RATIO (6) times its input, every kernel tap live (the many-channel
+layers on a few pixels: below); then Winograd for the 3x3 stride-1 layers with at least WINOGRAD_MIN_CHANNELS
+(128) channels in and out and an output of 2x2 pixels or more; then channels last when a pixel's Cg channels
+make a longer run than an output row of OW values (Cg >= 4*OW: the small images of the late stages); otherwise
+shifted rows when the layer's dx is a convolution (stride 1), else channels first. ``conv_layout``
+(minires/grad_mode.py, per thread) overrides it.
 
 Does each layout earn its place? Measured (2 cores AMD EPYC, AVX2, no AVX-512; NumPy's OpenBLAS, float32;
 the conv rows of benchmarks/bench.py: one training step of the layer, forward, dx and dw; ms, median of 9,
