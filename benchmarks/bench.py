@@ -488,6 +488,15 @@ def blas_threads() -> tuple[int, str]:
     return len(os.sched_getaffinity(0)), "usable cores"
 
 
+def _core_text(corename: bytes | None) -> str:
+    """ " (core Haswell)": the kernels OpenBLAS runs, and whether OPENBLAS_CORETYPE in the environment chose
+    them instead of the CPU (on a CPU with AVX-512, "Haswell" kernels use half its vector width)."""
+    if not corename:
+        return ""
+    forced = os.environ.get("OPENBLAS_CORETYPE")
+    return f" (core {corename.decode()}" + (f", set by OPENBLAS_CORETYPE={forced})" if forced else ")")
+
+
 def machine_info(device: str, threads: int, thread_source: str) -> dict[str, Any]:
     """What the numbers were measured on: CPU, cores, library versions, BLAS, threads, GPU."""
     try:
@@ -497,6 +506,10 @@ def machine_info(device: str, threads: int, thread_source: str) -> dict[str, Any
         cpuinfo = {}
     cpuinfo = {k.strip(): v.strip() for k, v in cpuinfo.items()}
     cpu, flags = cpuinfo.get("model name") or platform.processor() or "unknown", cpuinfo.get("flags", "")
+    if (
+        "cpu family" in cpuinfo and "model" in cpuinfo
+    ):  # which generation: AMD's Zen 3/4 are family 25, Zen 5 26
+        cpu += f" (family {cpuinfo['cpu family']} model {cpuinfo['model']})"
     blas = np.show_config(mode="dicts").get("Build Dependencies", {}).get("blas", {})
     corename = _openblas_call(_openblas(), "get_corename", ctypes.c_char_p)
     info = {
@@ -507,8 +520,7 @@ def machine_info(device: str, threads: int, thread_source: str) -> dict[str, Any
         "usable_cores": len(os.sched_getaffinity(0)),
         "python": platform.python_version(),
         "numpy": np.__version__,
-        "blas": f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
-        + (f" (core {corename.decode()})" if corename else ""),
+        "blas": f"{blas.get('name', '?')} {blas.get('version', '')}".strip() + _core_text(corename),
         "minires": mr.__version__,
         "torch": torch.__version__ if torch is not None else None,
         "threads": threads,

@@ -99,6 +99,10 @@ class MaxPool2d(Function):
         # The argmax only where backward or return_indices needs it: the max alone is 7x faster (measured,
         # a 64-channel 48x48 image, AVX2).
         track = self.return_indices or self.needs_input_grad[0]
+        # The window offset in the narrowest integer that holds it: int8 for kernels up to 127 taps, where
+        # the argmax's three integer passes per offset move 4 times fewer bytes than in int32 (measured:
+        # d2l_resnet18's pool at 96x96, 64 images of 64x48x48, forward 28 -> 21 ms on 2 cores).
+        offset_type = xp.int8 if KH * KW <= 127 else xp.int32
         self.indices = xp.empty((N, C, OH, OW), dtype=xp.int64) if track else None
 
         def pool(c: Any) -> None:  # a batch chunk: y[c] and indices[c] from x[c]
@@ -109,9 +113,9 @@ class MaxPool2d(Function):
             y_c = y[c]
             y_c[...] = lowest
             if track:
-                arg = xp.empty(y_c.shape, dtype=xp.int32)
+                arg = xp.empty(y_c.shape, dtype=offset_type)
                 arg[...] = kh0[:, None] * KW + kw0[None, :]
-                better, step = xp.empty(y_c.shape, dtype=bool), xp.empty(y_c.shape, dtype=xp.int32)
+                better, step = xp.empty(y_c.shape, dtype=bool), xp.empty(y_c.shape, dtype=offset_type)
             for kh in range(KH):
                 for kw in range(KW):
                     rows, cols = _window(kh, kw, geometry)
