@@ -24,7 +24,7 @@ _state = _State()
 
 # The names of minires/ops/conv_layouts.py's layouts: three unfolds, Winograd's F(2x2, 3x3) and a product
 # per live kernel tap.
-CONV_LAYOUTS = ("nchw", "rows", "nhwc", "winograd", "winograd4", "taps")
+CONV_LAYOUTS = ("nchw", "rows", "nhwc", "winograd", "winograd3", "winograd4", "taps")
 
 
 def forced_conv_layout() -> str | None:

@@ -639,7 +639,7 @@ def conv2d_samples(
     always at least as large as the dilated kernel. The Winograd layout takes only 3x3 kernels with
     stride 1, no dilation and one group: its samples are mostly those (the rest test its fallback)."""
     layout = draw(st.sampled_from(list(CONV_LAYOUTS)))
-    winograd = layout in ("winograd", "winograd4") and draw(st.integers(0, 3)) > 0
+    winograd = layout.startswith("winograd") and draw(st.integers(0, 3)) > 0
     groups = 1 if winograd else draw(st.integers(1, max_groups))
     per_group = max(1, max_channels // groups)
     cin, cout = groups * draw(st.integers(1, per_group)), groups * draw(st.integers(1, per_group))
@@ -703,6 +703,7 @@ CONV_LAYOUTS = {
     "rows": "rows",
     "nhwc": "nhwc",
     "winograd": "winograd",
+    "winograd3": "winograd3",
     "winograd4": "winograd4",
     "taps": "taps",
 }

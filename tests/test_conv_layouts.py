@@ -33,6 +33,7 @@ from minires.ops.conv_layouts import (
     LiveTaps,
     ShiftedRows,
     Winograd,
+    Winograd3,
     Winograd4,
     choose_layout,
     dx_is_convolution,
@@ -214,19 +215,21 @@ def test_per_layer_choice() -> None:
         x_shape, w_shape, *rest = _layer(c, width, stride, n)
         return choose_layout(x_shape, (oc or c, *w_shape[1:]), *rest).name
 
-    # F(4x4, 3x3) first: 32 to 128 channels in and out, outputs from 4x4 that its tiles cover with at most
-    # 4/3 of their pixels (7x7: 64/49; not 6x6: 64/36)
-    assert square(128, 12) == "winograd4" and square(64, 24) == "winograd4" and square(32, 7) == "winograd4"
-    assert square(128, 4, n=256) == "winograd4" and square(128, 12, oc=64) == "winograd4"
-    assert square(64, 6) == "taps" and square(16, 28) == "rows" and square(64, 3) == "taps"
-    # then F(2x2, 3x3) from 128 channels where F(4x4, 3x3) does not take the layer
-    assert square(256, 6, n=64) == "winograd" and square(256, 12, n=16) == "winograd"
+    # The larger Winograd tiles first (32 to 128 channels for 4x4 tiles, to 256 for 3x3 tiles), the fewer
+    # products per output pixel of the two, where the batch has as many tiles as channels
+    assert square(128, 12, n=16) == square(64, 24) == square(32, 7, n=16) == "winograd4"
+    assert square(128, 4, n=256) == "winograd4" and square(128, 12, oc=64, n=16) == "winograd4"
+    assert square(64, 6, n=16) == square(256, 6, n=64) == "winograd3"  # 4x4 tiles would waste 28 of 64
+    assert square(128, 9, n=16) == square(256, 12, n=16) == "winograd3"  # 4x4 tiles: not on 256 channels
+    assert square(128, 12) == "winograd" and square(256, 6, n=16) == "winograd"  # too few tiles: F(2x2, 3x3)
+    assert square(64, 3, n=64) == "winograd3" and square(64, 6) == "taps" and square(16, 28) == "rows"
+    assert square(512, 6, n=256) == "winograd"  # more than 256 channels
     # The live taps: stride 1, one group, a kernel of more than one tap, outputs up to 7x7, up to 4x4
     # where Winograd would take the layer; before the weight rule (d2l_resnet18's 512 channels on 3x3
     # images are 8 times their input at batch 64)
     assert name(64, 7, 1) == "taps" and name(16, 7, 1) == "taps" and square(256, 4) == "taps"
     assert square(512, 3, n=64) == "taps" and square(512, 2, n=256) == "taps" and square(512, 1) == "taps"
-    assert square(128, 5, n=64) == "winograd" and square(64, 7, 2, n=64) == "nhwc"  # strided: not the taps
+    assert square(512, 5, n=64) == "winograd" and square(64, 7, 2, n=64) == "nhwc"  # strided: not the taps
     x_shape, w_shape, *rest = _layer(8, 4, 1)
     one_by_one = choose_layout((2, 64, 4, 4), (64, 64, 1, 1), (1, 1), ((0, 0), (0, 0)), (1, 1), 1)
     assert one_by_one.name == "nhwc"  # one tap: its unfold is x itself
@@ -261,11 +264,11 @@ def test_per_layer_choice() -> None:
 
 def test_layout_names_are_the_override_names() -> None:
     assert tuple(LAYOUTS) == CONV_LAYOUTS
-    layouts = (ChannelsFirst, ShiftedRows, ChannelsLast, Winograd, Winograd4, LiveTaps)
+    layouts = (ChannelsFirst, ShiftedRows, ChannelsLast, Winograd, Winograd3, Winograd4, LiveTaps)
     assert [cls.name for cls in layouts] == list(CONV_LAYOUTS)
 
 
-@pytest.mark.parametrize("layout", [ShiftedRows, Winograd, Winograd4])
+@pytest.mark.parametrize("layout", [ShiftedRows, Winograd, Winograd3, Winograd4])
 def test_rows_and_winograd_have_no_fold(layout: type) -> None:
     """The rows and Winograd layouts state that they cannot fold; their dx is the flipped-kernel
     convolution."""

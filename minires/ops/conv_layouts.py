@@ -31,18 +31,18 @@ questions, so that conv.py's loops (``conv2d_forward``, ``conv2d_weight_grad``, 
   3x3 output with padding 1, 32 of the 81 tap-pixel pairs are zeros). Any stride, dilation and groups;
   its fold scatter-adds each tap's dx block.
 
-The choice (``choose_layout``): on the CPU, F(4x4, 3x3) for the 3x3 stride-1 layers of one group with
-WINOGRAD4_MIN_CHANNELS (32) to WINOGRAD4_MAX_CHANNELS (128) channels in and out and an output from
-WINOGRAD4_MIN_OUTPUT (4) pixels on a side that its 4x4 tiles cover with little waste (at most
-WINOGRAD4_MAX_COVER, 4/3, times its pixels: 7x7 yes, 6x6 no); then the live taps for the stride-1 layers of
-one group with a kernel of more than one tap and an output of at most TAPS_MAX_OUTPUT (7) pixels on a side, at
-most TAPS_MAX_OUTPUT_OVER_WINOGRAD (4) where Winograd would take the layer; then channels first for a layer
-whose weights are more than WEIGHT_HEAVY_RATIO (6) times its input, every kernel tap live (the many-channel
-layers on a few pixels: below); then Winograd for the 3x3 stride-1 layers with at least WINOGRAD_MIN_CHANNELS
-(128) channels in and out and an output of 2x2 pixels or more; then channels last when a pixel's Cg channels
-make a longer run than an output row of OW values (Cg >= 4*OW: the small images of the late stages); otherwise
-shifted rows when the layer's dx is a convolution (stride 1), else channels first. ``conv_layout``
-(minires/grad_mode.py, per thread) overrides it.
+The choice (``choose_layout``): on the CPU, for the 3x3 stride-1 layers of one group with 32 to 128 (F(4x4,
+3x3)) or 256 (F(3x3, 3x3)) channels, Winograd's larger tiles, the one that takes the fewest products per
+output pixel (``_large_tiles``: 4x4 tiles on 7x7 and 8x8 outputs, 3x3 tiles on 6x6 and 9x9), where there are
+at least as many tiles as channels and fewer than 4 products a pixel; then the live taps for the stride-1
+layers of one group with a kernel of more than one tap and an output of at most TAPS_MAX_OUTPUT (7) pixels on
+a side, at most TAPS_MAX_OUTPUT_OVER_WINOGRAD (4) where Winograd would take the layer; then channels first for
+a layer whose weights are more than WEIGHT_HEAVY_RATIO (6) times its input, every kernel tap live (the
+many-channel layers on a few pixels: below); then Winograd for the 3x3 stride-1 layers with at least
+WINOGRAD_MIN_CHANNELS (128) channels in and out and an output of 2x2 pixels or more; then channels last when a
+pixel's Cg channels make a longer run than an output row of OW values (Cg >= 4*OW: the small images of the
+late stages); otherwise shifted rows when the layer's dx is a convolution (stride 1), else channels first.
+``conv_layout`` (minires/grad_mode.py, per thread) overrides it.
 
 Does each layout earn its place? Measured (2 cores AMD EPYC, AVX2, no AVX-512; NumPy's OpenBLAS, float32;
 the conv rows of benchmarks/bench.py: one training step of the layer, forward, dx and dw; ms, median of 9,
@@ -173,6 +173,7 @@ from .im2col import (
 )
 from .winograd import (
     F2,
+    F3,
     F4,
     input_transform,
     output_transform,
@@ -190,13 +191,14 @@ CHUNK_BYTES = 4 << 20  # the cols of one batch chunk: about 4 MiB, to stay in th
 DEVICE_CHUNK_BYTES = 1 << 30
 # Input and output channels from which choose_layout gives a 3x3 stride-1 layer to Winograd.
 WINOGRAD_MIN_CHANNELS = 128
-# The layers that choose_layout gives to F(4x4, 3x3) (``_winograd4_fit``): channels in and out between
-# these, an output of at least WINOGRAD4_MIN_OUTPUT pixels on a side, and 4x4 tiles that cover at most
-# WINOGRAD4_MAX_COVER times the output (7x7: 64/49 = 1.31; 6x6: 64/36 = 1.78 is left to F(2x2, 3x3)).
-WINOGRAD4_MIN_CHANNELS = 32
-WINOGRAD4_MAX_CHANNELS = 128
-WINOGRAD4_MIN_OUTPUT = 4
-WINOGRAD4_MAX_COVER = 4 / 3
+# The larger Winograd tiles, F(3x3, 3x3) and F(4x4, 3x3) (``_large_tiles``): each for channels in and out
+# from WINOGRAD_TILES_MIN_CHANNELS up to its own most (F(4x4, 3x3) loses from 256 channels, F(3x3, 3x3) from
+# 512, on both kernels of OpenBLAS), where its tiles over the batch are at least as many as the layer's
+# channels (its transformed weights, a*a*OC*C, no more than its transformed input, a*a*T*C) and it takes
+# at most WINOGRAD_MAX_PRODUCTS products per output pixel (F(2x2, 3x3)'s 4; the direct form's 9).
+WINOGRAD_TILES_MIN_CHANNELS = 32
+WINOGRAD_TILES_MAX_CHANNELS = {"winograd4": 128, "winograd3": 256}
+WINOGRAD_MAX_PRODUCTS = 4
 # dW = dY cols^T of a channels-first layer with at most this many output channels (per group) is computed
 # as (cols dY^T)^T: the same sums, the long reduction over M with the few channels as the product's
 # columns. Measured (a layer's dx and dw from one unfold of g, rows layout, median of 25 in a random
@@ -589,6 +591,14 @@ class Winograd(Layout):
         )
 
 
+class Winograd3(Winograd):
+    """Winograd's F(3x3, 3x3): 25 products per 3x3 output tile (3.24 times fewer multiplications than the
+    direct form), transforms of 5x5 tiles (winograd.py)."""
+
+    name = "winograd3"
+    minimal = F3
+
+
 class Winograd4(Winograd):
     """Winograd's F(4x4, 3x3): 36 products per 4x4 output tile (4 times fewer multiplications than the
     direct form), transforms of 6x6 tiles; larger float32 rounding than F(2x2, 3x3) (winograd.py)."""
@@ -622,14 +632,23 @@ def _weight_heavy(
     return len(live_taps(x_shape[2:], w_shape[2:], stride, padding, dilation)) == taps
 
 
-def _winograd4_fit(OH: int, OW: int, w_shape: tuple[int, ...]) -> bool:
-    """Whether choose_layout gives a layer that Winograd fits to F(4x4, 3x3): WINOGRAD4_MIN_CHANNELS to
-    WINOGRAD4_MAX_CHANNELS channels in and out, an output of at least WINOGRAD4_MIN_OUTPUT pixels on a side
-    that its 4x4 tiles cover with at most WINOGRAD4_MAX_COVER times its pixels."""
-    channels = WINOGRAD4_MIN_CHANNELS <= min(w_shape[:2]) and max(w_shape[:2]) <= WINOGRAD4_MAX_CHANNELS
-    TH, TW = tiles((OH, OW), F4)
-    cover = 16 * TH * TW <= WINOGRAD4_MAX_COVER * OH * OW
-    return channels and min(OH, OW) >= WINOGRAD4_MIN_OUTPUT and cover
+def _large_tiles(N: int, OH: int, OW: int, w_shape: tuple[int, ...]) -> str | None:
+    """The larger Winograd tile that choose_layout gives a layer that Winograd fits: of "winograd4" and
+    "winograd3", those the layer's channels and tiles allow (WINOGRAD_TILES_MIN_CHANNELS,
+    WINOGRAD_TILES_MAX_CHANNELS, N*TH*TW >= the channels, at most WINOGRAD_MAX_PRODUCTS per output pixel),
+    the one with the fewest products per output pixel (a*a*TH*TW / (OH*OW): 4x4 tiles on a 6x6 output
+    waste 28 of 64 pixels, 3x3 tiles none); None if neither."""
+    best, fewest = None, float(WINOGRAD_MAX_PRODUCTS)
+    for name, f in (("winograd3", F3), ("winograd4", F4)):
+        TH, TW = tiles((OH, OW), f)
+        products = f.a * f.a * TH * TW / (OH * OW)
+        fit = (
+            WINOGRAD_TILES_MIN_CHANNELS <= min(w_shape[:2])
+            and max(w_shape[:2]) <= WINOGRAD_TILES_MAX_CHANNELS[name]
+        )
+        if fit and N * TH * TW >= max(w_shape[:2]) and products < fewest:
+            best, fewest = name, products
+    return best
 
 
 def winograd_fits(kernel_size: Pair, stride: Pair, padding: Padding, dilation: Pair, groups: int) -> bool:
@@ -641,7 +660,7 @@ def winograd_fits(kernel_size: Pair, stride: Pair, padding: Padding, dilation: P
 
 LAYOUTS = {
     layout.name: layout
-    for layout in (ChannelsFirst, ShiftedRows, ChannelsLast, Winograd, Winograd4, LiveTaps)
+    for layout in (ChannelsFirst, ShiftedRows, ChannelsLast, Winograd, Winograd3, Winograd4, LiveTaps)
 }
 
 
@@ -668,7 +687,7 @@ def choose_layout(
     winograd_fit = winograd_fits(w_shape[2:], stride, padding, dilation, groups)
     if forced is THREADS_OVERRIDE:
         forced = forced_conv_layout()
-    fits = {"rows": rows_fit, "winograd": winograd_fit, "winograd4": winograd_fit}
+    fits = {"rows": rows_fit, "winograd": winograd_fit, "winograd3": winograd_fit, "winograd4": winograd_fit}
     if forced is not None and fits.get(forced, True):
         name = forced
     elif forced == "rows":
@@ -677,8 +696,9 @@ def choose_layout(
         OH = conv_output_size(x_shape[2], w_shape[2], stride[0], padding[0], dilation[0])
         OW = conv_output_size(x_shape[3], w_shape[3], stride[1], padding[1], dilation[1])
         wide = min(w_shape[:2]) >= WINOGRAD_MIN_CHANNELS and min(OH, OW) >= 2  # a 1-pixel output: 1 live tap
-        if xp is np and winograd_fit and _winograd4_fit(OH, OW, w_shape):
-            name = "winograd4"
+        large = _large_tiles(x_shape[0], OH, OW, w_shape) if xp is np and winograd_fit else None
+        if large is not None:
+            name = large
         elif xp is np and _taps_fit(OH, OW, w_shape, stride, groups, winograd_fit and wide):
             name = "taps"
         elif xp is np and _weight_heavy(x_shape, w_shape, stride, padding, dilation):

@@ -1,7 +1,8 @@
 r"""Winograd's minimal filtering F(m x m, 3x3): a stride-1 3x3 convolution computed tile by tile, an m x m
-tile of output pixels from (m + 2)^2 products per pair of channels instead of 9 m^2, channels last. Two
-sizes: F(2x2, 3x3), 16 products for 4 pixels (2.25 times fewer multiplications), and F(4x4, 3x3), 36
-for 16 (4 times fewer), whose float32 rounding is larger (below).
+tile of output pixels from (m + 2)^2 products per pair of channels instead of 9 m^2, channels last. Three
+sizes: F(2x2, 3x3), 16 products for 4 pixels (2.25 times fewer multiplications), F(3x3, 3x3), 25 for 9
+(3.24 times fewer), and F(4x4, 3x3), 36 for 16 (4 times fewer); the larger the tile, the larger the
+float32 rounding (below).
 
 Notation as in conv.py: N, C, H, W (input; a chunk of n images), OC output channels, OH, OW (output),
 padding ((pt, pb), (pl, pr)); m the output tile's side, a = m + 2 the input tile's; TH, TW =
@@ -21,6 +22,14 @@ F(2, 3) (from the points 0, 1, -1 and infinity):
           [0  1  0 -1]          [ 0    0    1 ]
 
 (with c = (G w) * (B^T d): c0 + c1 + c2 = y0 and c1 - c2 - c3 = y1, by multiplying out).
+F(3, 3) (from 0, 1, -1, 2 and infinity):
+
+    B^T = [2 -1 -2  1  0]      G = [ 1/2    0     0  ]      A^T = [1  1  1  1  0]
+          [0 -2 -1  1  0]          [-1/2  -1/2  -1/2 ]            [0  1 -1  2  0]
+          [0  2 -3  1  0]          [-1/6   1/6  -1/6 ]            [0  1  1  4  1]
+          [0 -1  0  1  0]          [ 1/6   1/3   2/3 ]
+          [0  2 -1 -2  1]          [  0     0     1  ]
+
 F(4, 3) (from 0, 1, -1, 2, -2 and infinity):
 
     B^T = [4  0 -5  0  1  0]    G = [ 1/4     0     0 ]    A^T = [1  1  1  1  1  0]
@@ -48,12 +57,13 @@ multiplied by B^T (a, a) from the left, a single BLAS call over the whole chunk,
 handful of whole-array additions of F(2, 3) and 2-3 times faster than those of F(4, 3); G w G^T is done
 once per call, as one product with G (x) G.
 
-Rounding: the transforms add and subtract inputs before the products, scaled by up to 5 (B^T) and 8 (A^T)
-in F(4, 3), so its rounding errors are larger than the direct sum's. Measured in float32 on random data
-(tests/test_winograd.py, relative to the largest output): F(2, 3) within 3 times the direct form's, both
-about 1e-6 or below; F(4, 3) about 10-40 times the direct form's, up to about 1e-5 (with 512 channels).
-A float32 training run absorbs this (it is smaller than the step's own noise); choose_layout takes F(4, 3)
-for the layers where it pays, and ``conv_layout`` turns it off.
+Rounding: the transforms add and subtract inputs before the products, scaled by up to 3 (B^T) and 4 (A^T)
+in F(3, 3), 5 and 8 in F(4, 3), so their rounding errors are larger than the direct sum's. Measured in
+float32 on random data (tests/test_winograd.py, y, dx and dw, relative to the largest value; the direct
+form about 2e-7 to 7e-7): F(2, 3) within 2 times the direct form's, about 1e-6 or below; F(3, 3) 2-13
+times, up to about 5e-6; F(4, 3) 2-27 times, up to about 1.1e-5 (with 128 to 512 channels). A float32
+training run absorbs this (it is far below the noise of its minibatch gradients); choose_layout takes the
+larger tiles for the layers where they pay (conv_layouts.py), and ``conv_layout`` can force any one.
 
 Backward (the transforms are linear maps, so each has its transpose as its adjoint):
     dM = A dY A^T per tile (dY's m x m tile, zero where a tile runs past the output),
@@ -93,12 +103,25 @@ class Minimal:
         return self.m + 2
 
 
-# 1/2 is exact in binary, so F(2, 3)'s G w G^T rounds only once per product and sum; F(4, 3)'s sixths are not.
+# The matrices come from the Toom-Cook construction on the points named above (Lavin and Gray's for F(2, 3)
+# and F(4, 3)); tests/test_winograd.py checks each identity. 1/2 is exact in binary, so F(2, 3)'s G w G^T
+# rounds only once per product and sum; the sixths of F(3, 3) and F(4, 3) are not.
 F2 = Minimal(
     2,
     np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=np.float64),
     np.array([[1, 0, 0], [1 / 2, 1 / 2, 1 / 2], [1 / 2, -1 / 2, 1 / 2], [0, 0, 1]]),
     np.array([[1, 1, 1, 0], [0, 1, -1, -1]], dtype=np.float64),
+)
+F3 = Minimal(
+    3,
+    np.array(
+        [[2, -1, -2, 1, 0], [0, -2, -1, 1, 0], [0, 2, -3, 1, 0], [0, -1, 0, 1, 0], [0, 2, -1, -2, 1]],
+        dtype=np.float64,
+    ),
+    np.array(
+        [[1 / 2, 0, 0], [-1 / 2, -1 / 2, -1 / 2], [-1 / 6, 1 / 6, -1 / 6], [1 / 6, 1 / 3, 2 / 3], [0, 0, 1]]
+    ),
+    np.array([[1, 1, 1, 1, 0], [0, 1, -1, 2, 0], [0, 1, 1, 4, 1]], dtype=np.float64),
 )
 F4 = Minimal(
     4,
