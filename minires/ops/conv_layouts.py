@@ -147,6 +147,43 @@ forward: taps 7.9, channels first 6.0 ms), so the rule leaves strided layers to 
 networks (steps with and without the rule alternating in one process, 8-10 rounds): d2l_resnet18 at
 28x28 training -7%, inference -7%; at 96x96 -6% and -9%; cifar_resnet(20) -2% and +1.5%, resnet50
 +1.5% and -1% (the noise).
+
+Winograd's larger tiles, F(3x3, 3x3) and F(4x4, 3x3) (measured on 2 cores of an AMD EPYC Zen 5 with AVX-512,
+family 26; the layer's forward, dx and dw in ms, median of 9 rounds, the layouts in a random order each
+round; "before" what the rule chose without them, "now" with them). With OpenBLAS's Haswell kernels (this
+VM's environment sets OPENBLAS_CORETYPE=Haswell: 256-bit vectors, a GEMM peak of 254 GFLOP/s on 2 cores):
+
+    layer               rows    nhwc   winograd  winograd3  winograd4   taps    before   now
+    64x24x24 N64        40.2    39.3     29.5      22.4       20.6      42.7    40.2     20.6
+    128x12x12 N64       42.2    36.8     22.2      17.7       15.4      36.0    22.2     15.4
+    256x6x6 N64         45.9    35.4     21.9      18.7       27.5      30.0    21.9     18.7
+    64x16x16 N32        10.2     9.4      7.1       6.9        4.8      10.2     9.4      4.8
+    128x8x8 N32         10.2     8.3      5.2       5.5        4.3       7.8     5.2      4.3
+    64x7x7 N256         18.0    13.9     12.2      11.9        8.7      14.0    14.0      8.7
+    128x4x4 N256        25.7    16.6     10.4      16.7        8.0      13.1    13.1      8.0
+    32x14x14 N128        9.2     8.9      7.2       6.8        6.9      10.9     9.2      6.9
+    16x28x28 N128       10.5    14.0     12.9      13.1       11.1      20.3    10.5     10.5
+    512x3x3 N64         65.7    42.2     42.9      30.4       43.1      28.8    28.8     28.8
+
+With its SkylakeX kernels (the environment variable unset: 512-bit vectors, 463 GFLOP/s), the same layers:
+before 25.2, 16.1, 16.6, 5.9, 3.8, 9.7, 8.6, 6.6, 7.8, 20.3 ms, now 18.2, 12.3, 16.8, 3.9, 3.9, 7.3, 7.0,
+5.6, 7.7, 20.4. The products are where the time goes at these channel counts, and the larger the tile the
+fewer (per output pixel 4 for F(2x2, 3x3), 25/9 for F(3x3, 3x3), 36/16 for F(4x4, 3x3) where the tiles fit
+the output), while the transforms, each a small product along one axis (winograd.py), cost about the same per
+pixel: so the larger tiles win wherever their tiles cover the output with little waste (4x4 tiles on a 6x6
+output compute 64 pixels for 36: F(3x3, 3x3) there). They lose where the weights dominate: with 512 channels
+(F(3x3, 3x3) with the SkylakeX kernels: 34.5 ms against 20.3 on 3x3 outputs, one tile per image and a
+transformed kernel 25/9 the size of the weights; 69.9 against 61.7 on 7x7), and with 256 channels for F(4x4,
+3x3) (14x14 N32: 45.2 against 39.3); hence the channel bounds and the rule that the tiles be at least as many
+as the channels. With 16 channels F(4x4, 3x3) is faster as a single layer with the Haswell kernels (16x28x28:
+9.3 against 11.1 in another run) but slower in cifar_resnet(20) as a whole, +8% a training step and +15%
+inference with either kernels (not traced further): the bound is 32. Whole networks (steps with and without
+the larger tiles alternating in one process, 8 rounds, Haswell kernels): d2l_resnet18 at 28x28 training -13%,
+at 96x96 training -17%, inference -17%; cifar_resnet(20) -4.5%, resnet50 -4.5%; with the SkylakeX kernels
+d2l_resnet18 -2.5% (28x28) and -9% (96x96 training), resnet50 -2.5%. F(3x3, 3x3) alone (on the 6x6 outputs)
+takes 2.6% off d2l_resnet18's 96x96 training step. Their float32 error is larger than the direct form's
+(winograd.py, tests/test_winograd.py): up to about 5e-6 and 1.1e-5 of the largest value, against 2e-7 to
+7e-7.
 """
 
 from __future__ import annotations
