@@ -429,3 +429,21 @@ def test_dx_and_dw_go_apart_where_the_weights_outweigh_x(
         assert calls == expected
         np.testing.assert_allclose(dx, conv2d_input_grad(g, w, by_layout), rtol=1e-10, atol=1e-10)
         np.testing.assert_allclose(dw, apart(g, x, by_layout), rtol=1e-10, atol=1e-10)
+
+
+def test_winograd_chunks_hold_less_than_the_unfolds() -> None:
+    """A Winograd layout's batch chunks hold about WINOGRAD_CHUNK_BYTES of V (its transforms keep more
+    arrays of V's size beside it); the other layouts' about CHUNK_BYTES of cols."""
+    from minires import threads
+    from minires.ops import conv_layouts
+
+    x = np.zeros((64, 64, 24, 24), dtype=np.float32)
+    args = (x.shape, (64, 64, 3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 1)
+    for layout, limit in (
+        (Winograd4, conv_layouts.WINOGRAD_CHUNK_BYTES),
+        (ChannelsLast, conv_layouts.CHUNK_BYTES),
+    ):
+        by_layout = layout(*args)
+        per_image = by_layout.values_per_image() * 4
+        assert by_layout.chunks(x) == threads.balanced_chunks(64, max(1, limit // per_image))
+    assert conv_layouts.WINOGRAD_CHUNK_BYTES < conv_layouts.CHUNK_BYTES

@@ -221,6 +221,12 @@ from .winograd import (
 )
 
 CHUNK_BYTES = 4 << 20  # the cols of one batch chunk: about 4 MiB, to stay in the cache (L3 here: 32 MiB)
+# Winograd's V per chunk: half as much, for its transforms hold three more arrays of about V's size beside
+# it (the stacked slabs and the first axis's result). Measured against 4 MiB (steps alternating in one
+# process, 8 rounds, 2 cores of an AMD EPYC Zen 5): with OpenBLAS's Haswell kernels d2l_resnet18 -1.5%
+# (both sizes) and -6% (96x96 inference), resnet50 -1.5%, cifar_resnet(20) +1%; with its SkylakeX kernels
+# d2l_resnet18 at 96x96 -3% and -7% (inference), cifar_resnet(20) -7%, resnet50 +1%. 1 MiB: -1% to +4%.
+WINOGRAD_CHUNK_BYTES = 2 << 20
 # On the GPU a chunk is bounded by memory, not by a cache: each chunk costs a copy kernel per kernel offset
 # and a GEMM launch, so CPU-sized chunks would turn a conv into hundreds of small launches. 1 GiB of cols
 # holds the whole batch of every zoo network at its benchmark size (d2l_resnet18 at 96x96, batch 256, is
@@ -295,16 +301,21 @@ class Layout:
 
     def chunks(self, x: Any) -> list[slice]:
         """Slices of the batch axis of ``x`` (or of g, for dx) whose cols take at most about CHUNK_BYTES on
-        the CPU: unfolded a chunk at a time, cols stay in the cache between the unfold and the product that
-        reads them; chunks of equal size, as many as a multiple of the threads (``balanced_chunks``). On
-        the GPU, DEVICE_CHUNK_BYTES: the whole batch as a rule."""
+        the CPU (``chunk_bytes``; WINOGRAD_CHUNK_BYTES for Winograd's V): unfolded a chunk at a time, cols
+        stay in the cache between the unfold and the product that reads them; chunks of equal size, as
+        many as a multiple of the threads (``balanced_chunks``). On the GPU, DEVICE_CHUNK_BYTES: the whole
+        batch as a rule."""
         N = self.x_shape[0]
         on_cpu = get_array_module(x) is np
-        limit = CHUNK_BYTES if on_cpu else DEVICE_CHUNK_BYTES
+        limit = self.chunk_bytes() if on_cpu else DEVICE_CHUNK_BYTES
         B = max(1, limit // max(1, self.values_per_image() * x.dtype.itemsize))
         if on_cpu:
             return threads.balanced_chunks(N, B)  # the same share for every thread
         return [slice(i, min(i + B, N)) for i in range(0, N, B)]
+
+    def chunk_bytes(self) -> int:
+        """The bytes of cols that a batch chunk takes on the CPU, about."""
+        return CHUNK_BYTES
 
     def empty(self, xp: Any, shape: tuple[int, ...], dtype: Any) -> Any:
         """An uninitialized (N, C, H, W) array in the layout's memory order: y, or dx."""
@@ -597,6 +608,9 @@ class Winograd(Layout):
 
     def values_per_image(self) -> int:
         return self.minimal.a**2 * self.tiles[0] * self.tiles[1] * self.w_shape[1]  # V's values
+
+    def chunk_bytes(self) -> int:
+        return WINOGRAD_CHUNK_BYTES
 
     def empty(self, xp: Any, shape: tuple[int, ...], dtype: Any) -> Any:
         return _channels_last_empty(xp, shape, dtype)
