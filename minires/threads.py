@@ -187,6 +187,32 @@ def each_chunk(xp: Any, fn: Callable[[Any], T], x: Any) -> list[T]:
     return parallel_map(fn, batch_chunks(x.shape[0], x.nbytes // max(1, x.shape[0])))
 
 
+def ordered_sum(fn: Callable[[Any], Any], items: Sequence[Any]) -> Any | None:
+    """``sum_in_order([fn(item) for item in items])``, the same bits (None for no items), on the threads
+    as ``parallel_map`` shares them out, but each part is added as soon as the parts before it are, so
+    that only the parts that finished early wait (about one per thread) instead of one per item: a
+    convolution's per-chunk shares of dW are as large as its weights, and a layer has a dozen chunks.
+    ``fn`` must return a new array each call (it is added to in place)."""
+    lock = threading.Lock()
+    pending: dict[int, Any] = {}
+    state: dict[str, Any] = {"next": 0, "total": None}
+
+    def run(i: int) -> None:
+        part = fn(items[i])
+        with lock:
+            pending[i] = part
+            while state["next"] in pending:
+                part = pending.pop(state["next"])
+                if state["total"] is None:
+                    state["total"] = part
+                else:
+                    state["total"] += part  # the same bits as total = total + part
+                state["next"] += 1
+
+    parallel_map(run, range(len(items)))
+    return state["total"]
+
+
 def sum_in_order(parts: list[Any]) -> Any:
     """The sum of ``parts`` (per-chunk partial sums) added left to right: the same bits on any thread
     count, since the chunks are."""

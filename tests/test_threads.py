@@ -191,6 +191,27 @@ def test_batch_chunks_depend_on_the_sizes_only() -> None:
     assert threads.batch_chunks(10, per_item) == chunks
 
 
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_ordered_sum_adds_in_item_order_as_the_parts_come(n: int) -> None:
+    """ordered_sum gives the bits of sum_in_order over the parts in item order on any thread count, the
+    first item finishing last included (the others wait for it, then are added in order), and None for no
+    items; float32 parts of very different sizes, whose sum depends on the order."""
+    mr.set_num_threads(n)
+    rng = np.random.default_rng(0)
+    parts = [(rng.standard_normal(1000) * 10.0 ** rng.integers(-6, 6)).astype(np.float32) for _ in range(9)]
+    never = threading.Event()
+
+    def part(i: int) -> np.ndarray:
+        if i == 0 and n > 1:
+            never.wait(0.2)  # item 0 finishes last: the others are held, then added after it
+        return parts[i].copy()
+
+    total = threads.ordered_sum(part, range(9))
+    np.testing.assert_array_equal(total, threads.sum_in_order(parts))
+    assert not np.array_equal(total, threads.sum_in_order(parts[::-1]))  # the order shows in the bits
+    assert threads.ordered_sum(part, []) is None
+
+
 def test_each_chunk_covers_the_batch_in_order_on_the_pool() -> None:
     mr.set_num_threads(2)
     x = np.zeros((10, threads.BATCH_CHUNK_BYTES // 8 // 2))  # float64: two items a chunk, five chunks

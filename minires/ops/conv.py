@@ -31,7 +31,7 @@ from ..errors import DTypeError, ShapeError
 from ..function import Function
 from ..grad_mode import conv_layout  # noqa: F401 - also here: tests/op_table.py forces layouts through it
 from ..tensor import Tensor
-from ..threads import parallel_map, sum_in_order
+from ..threads import ordered_sum, parallel_map, sum_in_order
 from .args import Padding, Pair, int_pair
 from .conv_layouts import Layout, choose_layout, dx_is_convolution
 from .shape import squeeze, unsqueeze
@@ -70,10 +70,10 @@ def conv2d_weight_grad(g: Any, x: Any, layout: Layout) -> Any:
     def one_chunk(chunk: slice) -> Any:
         return layout.weight_grad(layout.output_grad(g[chunk]), layout.unfold(x[chunk]))
 
-    parts = _map_chunks(get_array_module(x), one_chunk, layout.chunks(x))  # (G, OCg, K) or so, a chunk each
-    if not parts:  # an empty batch
+    dW = _sum_chunks(get_array_module(x), one_chunk, layout.chunks(x))  # (G, OCg, K) or so, chunk by chunk
+    if dW is None:  # an empty batch
         return get_array_module(g).zeros(layout.w_shape, dtype=g.dtype)
-    return layout.weight_from_matrix(sum_in_order(parts))  # added in chunk order
+    return layout.weight_from_matrix(dW)
 
 
 def conv2d_input_grad(g: Any, w: Any, layout: Layout) -> Any:
@@ -153,10 +153,10 @@ def conv2d_input_and_weight_grad(g: Any, x: Any, w: Any, layout: Layout) -> tupl
         dx[chunk] = flipped.product(W_flipped, cols, chunk.stop - chunk.start)
         return flipped.weight_grad(flipped.output_grad(x[chunk]), cols)  # dW', in W_flipped's form
 
-    parts = _map_chunks(xp, one_chunk, flipped.chunks(g))  # dW' of each chunk
-    if not parts:  # an empty batch
+    dW_flipped = _sum_chunks(xp, one_chunk, flipped.chunks(g))  # the dW' of the chunks, summed
+    if dW_flipped is None:  # an empty batch
         return dx, xp.zeros(w.shape, dtype=g.dtype)
-    dw_flipped = flipped.weight_from_matrix(sum_in_order(parts))  # (C, OCg, KH, KW), w_flipped's shape
+    dw_flipped = flipped.weight_from_matrix(dW_flipped)  # (C, OCg, KH, KW), w_flipped's shape
     return dx, xp.ascontiguousarray(_flip_kernel(dw_flipped, layout.groups))  # (OC, Cg, KH, KW)
 
 
@@ -188,6 +188,17 @@ def _map_chunks(xp: Any, fn: Any, chunks: list[slice]) -> list:
     if xp is np:
         return parallel_map(fn, chunks)
     return [fn(chunk) for chunk in chunks]
+
+
+def _sum_chunks(xp: Any, fn: Any, chunks: list[slice]) -> Any | None:
+    """The sum of ``fn(chunk)`` over the chunks, added in chunk order (the same bits on any thread count;
+    None for no chunks): on the CPU spread over minires's threads, each chunk's part added as soon as those
+    before it are (threads.ordered_sum: not a dozen dW-sized parts held at once), on the GPU in order on
+    the calling thread."""
+    if xp is np:
+        return ordered_sum(fn, chunks)
+    parts = [fn(chunk) for chunk in chunks]
+    return sum_in_order(parts) if parts else None
 
 
 # ----- the Function ------------------------------------------------------------------------------------
