@@ -329,8 +329,9 @@ def test_an_op_chunk_by_chunk_on_two_threads_computes_what_it_computes_at_once(
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_batch_norm_by_rows_and_by_broadcast_agree(dtype: Any) -> None:
-    """NCHW x and g go row by row (norm.by_rows); a channels-last x, or a g in another memory order,
-    broadcast per channel. Every combination gives the same y, gradients and running statistics."""
+    """NCHW x and g go row by row in that order, channels-last x and g row by row in theirs
+    (norm.row_order); x and g in different memory orders, or a strided view, broadcast per channel. Every
+    combination gives the same y, gradients and running statistics, the outputs in x's memory order."""
     rs = np.random.default_rng(5)
     x0, g0 = (
         (rs.standard_normal((6, 4, 5, 3)) * 2 + 1).astype(dtype),
@@ -356,9 +357,19 @@ def test_batch_norm_by_rows_and_by_broadcast_agree(dtype: Any) -> None:
         (x0, channels_last(g0)),
         (channels_last(x0), channels_last(g0)),
     ):
-        for a, b in zip(run(x_data, g_data), reference, strict=True):
+        got = run(x_data, g_data)
+        for a, b in zip(got, reference, strict=True):
             np.testing.assert_allclose(a, b, rtol=tol, atol=tol * np.abs(b).max())
-    assert norm.by_rows(x0, g0) and not norm.by_rows(channels_last(x0)) and not norm.by_rows(x0[:, :, :, ::2])
+        assert got[0].strides == x_data.strides  # y keeps x's memory order
+    assert (
+        norm.row_order(x0, g0) == "first" and norm.row_order(channels_last(x0), channels_last(g0)) == "last"
+    )
+    assert norm.row_order(x0, channels_last(g0)) is None and norm.row_order(x0[:, :, :, ::2]) is None
+    x5 = rs.standard_normal((2, 3, 4, 2, 5))  # 3d: channels last is (N, D, H, W, C)
+    last5 = np.ascontiguousarray(np.moveaxis(x5, 1, -1))
+    assert norm.row_order(np.moveaxis(last5, -1, 1)) == "last"
+    rows = norm.as_rows(np.moveaxis(last5, -1, 1), "last")
+    np.testing.assert_array_equal(norm.from_rows(rows, x5, "last"), x5)
 
 
 @pytest.mark.parametrize("geometry", [(3, 2, 1, 1, False), (2, 1, 0, 2, True), (3, 3, 1, 1, True)])
