@@ -225,9 +225,10 @@ class Conv2d(Function):
 
     Layouts. The same products, with cols laid out per layer in one of the ways of conv_layouts.py
     (channels first as above, by shifted rows, or channels last: the algebra transposed), chosen once in
-    forward (``choose_layout``) and kept for backward. For the wide 3x3 stride-1 layers on the CPU, the
-    same sum by Winograd's F(2x2, 3x3) instead (winograd.py: 2.25 times fewer products, its backward
-    derived there the same way, as the adjoints of its linear transforms).
+    forward (``choose_layout``) and kept for backward. For most 3x3 stride-1 layers on the CPU, the same
+    sum by Winograd's minimal filtering instead, F(2x2, 3x3), F(3x3, 3x3) or F(4x4, 3x3) (winograd.py:
+    2.25 to 4 times fewer products, its backward derived there the same way, as the adjoints of its
+    linear transforms).
 
     Batch chunks. Both products are done a few images at a time (``Layout.chunks``), so that a chunk's
     cols (about CHUNK_BYTES) stays in the cache between the unfold and the GEMM that reads it: measured
