@@ -506,9 +506,8 @@ def machine_info(device: str, threads: int, thread_source: str) -> dict[str, Any
         cpuinfo = {}
     cpuinfo = {k.strip(): v.strip() for k, v in cpuinfo.items()}
     cpu, flags = cpuinfo.get("model name") or platform.processor() or "unknown", cpuinfo.get("flags", "")
-    if (
-        "cpu family" in cpuinfo and "model" in cpuinfo
-    ):  # which generation: AMD's Zen 3/4 are family 25, Zen 5 26
+    # The generation: AMD's Zen 3 and Zen 4 are family 25, Zen 5 family 26.
+    if "cpu family" in cpuinfo and "model" in cpuinfo:
         cpu += f" (family {cpuinfo['cpu family']} model {cpuinfo['model']})"
     blas = np.show_config(mode="dicts").get("Build Dependencies", {}).get("blas", {})
     corename = _openblas_call(_openblas(), "get_corename", ctypes.c_char_p)

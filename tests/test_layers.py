@@ -523,3 +523,29 @@ def test_init_shift_fill_and_truncation() -> None:
     a = init.kaiming_normal_(mr.zeros(4, 5)).numpy()
     mr.manual_seed(11)
     np.testing.assert_array_equal(init.kaiming_normal_(mr.zeros(4, 5)).numpy(), a)
+
+
+@pytest.mark.parametrize(
+    "layout", [None, "nchw", "rows", "nhwc", "winograd", "winograd3", "winograd4", "taps"]
+)
+def test_an_empty_batch_goes_through_convs_and_pools(torch: ModuleType, layout: Any) -> None:
+    """A batch of no images: conv2d in every layout, max pooling with its argmax (return_indices, and a
+    gradient), average and adaptive pooling give PyTorch's empty outputs and empty gradients."""
+    from minires.grad_mode import conv_layout
+
+    x_np = np.zeros((0, 4, 8, 8), dtype=np.float32)
+    w_np = np.ones((4, 4, 3, 3), dtype=np.float32)
+    x, w = mr.tensor(x_np, requires_grad=True), mr.tensor(w_np, requires_grad=True)
+    with conv_layout(layout):
+        y = mr.nn.functional.conv2d(x, w, padding=1)
+    pooled, indices = mr.nn.functional.max_pool2d(y, 3, 2, 1, return_indices=True)
+    out = mr.nn.functional.avg_pool2d(pooled, 2) + mr.nn.functional.adaptive_avg_pool2d(pooled, 2)
+    out.sum().backward()
+    xt, wt = torch.tensor(x_np, requires_grad=True), torch.tensor(w_np, requires_grad=True)
+    yt = torch.nn.functional.conv2d(xt, wt, padding=1)
+    pt, it = torch.nn.functional.max_pool2d(yt, 3, 2, 1, return_indices=True)
+    ot = torch.nn.functional.avg_pool2d(pt, 2) + torch.nn.functional.adaptive_avg_pool2d(pt, 2)
+    ot.sum().backward()
+    for a, b in ((y, yt), (pooled, pt), (indices, it), (out, ot), (x.grad, xt.grad), (w.grad, wt.grad)):
+        assert a.shape == tuple(b.shape)
+    np.testing.assert_array_equal(w.grad.numpy(), wt.grad.numpy())  # zeros: no image contributes

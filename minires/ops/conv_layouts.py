@@ -25,7 +25,8 @@ questions, so that conv.py's loops (``conv2d_forward``, ``conv2d_weight_grad``, 
 - ``Winograd`` ("winograd", winograd.py): not an unfold but Winograd's F(2x2, 3x3), 16 products of the
   transformed input tiles by the transformed kernel, channels last. 3x3 kernels with stride 1, no
   dilation and one group only; no fold (dx is the flipped-kernel convolution, as for rows).
-  ``Winograd4`` ("winograd4"): the same with F(4x4, 3x3), 36 products per 4x4 output tile.
+  ``Winograd3`` ("winograd3") and ``Winograd4`` ("winograd4"): the same with F(3x3, 3x3) and F(4x4, 3x3),
+  25 products per 3x3 output tile and 36 per 4x4 tile.
 - ``LiveTaps`` ("taps"): no unfold either: one product per kernel tap, over the block of output pixels
   for which that tap reads the image, channels last; so the padding's zeros are never multiplied (on a
   3x3 output with padding 1, 32 of the 81 tap-pixel pairs are zeros). Any stride, dilation and groups;
@@ -33,16 +34,17 @@ questions, so that conv.py's loops (``conv2d_forward``, ``conv2d_weight_grad``, 
 
 The choice (``choose_layout``): on the CPU, for the 3x3 stride-1 layers of one group with 32 to 128 (F(4x4,
 3x3)) or 256 (F(3x3, 3x3)) channels, Winograd's larger tiles, the one that takes the fewest products per
-output pixel (``_large_tiles``: 4x4 tiles on 7x7 and 8x8 outputs, 3x3 tiles on 6x6 and 9x9), where there are
-at least as many tiles as channels and fewer than 4 products a pixel; then the live taps for the stride-1
-layers of one group with a kernel of more than one tap and an output of at most TAPS_MAX_OUTPUT (7) pixels on
-a side, at most TAPS_MAX_OUTPUT_OVER_WINOGRAD (4) where Winograd would take the layer; then channels first for
-a layer whose weights are more than WEIGHT_HEAVY_RATIO (6) times its input, every kernel tap live (the
-many-channel layers on a few pixels: below); then Winograd for the 3x3 stride-1 layers with at least
-WINOGRAD_MIN_CHANNELS (128) channels in and out and an output of 2x2 pixels or more; then channels last when a
-pixel's Cg channels make a longer run than an output row of OW values (Cg >= 4*OW: the small images of the
-late stages); otherwise shifted rows when the layer's dx is a convolution (stride 1), else channels first.
-``conv_layout`` (minires/grad_mode.py, per thread) overrides it.
+output pixel (``_large_tiles``: 3x3 tiles on 3x3, 6x6 and 9x9 outputs, for example, 4x4 tiles on 4x4, 7x7, 8x8
+and 10x10 to 16x16; neither on 1x1, 2x2 and 5x5), where there are at least as many tiles as channels and fewer
+than 4 products a pixel; then the live taps for the stride-1 layers of one group with a kernel of more than
+one tap and an output of at most TAPS_MAX_OUTPUT (7) pixels on a side, at most TAPS_MAX_OUTPUT_OVER_WINOGRAD
+(4) where Winograd would take the layer; then channels first for a layer whose weights are more than
+WEIGHT_HEAVY_RATIO (6) times its input, every kernel tap live (the many-channel layers on a few pixels:
+below); then Winograd for the 3x3 stride-1 layers with at least WINOGRAD_MIN_CHANNELS (128) channels in and
+out and an output of 2x2 pixels or more; then channels last when a pixel's Cg channels make a longer run than
+an output row of OW values (Cg >= 4*OW: the small images of the late stages); otherwise shifted rows when the
+layer's dx is a convolution (stride 1), else channels first. ``conv_layout`` (minires/grad_mode.py, per
+thread) overrides it.
 
 Does each layout earn its place? Measured (2 cores AMD EPYC, AVX2, no AVX-512; NumPy's OpenBLAS, float32;
 the conv rows of benchmarks/bench.py: one training step of the layer, forward, dx and dw; ms, median of 9,
@@ -151,7 +153,7 @@ networks (steps with and without the rule alternating in one process, 8-10 round
 Winograd's larger tiles, F(3x3, 3x3) and F(4x4, 3x3) (measured on 2 cores of an AMD EPYC Zen 5 with AVX-512,
 family 26; the layer's forward, dx and dw in ms, median of 9 rounds, the layouts in a random order each
 round; "before" what the rule chose without them, "now" with them). With OpenBLAS's Haswell kernels (this
-VM's environment sets OPENBLAS_CORETYPE=Haswell: 256-bit vectors, a GEMM peak of 254 GFLOP/s on 2 cores):
+VM's environment sets OPENBLAS_CORETYPE=Haswell: 256-bit vectors, a GEMM peak of 254-257 GFLOP/s on 2 cores):
 
     layer               rows    nhwc   winograd  winograd3  winograd4   taps    before   now
     64x24x24 N64        40.2    39.3     29.5      22.4       20.6      42.7    40.2     20.6
@@ -183,8 +185,11 @@ at 96x96 training -17%, inference -17%; cifar_resnet(20) -4.5%, resnet50 -4.5%; 
 d2l_resnet18 -2.5% (28x28) and -9% (96x96 training), resnet50 -2.5%. F(3x3, 3x3) alone (on the 6x6 outputs)
 takes 2.6% off d2l_resnet18's 96x96 training step. Their float32 error is larger than the direct form's
 (winograd.py, tests/test_winograd.py): up to about 5e-6 and 1.1e-5 of the largest value, against 2e-7 to
-7e-7.
-"""
+7e-7. On 3x3 outputs (one 3x3 tile an image, where the live taps would take the layer otherwise) F(3x3, 3x3)
+took 5.6 ms against the taps' 6.7 (128 channels, batch 256) and 1.7 against 2.2 (64 channels) with the
+Haswell kernels, 5.1 against 4.7 and 1.4 against 1.8 with the SkylakeX kernels; a 5x5 output (4 products a
+pixel in 3x3 tiles, not fewer than 4) stays with F(2x2, 3x3) or the others (128 channels, batch 64: F(2x2,
+3x3) 6.4 and 4.9 ms, F(3x3, 3x3) 5.2 and 4.6, the taps 5.7 and 4.0)."""
 
 from __future__ import annotations
 
@@ -238,7 +243,8 @@ WINOGRAD_MIN_CHANNELS = 128
 # from WINOGRAD_TILES_MIN_CHANNELS up to its own most (F(4x4, 3x3) loses from 256 channels, F(3x3, 3x3) from
 # 512, on both kernels of OpenBLAS), where its tiles over the batch are at least as many as the layer's
 # channels (its transformed weights, a*a*OC*C, no more than its transformed input, a*a*T*C) and it takes
-# at most WINOGRAD_MAX_PRODUCTS products per output pixel (F(2x2, 3x3)'s 4; the direct form's 9).
+# fewer than WINOGRAD_MAX_PRODUCTS products per output pixel (F(2x2, 3x3)'s 4 on whole tiles; the direct
+# form's 9).
 WINOGRAD_TILES_MIN_CHANNELS = 32
 WINOGRAD_TILES_MAX_CHANNELS = {"winograd4": 128, "winograd3": 256}
 WINOGRAD_MAX_PRODUCTS = 4
@@ -584,9 +590,9 @@ class LiveTaps(ChannelsLast):
 
 
 class Winograd(Layout):
-    r"""Winograd's F(2x2, 3x3) (winograd.py; ``Winograd4``: F(4x4, 3x3)): V (a*a, T, C) the transformed
-    input tiles in the place of cols (a = 4, or 6), U (a*a, OC, C) the transformed kernel in the place of W,
-    and per point xi of the transform
+    r"""Winograd's F(2x2, 3x3) (winograd.py; ``Winograd3``, ``Winograd4``: F(3x3, 3x3), F(4x4, 3x3)): V (a*a,
+    T, C) the transformed input tiles in the place of cols (a = 4, 5 or 6), U (a*a, OC, C) the transformed
+    kernel in the place of W, and per point xi of the transform
 
         M_xi = V_xi @ U_xi^T        dU_xi = dM_xi^T @ V_xi          (T, OC), (OC, C)
 
@@ -686,7 +692,7 @@ def _weight_heavy(
 def _large_tiles(N: int, OH: int, OW: int, w_shape: tuple[int, ...]) -> str | None:
     """The larger Winograd tile that choose_layout gives a layer that Winograd fits: of "winograd4" and
     "winograd3", those the layer's channels and tiles allow (WINOGRAD_TILES_MIN_CHANNELS,
-    WINOGRAD_TILES_MAX_CHANNELS, N*TH*TW >= the channels, at most WINOGRAD_MAX_PRODUCTS per output pixel),
+    WINOGRAD_TILES_MAX_CHANNELS, N*TH*TW >= the channels, fewer than WINOGRAD_MAX_PRODUCTS per output pixel),
     the one with the fewest products per output pixel (a*a*TH*TW / (OH*OW): 4x4 tiles on a 6x6 output
     waste 28 of 64 pixels, 3x3 tiles none); None if neither."""
     best, fewest = None, float(WINOGRAD_MAX_PRODUCTS)
@@ -727,12 +733,13 @@ def choose_layout(
 ) -> Layout:
     """The layout of one convolution, the one place where it is chosen (see the module docstring): the
     ``forced`` layout (by default the thread's ``conv_layout``; dx passes the forward's) if one is set
-    and can take the layer (where it cannot, rows falls back to nchw and winograd to the rule), else the
-    rule: on the CPU (``xp`` NumPy) Winograd for the 3x3 layers it fits with at least
-    WINOGRAD_MIN_CHANNELS channels in and out and an output of 2x2 pixels or more, then channels last
-    when Cg >= 4*OW, shifted rows when dx is a convolution, channels first otherwise; before all of these,
-    the live taps for a small stride-1 output (``_taps_fit``), then channels first for a layer whose
-    weights outweigh its input (``_weight_heavy``)."""
+    and can take the layer (where it cannot, rows falls back to nchw and the Winograd layouts to the
+    rule), else the rule: on the CPU (``xp`` NumPy) Winograd's larger tiles where they pay
+    (``_large_tiles``), then the live taps for a small stride-1 output (``_taps_fit``), then channels
+    first for a layer whose weights outweigh its input (``_weight_heavy``), then F(2x2, 3x3) for the 3x3
+    layers it fits with at least WINOGRAD_MIN_CHANNELS channels in and out and an output of 2x2 pixels or
+    more, then channels last when Cg >= 4*OW, shifted rows when dx is a convolution, channels first
+    otherwise."""
     args = (x_shape, w_shape, stride, padding, dilation, groups)
     rows_fit = dx_is_convolution(w_shape[2:], stride, padding, dilation)  # rows has no fold
     winograd_fit = winograd_fits(w_shape[2:], stride, padding, dilation, groups)

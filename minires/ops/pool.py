@@ -3,7 +3,8 @@
 Notation: N, C, H, W (input), KH, KW (window), SH, SW (stride), PH, PW (padding), DH, DW (dilation),
 OH, OW (output). Window (oh, ow) covers the padded-input pixels (oh*SH + kh*DH, ow*SW + kw*DW),
 0 <= kh < KH, 0 <= kw < KW. Max and average pooling loop over the KH*KW window offsets: offset (kh, kw)
-is one strided slice of the padded input, holding that element of every window at once.
+is one strided slice of the padded input, holding that element of every window at once (max pooling
+reads it as one contiguous run of the input split by stride phase instead: ``_phases``).
 """
 
 from __future__ import annotations
@@ -138,8 +139,10 @@ class MaxPool2d(Function):
         init[:OH, :OW] = kh0[:, None] * KW + kw0[None, :]
 
         def pool(c: Any) -> None:  # a batch chunk: y[c] and indices[c] from x[c]
+            n = x[c].shape[0]
+            if n == 0:  # an empty batch: nothing to pool (the runs below would have negative lengths)
+                return
             planes = _phases(xp, x[c], lowest, (PH, PW), (SH, SW), (Hq, Wq))
-            n = planes.shape[2]
             L = n * C * Hq * Wq - reach  # the grid positions every window element reaches
             flat = planes.reshape(SH, SW, -1)
             # On the CPU one check of the chunk spares the per-offset NaN test below; on the GPU that

@@ -50,18 +50,18 @@ and, the transforms being linear, the sum over the input channels moves inside: 
 
 with U kept as (a*a, OC, C), w's own order of the channels.
 
-So a convolution is a*a matrix products (2.25 or 4 times fewer multiply-adds than im2col's one product
-with K = 9 C) between cheap transforms. Each transform is applied one axis at a time, as one small
-product: the a slabs of the tiles' rows (or columns) stacked as an (a, everything else) array and
-multiplied by B^T (a, a) from the left, a single BLAS call over the whole chunk, about as fast as the
-handful of whole-array additions of F(2, 3) and 2-3 times faster than those of F(4, 3); G w G^T is done
-once per call, as one product with G (x) G.
+So a convolution is a*a matrix products (2.25, 3.24 or 4 times fewer multiply-adds than im2col's one product
+with K = 9 C) between cheap transforms. Each transform is applied one axis at a time, as one small product:
+the a slabs of the tiles' rows (or columns) stacked as an (a, everything else) array and multiplied by B^T (a,
+a) from the left (one BLAS call over the whole chunk for the first axis, a for the second, one per row point),
+about as fast as the handful of whole-array additions of F(2, 3) and 2-3 times faster than those of F(4, 3); G
+w G^T is done once per call, as one product with G (x) G.
 
-Rounding: the transforms add and subtract inputs before the products, scaled by up to 3 (B^T) and 4 (A^T)
-in F(3, 3), 5 and 8 in F(4, 3), so their rounding errors are larger than the direct sum's. Measured in
-float32 on random data (tests/test_winograd.py, y, dx and dw, relative to the largest value; the direct
-form about 2e-7 to 7e-7): F(2, 3) within 2 times the direct form's, about 1e-6 or below; F(3, 3) 2-13
-times, up to about 5e-6; F(4, 3) 2-27 times, up to about 1.1e-5 (with 128 to 512 channels). A float32
+Rounding: the transforms add and subtract inputs before the products, scaled by up to 3 (B^T) and 4 (A^T) in
+F(3, 3), 5 and 8 in F(4, 3), so their rounding errors are larger than the direct sum's. Measured in float32 on
+random data (tests/test_winograd.py, y, dx and dw, relative to the largest value; the direct form about 2e-7
+to 7e-7): F(2, 3) 0.5-1.9 times the direct form's, about 1e-6 or below; F(3, 3) 1.7-13 times, up to about
+5e-6; F(4, 3) 1.5-27 times, up to about 1.1e-5 (the larger shares with 128 and 256 channels). A float32
 training run absorbs this (it is far below the noise of its minibatch gradients); choose_layout takes the
 larger tiles for the layers where they pay (conv_layouts.py), and ``conv_layout`` can force any one.
 
