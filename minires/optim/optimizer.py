@@ -8,9 +8,10 @@ whose ``.grad`` is not None, update ``p.data`` in place.
 
 The updates work on the raw arrays (``p.data``, ``p.grad.data``) with ufuncs writing into ``out=``: nothing
 passes through autograd, no array is allocated per step but the scratch buffers below (made once), and a
-float32 parameter stays float32 (hyperparameters are Python floats, which NumPy 2 and CuPy cast to the
-array's dtype). ``_scratch(slot, like)`` hands out a view of a flat buffer per (slot, device, dtype), as
-large as the largest parameter seen, for the temporaries of an update.
+float32 parameter stays float32 (hyperparameters are Python floats, which NumPy 2 and CuPy cast to the array's
+dtype). ``_scratch(slot, like)`` hands out a view of a flat buffer per (slot, device, dtype, thread), as large
+as the largest array seen, for the temporaries of an update (SGD shares its updates out among minires's
+threads in pieces of about 1 MiB, each thread with its own buffers).
 
 ``state_dict()`` has torch's layout, of plain values that ``mr.save`` writes::
 
@@ -25,6 +26,7 @@ each buffer to the dtype and device of its parameter.
 from __future__ import annotations
 
 import copy
+import threading
 import warnings
 from collections import defaultdict
 from collections.abc import Callable
@@ -137,10 +139,11 @@ class Optimizer:
             return closure()
 
     def _scratch(self, slot: int, like: Any) -> Any:
-        """A scratch array shaped and typed as ``like``: a view of one flat buffer per (slot, device, dtype),
-        grown to the largest parameter. Its contents are garbage; slots 0 and 1 never overlap."""
+        """A scratch array shaped and typed as ``like``: a view of one flat buffer per (slot, device, dtype,
+        thread), grown to the largest array it was asked for (a parameter, or a piece of one when the
+        update is shared out among threads: SGD). Its contents are garbage; slots 0 and 1 never overlap."""
         xp = get_array_module(like)
-        key = (slot, xp.__name__, like.dtype.str)
+        key = (slot, xp.__name__, like.dtype.str, threading.get_ident())
         flat = self._buffers.get(key)
         if flat is None or flat.size < like.size:
             flat = xp.empty(like.size, dtype=like.dtype)
