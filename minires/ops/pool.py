@@ -19,6 +19,7 @@ from ..function import Function
 from ..tensor import Tensor
 from ..threads import each_chunk
 from .args import int_pair
+from .im2col import live_run
 from .shape import squeeze, unsqueeze
 
 Pair = tuple[int, int]
@@ -59,15 +60,11 @@ def _phases(xp: Any, x: Any, fill: Any, pad: Pair, stride: Pair, size: Pair) -> 
     (n, C, H, W), (PH, PW), (SH, SW), (Hq, Wq) = x.shape, pad, stride, size
     planes = xp.full((SH, SW, n, C, Hq, Wq), fill, dtype=x.dtype)
     for p in range(SH):
-        first_i = max(0, -(-(PH - p) // SH))  # the plane rows i with 0 <= SH*i + p - PH < H
-        last_i = min(Hq, -(-(H + PH - p) // SH))
+        # plane rows i reading x's row SH*i + p - PH inside x, and those rows: a kernel offset p's live run
+        plane_rows, x_rows = live_run(H, Hq, p, SH, 1, PH)
         for q in range(SW):
-            first_j, last_j = max(0, -(-(PW - q) // SW)), min(Wq, -(-(W + PW - q) // SW))
-            if last_i > first_i and last_j > first_j:
-                r, c = SH * first_i + p - PH, SW * first_j + q - PW  # the first x row and column read
-                rows = slice(r, r + SH * (last_i - first_i - 1) + 1, SH)
-                cols = slice(c, c + SW * (last_j - first_j - 1) + 1, SW)
-                planes[p, q, :, :, first_i:last_i, first_j:last_j] = x[:, :, rows, cols]
+            plane_cols, x_cols = live_run(W, Wq, q, SW, 1, PW)
+            planes[p, q, :, :, plane_rows, plane_cols] = x[:, :, x_rows, x_cols]
     return planes
 
 
