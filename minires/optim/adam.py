@@ -111,7 +111,9 @@ class Adam(Optimizer):
 
                 if lam != 0 and decoupled:
                     theta *= 1 - lr * lam  # theta_{t-1} (1 - gamma lambda)
-                g = self._effective_grad(p, 0.0 if decoupled else lam, maximize)  # grad or scratch slot 0
+                g = self._effective_grad(
+                    p.grad.data, theta, 0.0 if decoupled else lam, maximize
+                )  # grad or scratch slot 0
                 tmp = self._scratch(1, theta)
 
                 # m_t = beta1 m_{t-1} + (1 - beta1) g_t, as torch's exp_avg.lerp_(g, 1 - beta1)

@@ -163,11 +163,10 @@ class Optimizer:
             fused = _FUSED[key] = cupy.fuse(kernel_name=f"minires_{update.__name__}")(update)
         return fused
 
-    def _effective_grad(self, p: Tensor, weight_decay: float, maximize: bool) -> Any:
+    def _effective_grad(self, grad: Any, theta: Any, weight_decay: float, maximize: bool) -> Any:
         """g_t = -grad if maximize else grad, then g_t + weight_decay * theta (L2 decay, torch's order:
-        ``grad.add(param, alpha=weight_decay)``). ``p.grad`` itself is never written: the result is the
-        gradient array itself or scratch slot 0."""
-        grad, theta = p.grad.data, p.data
+        ``grad.add(param, alpha=weight_decay)``), for a parameter's arrays (or matching pieces of them).
+        ``grad`` itself is never written: the result is ``grad`` or scratch slot 0."""
         if weight_decay != 0:
             xp = get_array_module(theta)
             g = xp.multiply(theta, weight_decay, out=self._scratch(0, theta))  # lambda * theta

@@ -97,12 +97,7 @@ class SGD(Optimizer):
         concurrently)."""
         lr, mu, tau, lam, nesterov, maximize = hyper
         xp = get_array_module(theta)
-        g = grad  # g_t, then as torch: -grad under maximize, + lambda theta (grad.add(param, alpha=lambda))
-        if lam != 0:
-            g = xp.multiply(theta, lam, out=self._scratch(0, theta))  # lambda * theta
-            (xp.subtract if maximize else xp.add)(g, grad, out=g)  # +-grad + lambda * theta
-        elif maximize:
-            g = xp.negative(grad, out=self._scratch(0, grad))
+        g = self._effective_grad(grad, theta, lam, maximize)  # g_t: grad itself or scratch slot 0
         tmp = self._scratch(1, theta)
         if mu != 0:
             if first:
