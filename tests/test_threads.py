@@ -291,7 +291,33 @@ def _chunked_cases() -> list[tuple[str, Callable[[], list[np.ndarray]]]]:
             ("eval", batch_norm(dt, cl, a, False)),
         )
     ]
+
+    def residual_add(a_channels_last: bool, b_channels_last: bool) -> Callable:
+        a0, b0 = (rs.standard_normal((9, 4, 5, 3)).astype(np.float32) for _ in range(2))
+
+        def layout(v: np.ndarray, channels_last: bool) -> np.ndarray:
+            return np.ascontiguousarray(v.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2) if channels_last else v
+
+        def run() -> list[np.ndarray]:
+            a = mr.tensor(layout(a0, a_channels_last), requires_grad=True)
+            b = mr.tensor(layout(b0, b_channels_last), requires_grad=True)
+            y = a + b
+            assert a.data.flags.c_contiguous != a_channels_last  # the layouts asked for
+            assert y.data.strides == a.data.strides  # a's memory order, as PyTorch
+            np.testing.assert_array_equal(y.data, a0 + b0)
+            y.backward(mr.tensor(a0 * b0))
+            return [y.numpy(), a.grad.numpy(), b.grad.numpy()]
+
+        return run
+
     cases.append(("relu", relu()))
+    for a_last, b_last in ((False, False), (True, False), (False, True), (True, True)):
+        cases.append(
+            (
+                f"add-{'nhwc' if a_last else 'nchw'}+{'nhwc' if b_last else 'nchw'}",
+                residual_add(a_last, b_last),
+            )
+        )
     for geometry in ((3, 2, 1, 1, False), (2, 2, 0, 1, True), (3, 1, 1, 2, False), (3, 3, 1, 1, True)):
         cases.append((f"max_pool-{geometry}", max_pool(*geometry)))
     return cases
@@ -304,10 +330,10 @@ CHUNKED_CASES = _chunked_cases()
 def test_an_op_chunk_by_chunk_on_two_threads_computes_what_it_computes_at_once(
     name: str, run: Callable[[], list[np.ndarray]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Batch norm, ReLU and max pooling, forward and backward, with the batch as one chunk, as one chunk
-    per image on one thread, and so on two threads: the same values (batch norm's channel sums are added
-    chunk by chunk, so to rounding there; the others exactly), and the same bits on one and on two
-    threads for the same chunks (the chunks depend on the sizes, not on the thread count)."""
+    """Batch norm, ReLU, max pooling and the residual sum, forward and backward, with the batch as one
+    chunk, as one chunk per image on one thread, and so on two threads: the same values (batch norm's
+    channel sums are added chunk by chunk, so to rounding there; the others exactly), and the same bits on
+    one and on two threads for the same chunks (the chunks depend on the sizes, not on the thread count)."""
     monkeypatch.setattr(threads, "BATCH_CHUNK_BYTES", 1 << 30)
     mr.set_num_threads(1)
     whole = run()
