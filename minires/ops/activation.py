@@ -12,6 +12,7 @@ from ..grad_mode import is_grad_enabled
 from ..tensor import Tensor
 from ..threads import each_chunk
 from .elementwise import erf_array
+from .memory_order import in_order_of
 from .reduction import dim_alias
 
 
@@ -33,6 +34,7 @@ class ReLU(Function):
 
     def backward(self, g: Any) -> Any:
         xp, y = get_array_module(g), self.y
+        g = in_order_of(g, y)  # g from a layer of the other layout: copied over, not read against the grain
         dx = xp.empty_like(y)
         each_chunk(xp, lambda c: xp.multiply(g[c], y[c] > 0, out=dx[c]), y)
         return dx

@@ -18,6 +18,7 @@ from ..function import Function
 from ..tensor import Tensor, float32, int64
 from ..threads import each_chunk
 from .broadcast import broadcast_shapes, sum_to
+from .memory_order import in_order_of
 
 
 def _category(dtype: np.dtype) -> int:
@@ -100,6 +101,7 @@ class Add(Function):
         if a.shape != b.shape or a.ndim == 0:  # broadcast: NumPy's (or CuPy's) a + b
             return a + b
         xp = get_array_module(a)
+        b = in_order_of(b, a)  # b of the other layout copied over first (NumPy's mixed sum is slower)
         y = xp.empty_like(a)  # in a's memory order
         each_chunk(xp, lambda c: xp.add(a[c], b[c], out=y[c]), a)
         return y

@@ -1,0 +1,86 @@
+"""Memory order (minires/ops/memory_order.py): operands of two layouts meet in ReLU's, batch norm's and the
+residual sum's passes; the one of the other layout is copied over first, and the values are those of the
+same op on NCHW arrays."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+import minires as mr
+import minires.nn.functional as F
+from minires.ops.memory_order import in_order_of, same_order
+
+
+def channels_last(v: np.ndarray) -> np.ndarray:
+    """v (N, C, H, W) laid out as (N, H, W, C) in memory, viewed as NCHW."""
+    return np.ascontiguousarray(v.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+
+
+def test_same_order_compares_the_order_of_the_axes_longer_than_one() -> None:
+    a = np.zeros((2, 3, 4, 5), np.float32)
+    assert same_order(a, np.zeros((2, 3, 4, 5), np.float64))  # the itemsize does not matter
+    assert not same_order(a, channels_last(a))
+    assert same_order(channels_last(a), channels_last(a + 1))
+    assert not same_order(a, np.zeros((2, 3, 5, 4), np.float32))  # another shape
+    one = np.zeros((2, 1, 4, 5), np.float32)  # one channel: NCHW and NHWC are the same memory
+    assert same_order(one, channels_last(one))
+    assert same_order(a[:, :, ::2], a[:, :, 1::2])  # strided views in one order
+
+
+@pytest.mark.parametrize("n", [1, 3, 40])  # 40 images of 8 KiB: several batch chunks
+def test_in_order_of_copies_into_the_memory_order_of_like(n: int) -> None:
+    rs = np.random.default_rng(n)
+    a = rs.standard_normal((n, 16, 8, 16)).astype(np.float32)
+    like = channels_last(np.zeros_like(a))
+    out = in_order_of(a, like)
+    assert out.strides == like.strides
+    np.testing.assert_array_equal(out, a)
+    back = in_order_of(out, a)
+    assert back.strides == a.strides
+    np.testing.assert_array_equal(back, a)
+    assert in_order_of(a, a + 1) is a  # the same order: no copy
+    assert in_order_of(out, like) is out
+    broadcast = np.broadcast_to(np.float32(2), a.shape)  # a stride-0 view is made whole
+    np.testing.assert_array_equal(in_order_of(broadcast, like), np.full(a.shape, 2, np.float32))
+
+
+def _mixed(op: str, dtype: Any, x_last: bool, g_last: bool) -> list[np.ndarray]:
+    """The op's forward and backward with x (and the residual's second operand) and g in the given
+    layouts; the arrays that come out (y, dx, and dgamma, dbeta or db)."""
+    rs = np.random.default_rng(7)
+    x0, other, g0 = (rs.standard_normal((6, 5, 7, 3)).astype(dtype) for _ in range(3))
+    x = mr.tensor(channels_last(x0) if x_last else x0, requires_grad=True)
+    g = mr.tensor(channels_last(g0) if g_last else g0)
+    if op == "relu":
+        y = F.relu(x)
+        y.backward(g)
+        return [y.numpy(), x.grad.numpy()]
+    if op == "add":
+        b = mr.tensor(other if x_last else channels_last(other), requires_grad=True)  # the other layout
+        y = x + b
+        y.backward(g)
+        return [y.numpy(), x.grad.numpy(), b.grad.numpy()]
+    w = mr.tensor(np.linspace(0.5, 2, 5).astype(dtype), requires_grad=True)
+    b = mr.tensor(np.linspace(-1, 1, 5).astype(dtype), requires_grad=True)
+    y = F.batch_norm(x, mr.zeros(5, dtype=dtype), mr.ones(5, dtype=dtype), w, b, training=True)
+    y.backward(g)
+    return [y.numpy(), x.grad.numpy(), w.grad.numpy(), b.grad.numpy()]
+
+
+@pytest.mark.parametrize("op", ["relu", "add", "batch_norm"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("x_last", "g_last"), [(False, True), (True, False), (True, True)])
+def test_an_op_on_two_layouts_gives_what_it_gives_on_nchw(
+    op: str, dtype: Any, x_last: bool, g_last: bool
+) -> None:
+    reference = _mixed(op, dtype, False, False)
+    got = _mixed(op, dtype, x_last, g_last)
+    tol = 1e-12 if dtype == np.float64 else 2e-6
+    for i, (a, b) in enumerate(zip(got, reference, strict=True)):
+        if op == "batch_norm":  # its channel sums go by rows or by broadcast: equal to rounding
+            np.testing.assert_allclose(a, b, rtol=tol, atol=tol * np.abs(b).max(), err_msg=f"{op} [{i}]")
+        else:
+            np.testing.assert_array_equal(a, b, err_msg=f"{op} [{i}]")
