@@ -26,6 +26,8 @@ from . import backend
 from .backend import get_array_module
 from .errors import DeviceError, DTypeError, GraphError, ShapeError
 from .grad_mode import is_grad_enabled
+from .memory_order import in_order_of
+from .threads import each_chunk
 
 float16 = np.dtype("float16")
 float32 = np.dtype("float32")
@@ -449,10 +451,21 @@ class Tensor:
         """``self.data <name>= other`` in place, outside the graph: the array keeps its dtype (a result that
         does not fit, a float into an int tensor, is a DTypeError) and its shape (ShapeError)."""
         other = self._operand(other, name)
-        xp = get_array_module(self.data)
+        data, xp = self.data, get_array_module(self.data)
         ufunc = {"add": xp.add, "sub": xp.subtract, "mul": xp.multiply, "div": xp.true_divide}[name]
         try:
-            ufunc(self.data, other, out=self.data, casting="same_kind")
+            if (
+                getattr(other, "shape", None) == data.shape
+                and data.ndim
+                and other.dtype == data.dtype
+                and (other is data or not xp.may_share_memory(other, data))
+            ):  # a residual sum under no_grad (``out += identity``): a batch chunk at a time on the threads,
+                # an other of the other memory order copied over first (NumPy's one call would copy an
+                # other that overlaps data first, and so it does that one still)
+                other = in_order_of(other, data)
+                each_chunk(xp, lambda c: ufunc(data[c], other[c], out=data[c], casting="same_kind"), data)
+                return self
+            ufunc(data, other, out=data, casting="same_kind")
         except TypeError as exc:
             raise DTypeError(
                 f"{name}: the result cannot be stored in place in a tensor of dtype {self.dtype}"

@@ -27,6 +27,7 @@ LAYERS: dict[str, int] = {
     "minires.safe_pickle": 0,
     "minires.allocator": 0,
     "minires.threads": 0,
+    "minires.memory_order": 0,
     "minires.distributed": 0,
     "minires.tensor": 1,
     "minires.function": 2,

@@ -1,4 +1,4 @@
-"""Memory order (minires/ops/memory_order.py): operands of two layouts meet in ReLU's, batch norm's and the
+"""Memory order (minires/memory_order.py): operands of two layouts meet in ReLU's, batch norm's and the
 residual sum's passes; the one of the other layout is copied over first, and the values are those of the
 same op on NCHW arrays."""
 
@@ -11,7 +11,8 @@ import pytest
 
 import minires as mr
 import minires.nn.functional as F
-from minires.ops.memory_order import in_order_of, same_order
+from minires import threads
+from minires.memory_order import in_order_of, same_order
 
 
 def channels_last(v: np.ndarray) -> np.ndarray:
@@ -84,3 +85,35 @@ def test_an_op_on_two_layouts_gives_what_it_gives_on_nchw(
             np.testing.assert_allclose(a, b, rtol=tol, atol=tol * np.abs(b).max(), err_msg=f"{op} [{i}]")
         else:
             np.testing.assert_array_equal(a, b, err_msg=f"{op} [{i}]")
+
+
+@pytest.mark.parametrize("other_last", [False, True])
+@pytest.mark.parametrize("name", ["add", "sub", "mul", "div"])
+def test_an_in_place_update_outside_the_graph_takes_either_layout(name: str, other_last: bool) -> None:
+    """``out += identity`` under no_grad (a residual block in inference) runs chunk by chunk on the
+    threads, with an other of the other layout copied over: the bits of NumPy's one in-place call."""
+    rs = np.random.default_rng(5)
+    a0, b0 = (rs.standard_normal((40, 16, 8, 16)).astype(np.float32) + 3 for _ in range(2))
+    expected = {"add": a0 + b0, "sub": a0 - b0, "mul": a0 * b0, "div": a0 / b0}[name]
+    a, b = mr.tensor(channels_last(a0)), mr.tensor(channels_last(b0) if other_last else b0)
+    strides = a.data.strides
+    with mr.no_grad():
+        getattr(a, f"__i{'truediv' if name == 'div' else name}__")(b)
+    assert a.data.strides == strides
+    np.testing.assert_array_equal(a.numpy(), expected)
+
+
+def test_an_in_place_update_from_an_overlapping_view_reads_the_values_before_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An other that overlaps the data (a shifted view of one array) is read as it was before the update,
+    as NumPy's one call does it (chunks of one image would otherwise read rows already written)."""
+    monkeypatch.setattr(threads, "BATCH_CHUNK_BYTES", 1)
+    base = np.random.default_rng(6).standard_normal((40, 4, 8, 8)).astype(np.float32)
+    t = mr.tensor(base.copy())
+    with mr.no_grad():
+        head, tail = t[1:], t[:-1]
+        head += tail
+    expected = base.copy()
+    expected[1:] += base[:-1].copy()
+    np.testing.assert_array_equal(head.numpy(), expected[1:])

@@ -9,10 +9,10 @@ from ..backend import get_array_module
 from ..errors import DTypeError, ShapeError
 from ..function import Function
 from ..grad_mode import is_grad_enabled
+from ..memory_order import in_order_of
 from ..tensor import Tensor
 from ..threads import each_chunk
 from .elementwise import erf_array
-from .memory_order import in_order_of
 from .reduction import dim_alias
 
 

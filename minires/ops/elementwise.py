@@ -15,10 +15,10 @@ import numpy as np
 
 from ..backend import get_array_module, refuse_host_array
 from ..function import Function
+from ..memory_order import in_order_of
 from ..tensor import Tensor, float32, int64
 from ..threads import each_chunk
 from .broadcast import broadcast_shapes, sum_to
-from .memory_order import in_order_of
 
 
 def _category(dtype: np.dtype) -> int:

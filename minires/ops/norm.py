@@ -11,10 +11,10 @@ import numpy as np
 from ..backend import get_array_module
 from ..errors import DTypeError, ShapeError
 from ..function import Function
+from ..memory_order import as_rows, from_rows, in_order_of, per_row, row_order
 from ..tensor import Tensor
 from ..threads import each_chunk, sum_in_order
 from .args import check_vector
-from .memory_order import as_rows, from_rows, in_order_of, per_row, row_order
 
 
 def _channel_dot(a: Any, b: Any) -> Any:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..backend import get_array_module
-from ..threads import each_chunk
+from .backend import get_array_module
+from .threads import each_chunk
 
 
 def same_order(a: Any, b: Any) -> bool:
