@@ -318,7 +318,8 @@ def test_dx_is_computed_in_the_forced_layout_after_the_block(
     layout: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The override in force at forward also picks the layout of dx's flipped-kernel convolution, when
-    backward runs outside the block (and a block at backward time does not change it)."""
+    backward runs outside the block (and a block at backward time does not change it); the live taps take
+    dx by their fold, with no second layout to choose."""
     from minires.ops import conv
 
     chosen: list[str] = []
@@ -334,7 +335,7 @@ def test_dx_is_computed_in_the_forced_layout_after_the_block(
         y = F.conv2d(x, w, padding=1)
     with conv_layout("nchw" if layout != "nchw" else "nhwc"):
         y.sum().backward()
-    assert chosen == [layout, layout]
+    assert chosen == ([layout] if LAYOUTS[layout].dx_by_fold else [layout, layout])
 
 
 @settings(max_examples=60, deadline=None)
@@ -365,7 +366,8 @@ def test_dx_and_dw_together_match_them_apart(
     """conv2d_input_and_weight_grad's shared unfold (made to take every case here: the memory rule would
     send many of these small ones apart) gives the dx and dw of conv2d_input_grad and conv2d_weight_grad,
     in every layout, with groups, dilation, uneven padding (at most the dilated kernel's extent: dx is a
-    convolution), empty batches, float32 and channels-last x and g."""
+    convolution), empty batches, float32 and channels-last x and g. The live taps take dx by their fold
+    (``dx_by_fold``), always apart from dw: the same dx as the flipped-kernel convolution in that layout."""
     from minires.ops import conv
 
     (G, Cg, OCg), (H, W) = channels, hw
@@ -392,8 +394,13 @@ def test_dx_and_dw_together_match_them_apart(
         apart = conv.conv2d_weight_grad
         patch.setattr(conv, "conv2d_weight_grad", lambda *a: calls.append(a) or apart(*a))
         dx, dw = conv2d_input_and_weight_grad(g, x, w, by_layout)
-        assert not calls  # the shared unfold, not the fallback
+        assert len(calls) == by_layout.dx_by_fold  # the shared unfold, not the fallback (but for the taps)
     tol = 1e-10 if dtype == np.float64 else 2e-4
+    if by_layout.dx_by_fold:  # the fold's dx is the flipped-kernel convolution's
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(type(by_layout), "dx_by_fold", False)
+            flipped_dx = conv2d_input_grad(g, w, by_layout)
+        np.testing.assert_allclose(dx, flipped_dx, rtol=tol, atol=tol)
     np.testing.assert_allclose(dx, conv2d_input_grad(g, w, by_layout), rtol=tol, atol=tol)
     np.testing.assert_allclose(
         dw, conv2d_weight_grad(g, x, by_layout), rtol=tol, atol=tol * max(1, n * H * W)
@@ -412,7 +419,8 @@ def test_dx_and_dw_go_apart_where_the_weights_outweigh_x(
 ) -> None:
     """Where dx's weight matrix is larger than x (many channels, few pixels), conv2d_input_and_weight_grad
     computes dx and dw apart (memory), and where it is smaller, together; the same values either way. A
-    strided layer (dx by the fold, not a convolution) goes apart whatever its size."""
+    strided layer (dx by the fold, not a convolution) goes apart whatever its size, and so do the live
+    taps (dx by their fold)."""
     from minires.ops import conv
 
     calls: list[str] = []
@@ -426,7 +434,7 @@ def test_dx_and_dw_go_apart_where_the_weights_outweigh_x(
             by_layout = choose_layout(x.shape, w.shape, (S, S), ((1, 1), (1, 1)), (1, 1), 1)
         calls.clear()
         dx, dw = conv2d_input_and_weight_grad(g, x, w, by_layout)
-        assert calls == expected
+        assert calls == (["apart"] if by_layout.dx_by_fold else expected)
         np.testing.assert_allclose(dx, conv2d_input_grad(g, w, by_layout), rtol=1e-10, atol=1e-10)
         np.testing.assert_allclose(dw, apart(g, x, by_layout), rtol=1e-10, atol=1e-10)
 

@@ -278,6 +278,7 @@ class Layout:
 
     name = ""
     has_fold = True  # fold (dx by col2im) exists; without it dx must be the flipped-kernel convolution
+    dx_by_fold = False  # dx by the fold even where it is a convolution (LiveTaps: no flipped kernel to make)
     # The conv_layout override in force when choose_layout chose this layout (None: the rule's choice);
     # dx's flipped-kernel convolution is chosen under the same one, whenever backward runs.
     forced: str | None = None
@@ -468,6 +469,10 @@ class ChannelsLast(Layout):
         # Only where some tap is dead: indexing all nine taps of a 512x512 kernel takes 3 times as long.
         if len(self.taps) < W_taps.shape[3]:
             W_taps = W_taps[..., self.tap_index]  # (G, OCg, Cg, T)
+        if len(self.taps) == 1:  # (G, OCg, Cg) already: a view, no copy (BLAS reads either transpose), where
+            # dx's flipped 1x1 kernel (w with its channel axes swapped) took a copy against the grain: 3.6 ms
+            # for 512 x 2048 channels, 3 times the product it fed (AVX-512; that dx 5.96 ms -> 1.22)
+            return W_taps.reshape(G, OCg, Cg)
         return (
             get_array_module(w).ascontiguousarray(W_taps.transpose(0, 1, 3, 2)).reshape(G, OCg, -1)
         )  # (G, OCg, T*Cg)
@@ -523,10 +528,13 @@ class LiveTaps(ChannelsLast):
     multiplies only values of the image: on a small image the padding's zeros are a large share of an
     unfold's (a 3x3 output with padding 1: 32 of the 81 tap-pixel pairs), and the products have K = Cg,
     large on the many-channel layers where images are small. y and dx are NCHW views of NHWC arrays, as in
-    ChannelsLast.
+    ChannelsLast. dx is this fold also where it is a convolution (``dx_by_fold``): the flipped
+    convolution would need w' = w with its channel axes swapped, per tap, and that copy (against the grain
+    of w) costs more than the fold's block additions (conv.py ``conv2d_input_grad``).
     """
 
     name = "taps"
+    dx_by_fold = True
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
