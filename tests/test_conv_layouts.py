@@ -455,3 +455,51 @@ def test_winograd_chunks_hold_less_than_the_unfolds() -> None:
         per_image = by_layout.values_per_image() * 4
         assert by_layout.chunks(x) == threads.balanced_chunks(64, max(1, limit // per_image))
     assert conv_layouts.WINOGRAD_CHUNK_BYTES < conv_layouts.CHUNK_BYTES
+
+
+@pytest.mark.parametrize("layout", [ChannelsLast, LiveTaps])
+@pytest.mark.parametrize(
+    ("w_shape", "hw", "groups"),
+    [
+        ((6, 4, 3, 3), (5, 5), 1),
+        ((6, 2, 3, 3), (4, 6), 2),
+        ((8, 4, 1, 1), (3, 3), 1),
+        ((6, 4, 3, 3), (1, 1), 1),
+    ],
+)
+@pytest.mark.parametrize("flipped", [False, True])
+def test_the_channels_last_weight_matrix_puts_the_taps_first_and_back(
+    layout: type, w_shape: tuple, hw: tuple, groups: int, flipped: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """W (G, OCg, T*Cg) holds w[o, c, tap t] at column t*Cg + c, for the live taps only (a 1x1 kernel: a view
+    of w, also of dx's flipped kernel, a view with its channel axes swapped), and weight_from_matrix puts a
+    matrix of that form back as (OC, Cg, KH, KW), zeros at the dead taps: on one thread and on two, with
+    chunks of one row (copy_into)."""
+    from minires import threads
+    from minires.ops.conv import _flip_kernel
+
+    rng = np.random.default_rng(1)
+    base = rng.standard_normal(w_shape).astype(np.float32)
+    w = _flip_kernel(base, groups) if flipped else base  # the flipped kernel: a view against w's grain
+    x_shape = (2, w.shape[1] * groups, *hw)
+    by_layout = layout(
+        x_shape, w.shape, (1, 1), ((1, 1), (1, 1)) if w.shape[2] == 3 else ((0, 0), (0, 0)), (1, 1), groups
+    )
+    G, OCg, Cg = groups, w.shape[0] // groups, w.shape[1]
+    live = [kh * w.shape[3] + kw for kh, kw in by_layout.taps]
+    expected = w.reshape(G, OCg, Cg, -1)[..., live].transpose(0, 1, 3, 2).reshape(G, OCg, -1)
+    monkeypatch.setattr(threads, "BATCH_CHUNK_BYTES", 1)
+    before = mr.get_num_threads()
+    try:
+        for n in (1, 2):
+            mr.set_num_threads(n)
+            W = by_layout.weight_matrix(w)
+            np.testing.assert_array_equal(W, expected)
+            back = by_layout.weight_from_matrix(np.ascontiguousarray(W))
+            dead = np.ones(w.shape[2] * w.shape[3], bool)
+            dead[live] = False
+            want = w.reshape(G * OCg, Cg, -1).copy()
+            want[..., dead] = 0
+            np.testing.assert_array_equal(back, want.reshape(w.shape))
+    finally:
+        mr.set_num_threads(before)

@@ -201,6 +201,7 @@ import numpy as np
 from .. import threads
 from ..backend import get_array_module
 from ..grad_mode import forced_conv_layout
+from ..memory_order import copy_into
 from .args import Padding, Pair
 from .im2col import (
     col2im,
@@ -473,15 +474,25 @@ class ChannelsLast(Layout):
             # dx's flipped 1x1 kernel (w with its channel axes swapped) took a copy against the grain: 3.6 ms
             # for 512 x 2048 channels, 3 times the product it fed (AVX-512; that dx 5.96 ms -> 1.22)
             return W_taps.reshape(G, OCg, Cg)
-        return (
-            get_array_module(w).ascontiguousarray(W_taps.transpose(0, 1, 3, 2)).reshape(G, OCg, -1)
-        )  # (G, OCg, T*Cg)
+        W = get_array_module(w).empty((G, OCg, len(self.taps), Cg), dtype=w.dtype)
+        for g in range(G):  # the taps put before the channels: a transpose, on the threads
+            copy_into(W[g], W_taps[g].transpose(0, 2, 1))
+        return W.reshape(G, OCg, -1)  # (G, OCg, T*Cg)
 
     def weight_from_matrix(self, dW: Any) -> Any:
         G, OCg, Cg = self.groups, self.OCg, self.w_shape[1]
         KH, KW = self.w_shape[2:]
-        dw = get_array_module(dW).zeros((G, OCg, Cg, KH * KW), dtype=dW.dtype)  # the dead taps stay 0
-        dw[..., self.tap_index] = dW.reshape(G, OCg, len(self.taps), Cg).transpose(0, 1, 3, 2)
+        xp, T = get_array_module(dW), len(self.taps)
+        if T == KH * KW == 1:  # a 1x1 kernel: dW is dw already
+            return dW.reshape(self.w_shape)
+        dW_taps = dW.reshape(G, OCg, T, Cg).transpose(0, 1, 3, 2)  # (G, OCg, Cg, T)
+        if T < KH * KW:
+            dw = xp.zeros((G, OCg, Cg, KH * KW), dtype=dW.dtype)  # the dead taps stay 0
+            dw[..., self.tap_index] = dW_taps
+        else:  # every tap: the channels put back before the taps, a transpose on the threads
+            dw = xp.empty((G, OCg, Cg, T), dtype=dW.dtype)
+            for g in range(G):
+                copy_into(dw[g], dW_taps[g])
         return dw.reshape(self.w_shape)  # (OC, Cg, KH, KW)
 
     def unfold(self, x: Any) -> Any:
