@@ -224,20 +224,23 @@ def test_per_layer_choice() -> None:
     assert square(128, 12) == "winograd" and square(256, 6, n=16) == "winograd"  # too few tiles: F(2x2, 3x3)
     assert square(64, 3, n=64) == "winograd3" and square(64, 6) == "taps" and square(16, 28) == "rows"
     assert square(512, 6, n=256) == "winograd"  # more than 256 channels
-    # The live taps: stride 1, one group, a kernel of more than one tap, outputs up to 7x7, up to 4x4
-    # where Winograd would take the layer; before the weight rule (d2l_resnet18's 512 channels on 3x3
-    # images are 8 times their input at batch 64)
+    # The live taps: one group, a kernel of more than one tap; stride 1 with outputs up to 7x7, up to 4x4
+    # where Winograd would take the layer; strided with outputs of 2x2 to 4x4; before the weight rule
+    # (d2l_resnet18's 512 channels on 3x3 images are 8 times their input at batch 64)
     assert name(64, 7, 1) == "taps" and name(16, 7, 1) == "taps" and square(256, 4) == "taps"
     assert square(512, 3, n=64) == "taps" and square(512, 2, n=256) == "taps" and square(512, 1) == "taps"
-    assert square(512, 5, n=64) == "winograd" and square(64, 7, 2, n=64) == "nhwc"  # strided: not the taps
+    assert square(512, 5, n=64) == "winograd"
+    assert square(64, 7, 2, n=64) == square(512, 3, 2, n=64) == square(128, 8, 2) == "taps"  # 4x4, 2x2
+    assert square(64, 9, 2) == square(32, 14, 2) == "nhwc" and square(256, 2, 2) == "nhwc"  # 5x5, 7x7, 1x1
     x_shape, w_shape, *rest = _layer(8, 4, 1)
     one_by_one = choose_layout((2, 64, 4, 4), (64, 64, 1, 1), (1, 1), ((0, 0), (0, 0)), (1, 1), 1)
     assert one_by_one.name == "nhwc"  # one tap: its unfold is x itself
     assert choose_layout(x_shape, (8, 4, 3, 3), *rest[:-1], 2).name == "rows"  # two groups
     # Weights more than 6 times the input (every tap live), where the live taps do not take the layer:
-    # channels first. resnet50's strided 4x4 -> 2x2 layer of 512 channels (9 times at batch 32); not a
-    # strided one of 256 channels on 4x4 images at batch 32 (2.2 times).
-    assert square(512, 4, 2, n=32) == "nchw" and square(256, 4, 2, n=32) == "nhwc"
+    # channels first. A strided 1x1 layer of 2048 channels on 4x4 images at batch 2 (32 times); not a
+    # strided one of 256 channels on 12x12 images at batch 32 (0.5 times).
+    one_tap = (2048, 2048, 1, 1), (2, 2), ((0, 0), (0, 0)), (1, 1), 1
+    assert choose_layout((2, 2048, 4, 4), *one_tap).name == "nchw" and square(256, 12, 2, n=32) == "nhwc"
     assert square(256, 12, oc=64) == "nhwc" and square(128, 12, 2) == "nhwc"
     assert square(16, 24) == "rows"
     x_shape, _, *rest = _layer(128, 12, 1)

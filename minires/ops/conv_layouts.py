@@ -36,9 +36,10 @@ The choice (``choose_layout``): on the CPU, for the 3x3 stride-1 layers of one g
 3x3)) or 256 (F(3x3, 3x3)) channels, Winograd's larger tiles, the one that takes the fewest products per
 output pixel (``_large_tiles``: 3x3 tiles on 3x3, 6x6 and 9x9 outputs, for example, 4x4 tiles on 4x4, 7x7, 8x8
 and 10x10 to 16x16; neither on 1x1, 2x2 and 5x5), where there are at least as many tiles as channels and fewer
-than 4 products a pixel; then the live taps for the stride-1 layers of one group with a kernel of more than
-one tap and an output of at most TAPS_MAX_OUTPUT (7) pixels on a side, at most TAPS_MAX_OUTPUT_OVER_WINOGRAD
-(4) where Winograd would take the layer; then channels first for a layer whose weights are more than
+than 4 products a pixel; then the live taps for the layers of one group with a kernel of more than one tap
+and, with stride 1, an output of at most TAPS_MAX_OUTPUT (7) pixels on a side, at most
+TAPS_MAX_OUTPUT_OVER_WINOGRAD (4) where Winograd would take the layer, or, strided, an output of 2x2 to
+TAPS_MAX_STRIDED_OUTPUT (4x4) pixels; then channels first for a layer whose weights are more than
 WEIGHT_HEAVY_RATIO (6) times its input, every kernel tap live (the many-channel layers on a few pixels:
 below); then Winograd for the 3x3 stride-1 layers with at least WINOGRAD_MIN_CHANNELS (128) channels in and
 out and an output of 2x2 pixels or more; then channels last when a pixel's Cg channels make a longer run than
@@ -145,7 +146,27 @@ On the small outputs the live taps multiply a third fewer values than an unfold 
 pairs on 3x3, 16 of 36 on 2x2), with K = Cg per product; from 6x6 up Winograd multiplies fewer still
 and wins (with OpenBLAS's Haswell kernels on the same machine, 256x6x6: Winograd 36.6, taps 44.9),
 and on larger images the zeros are few. A strided layer's taps read strided blocks (512x4x4 -> 2x2,
-forward: taps 7.9, channels first 6.0 ms), so the rule leaves strided layers to the others. Whole
+forward: taps 7.9, channels first 6.0 ms, at first), and the rule left strided layers to the others; since
+the taps take dx by their fold (no flipped kernel to make: conv.py) and make their weight matrix on the
+threads, they win on strided layers too where the output is small. Measured (2 cores of an AMD EPYC Zen 5,
+AVX-512, OpenBLAS's Haswell kernels; 3x3 stride 2 padding 1, channels-last x and g; forward + backward in
+ms, median of 9 in a random order; "rule" the choice before, channels last or first):
+
+    layer (C -> OC, input, batch)     output   nhwc    taps    rule before
+    512 -> 512, 3x3, N64               2x2     20.4    11.9     24.5
+    512 -> 512, 4x4, N32               2x2     12.5    10.1     24.7
+    128 -> 256, 4x4, N256              2x2      9.4     7.3      9.5
+    256 -> 256, 8x8, N32               4x4     17.9    15.4     17.8
+    64 -> 128, 7x7, N256               4x4     11.0     8.4     10.3
+    128 -> 256, 5x5, N64               3x3      5.3     3.9      5.4
+    256 -> 512, 6x6, N64               3x3     20.0    16.7     19.8
+    32 -> 64, 14x14, N128              7x7      9.1     8.9      9.2
+    64 -> 128, 24x24, N64             12x12    22.0    22.6     21.8
+    256 -> 512, 2x2, N256              1x1      5.6     6.0      5.8
+
+Whole networks (the rule with and without strided taps alternating in one process, 10 rounds):
+d2l_resnet18 at 28x28 training -2%, inference -1.6%, at 96x96 training -2.3%; resnet50 training -0.6%,
+inference -2.8%. Whole
 networks (steps with and without the rule alternating in one process, 8-10 rounds): d2l_resnet18 at
 28x28 training -7%, inference -7%; at 96x96 -6% and -9%; cifar_resnet(20) -2% and +1.5%, resnet50
 +1.5% and -1% (the noise).
@@ -263,6 +284,9 @@ WEIGHT_HEAVY_RATIO = 6
 # where the layer is one for Winograd (at 6x6 and above Winograd multiplies less and is faster).
 TAPS_MAX_OUTPUT = 7
 TAPS_MAX_OUTPUT_OVER_WINOGRAD = 4
+# The largest output of a strided layer (a kernel of several taps) that goes to the live taps: from 2x2 to
+# 4x4 they beat channels first and last by 5-50% (the module docstring); at 6x6 and 7x7 by 3-4%, the noise.
+TAPS_MAX_STRIDED_OUTPUT = 4
 THREADS_OVERRIDE = object()  # choose_layout's default ``forced``: the thread's conv_layout, read then
 
 
@@ -690,11 +714,14 @@ def _channels_last_empty(xp: Any, shape: tuple[int, ...], dtype: Any) -> Any:
 
 
 def _taps_fit(OH: int, OW: int, w_shape: tuple[int, ...], stride: Pair, groups: int, winograd: bool) -> bool:
-    """Whether choose_layout gives the layer to the live taps: stride 1, one group, a kernel of more than
-    one tap, an output of at most TAPS_MAX_OUTPUT pixels on a side (TAPS_MAX_OUTPUT_OVER_WINOGRAD where
-    Winograd would take the layer)."""
-    largest = TAPS_MAX_OUTPUT_OVER_WINOGRAD if winograd else TAPS_MAX_OUTPUT
-    return stride == (1, 1) and groups == 1 and w_shape[2] * w_shape[3] > 1 and max(OH, OW) <= largest
+    """Whether choose_layout gives the layer to the live taps: one group, a kernel of more than one tap, and
+    with stride 1 an output of at most TAPS_MAX_OUTPUT pixels on a side (TAPS_MAX_OUTPUT_OVER_WINOGRAD where
+    Winograd would take the layer), with a larger stride one of 2 to TAPS_MAX_STRIDED_OUTPUT."""
+    if groups != 1 or w_shape[2] * w_shape[3] == 1:
+        return False
+    if stride != (1, 1):
+        return 2 <= min(OH, OW) and max(OH, OW) <= TAPS_MAX_STRIDED_OUTPUT
+    return max(OH, OW) <= (TAPS_MAX_OUTPUT_OVER_WINOGRAD if winograd else TAPS_MAX_OUTPUT)
 
 
 def _weight_heavy(
