@@ -150,19 +150,20 @@ forward: taps 7.9, channels first 6.0 ms, at first), and the rule left strided l
 the taps take dx by their fold (no flipped kernel to make: conv.py) and make their weight matrix on the
 threads, they win on strided layers too where the output is small. Measured (2 cores of an AMD EPYC Zen 5,
 AVX-512, OpenBLAS's Haswell kernels; 3x3 stride 2 padding 1, channels-last x and g; forward + backward in
-ms, median of 9 in a random order; "rule" the choice before, channels last or first):
+ms, median of 9 in a random order, one run; the rule chose channels last, or first where the weights
+outweigh x: 512 -> 512):
 
-    layer (C -> OC, input, batch)     output   nhwc    taps    rule before
-    512 -> 512, 3x3, N64               2x2     20.4    11.9     24.5
-    512 -> 512, 4x4, N32               2x2     12.5    10.1     24.7
-    128 -> 256, 4x4, N256              2x2      9.4     7.3      9.5
-    256 -> 256, 8x8, N32               4x4     17.9    15.4     17.8
-    64 -> 128, 7x7, N256               4x4     11.0     8.4     10.3
-    128 -> 256, 5x5, N64               3x3      5.3     3.9      5.4
-    256 -> 512, 6x6, N64               3x3     20.0    16.7     19.8
-    32 -> 64, 14x14, N128              7x7      9.1     8.9      9.2
-    64 -> 128, 24x24, N64             12x12    22.0    22.6     21.8
-    256 -> 512, 2x2, N256              1x1      5.6     6.0      5.8
+    layer (C -> OC, input, batch)     output   nchw    nhwc    taps
+    512 -> 512, 3x3, N64               2x2     25.0    21.6    12.8
+    512 -> 512, 4x4, N32               2x2     13.9    12.4    10.2
+    128 -> 256, 4x4, N256              2x2     15.2     9.8     7.4
+    256 -> 256, 8x8, N32               4x4     12.4    10.0     8.9
+    64 -> 128, 7x7, N256               4x4     18.5    10.7     9.6
+    128 -> 256, 5x5, N64               3x3      7.5     5.9     4.3
+    256 -> 512, 6x6, N64               3x3     24.6    21.0    17.7
+    32 -> 64, 14x14, N128              7x7      9.8     6.4     7.0
+    64 -> 128, 24x24, N64             12x12    30.5    23.3    23.7
+    256 -> 512, 2x2, N256              1x1     11.2     6.1     6.1
 
 Whole networks (the rule with and without strided taps alternating in one process, 10 rounds):
 d2l_resnet18 at 28x28 training -2%, inference -1.6%, at 96x96 training -2.3%; resnet50 training -0.6%,
@@ -285,7 +286,7 @@ WEIGHT_HEAVY_RATIO = 6
 TAPS_MAX_OUTPUT = 7
 TAPS_MAX_OUTPUT_OVER_WINOGRAD = 4
 # The largest output of a strided layer (a kernel of several taps) that goes to the live taps: from 2x2 to
-# 4x4 they beat channels first and last by 5-50% (the module docstring); at 6x6 and 7x7 by 3-4%, the noise.
+# 4x4 they beat channels first and last by 10-40% (the module docstring); at 7x7 and above they lose.
 TAPS_MAX_STRIDED_OUTPUT = 4
 THREADS_OVERRIDE = object()  # choose_layout's default ``forced``: the thread's conv_layout, read then
 
