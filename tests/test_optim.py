@@ -613,3 +613,35 @@ def test_clip_grad_norm_nonfinite_and_edge_cases(torch: ModuleType) -> None:
     assert float(empty) == 0.0 and empty.dtype == np.float32
     with pytest.warns(UserWarning, match="empty generator"):
         mr.nn.utils.clip_grad_norm_((x for x in []), 1.0)
+
+
+@pytest.mark.parametrize(("name", "opts"), CASES, ids=CASE_IDS)
+def test_pieces_on_two_threads_give_the_bits_of_whole_arrays(
+    name: str, opts: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every rule is elementwise, so an update shared out among the threads in pieces (``_in_pieces``: here
+    of 64 bytes, on two threads) gives the same bits as whole parameters on one thread; a parameter that
+    is not contiguous (a transposed view) is updated whole."""
+    from minires import threads
+
+    def run(piece_bytes: int, n_threads: int) -> list[np.ndarray]:
+        rng = np.random.default_rng(11)
+        shapes = [(37, 23), (5,), (16, 9)]
+        params = [Parameter(mr.tensor(rng.standard_normal(s).astype(np.float32))) for s in shapes]
+        params[2].data = np.ascontiguousarray(params[2].data.T).T  # stored transposed
+        opt = getattr(mr.optim, name)(params, lr=0.05, **opts)
+        monkeypatch.setattr(threads, "BATCH_CHUNK_BYTES", piece_bytes)
+        mr.set_num_threads(n_threads)
+        for _ in range(4):
+            for p in params:
+                p.grad = mr.tensor(rng.standard_normal(p.shape).astype(np.float32))
+            opt.step()
+        return [p.data.copy() for p in params]
+
+    before = mr.get_num_threads()
+    try:
+        whole, pieces = run(1 << 30, 1), run(64, 2)
+    finally:
+        mr.set_num_threads(before)
+    for a, b in zip(pieces, whole, strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -79,6 +79,7 @@ class Adam(Optimizer):
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         loss = self._closure_loss(closure)
+        jobs = []  # the parameters the reference code updates (``_update``), after the loop
         for group in self.param_groups:
             lr, eps, lam = float(group["lr"]), float(group["eps"]), float(group["weight_decay"])
             beta1, beta2 = float(group["betas"][0]), float(group["betas"][1])
@@ -108,39 +109,46 @@ class Adam(Optimizer):
                         f(lr / (1 - beta1**t)), f((1 - beta2**t) ** 0.5), f(eps),
                     )  # fmt: skip
                     continue
-
-                if lam != 0 and decoupled:
-                    theta *= 1 - lr * lam  # theta_{t-1} (1 - gamma lambda)
-                g = self._effective_grad(
-                    p.grad.data, theta, 0.0 if decoupled else lam, maximize
-                )  # grad or scratch slot 0
-                tmp = self._scratch(1, theta)
-
-                # m_t = beta1 m_{t-1} + (1 - beta1) g_t, as torch's exp_avg.lerp_(g, 1 - beta1)
-                w = 1 - beta1
-                xp.subtract(g, m, out=tmp)  # g_t - m_{t-1}
-                if w < 0.5:
-                    m += xp.multiply(tmp, w, out=tmp)
-                else:
-                    xp.subtract(g, xp.multiply(tmp, 1 - w, out=tmp), out=m)
-                # v_t = beta2 v_{t-1} + (1 - beta2) g_t^2, as torch's mul_(beta2).addcmul_(g, g, 1 - beta2)
-                v *= beta2
-                v += xp.multiply(xp.multiply(g, 1 - beta2, out=tmp), g, out=tmp)
-
-                bias_correction1 = 1 - beta1**t
-                bias_correction2 = 1 - beta2**t
-                step_size = lr / bias_correction1
-                if amsgrad:
-                    v_max = state["max_exp_avg_sq"]
-                    xp.maximum(v_max, v, out=v_max)
-                    v = v_max
-                # denom = sqrt(v_t) / sqrt(1 - beta2^t) + eps;  theta_t = theta_{t-1} - step_size m_t / denom
-                denom = xp.sqrt(v, out=tmp)
-                denom /= bias_correction2**0.5
-                denom += eps
-                update = self._scratch(0, theta)  # g_t is no longer needed: slot 0 is free
-                theta += xp.divide(xp.multiply(m, -step_size, out=update), denom, out=update)
+                hyper = (lr, lam, beta1, beta2, eps, t, decoupled, maximize)
+                v_max = state["max_exp_avg_sq"] if amsgrad else None
+                jobs.append(((theta, p.grad.data, m, v, v_max), (hyper,)))
+        self._in_pieces(self._update, jobs)
         return loss
+
+    def _update(self, theta: Any, grad: Any, m: Any, v: Any, v_max: Any | None, hyper: tuple) -> None:
+        """One step of the rule (the class docstring) on the arrays of one parameter, or on matching pieces
+        of them (``_in_pieces``): theta, m, v and v_max (None without amsgrad) in place; grad is never
+        written. The temporaries are the calling thread's scratch (``_scratch``)."""
+        lr, lam, beta1, beta2, eps, t, decoupled, maximize = hyper
+        xp = get_array_module(theta)
+        if lam != 0 and decoupled:
+            theta *= 1 - lr * lam  # theta_{t-1} (1 - gamma lambda)
+        g = self._effective_grad(grad, theta, 0.0 if decoupled else lam, maximize)  # grad or scratch slot 0
+        tmp = self._scratch(1, theta)
+
+        # m_t = beta1 m_{t-1} + (1 - beta1) g_t, as torch's exp_avg.lerp_(g, 1 - beta1)
+        w = 1 - beta1
+        xp.subtract(g, m, out=tmp)  # g_t - m_{t-1}
+        if w < 0.5:
+            m += xp.multiply(tmp, w, out=tmp)
+        else:
+            xp.subtract(g, xp.multiply(tmp, 1 - w, out=tmp), out=m)
+        # v_t = beta2 v_{t-1} + (1 - beta2) g_t^2, as torch's mul_(beta2).addcmul_(g, g, 1 - beta2)
+        v *= beta2
+        v += xp.multiply(xp.multiply(g, 1 - beta2, out=tmp), g, out=tmp)
+
+        bias_correction1 = 1 - beta1**t
+        bias_correction2 = 1 - beta2**t
+        step_size = lr / bias_correction1
+        if v_max is not None:  # amsgrad
+            xp.maximum(v_max, v, out=v_max)
+            v = v_max
+        # denom = sqrt(v_t) / sqrt(1 - beta2^t) + eps;  theta_t = theta_{t-1} - step_size m_t / denom
+        denom = xp.sqrt(v, out=tmp)
+        denom /= bias_correction2**0.5
+        denom += eps
+        update = self._scratch(0, theta)  # g_t is no longer needed: slot 0 is free
+        theta += xp.divide(xp.multiply(m, -step_size, out=update), denom, out=update)
 
 
 class AdamW(Adam):

@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 
-from .. import threads
 from ..backend import get_array_module
 from .optimizer import Optimizer
 
@@ -63,7 +62,7 @@ class SGD(Optimizer):
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         loss = self._closure_loss(closure)
-        updates = []  # the parameters the reference code updates (``_update``), after the loop
+        jobs = []  # the parameters the reference code updates (``_update``), after the loop
         for group in self.param_groups:
             lr, mu = float(group["lr"]), float(group["momentum"])
             tau, lam = float(group["dampening"]), float(group["weight_decay"])
@@ -86,15 +85,15 @@ class SGD(Optimizer):
                 first = mu != 0 and b is None
                 if first:  # b_1 = g_1, written by _update
                     b = self.state[p]["momentum_buffer"] = xp.empty_like(theta)
-                updates.append((theta, p.grad.data, b, first, (lr, mu, tau, lam, nesterov, maximize)))
-        self._update_all(updates)
+                jobs.append(((theta, p.grad.data, b), (first, (lr, mu, tau, lam, nesterov, maximize))))
+        self._in_pieces(self._update, jobs)
         return loss
 
     def _update(self, theta: Any, grad: Any, b: Any | None, first: bool, hyper: tuple) -> None:
         """One step of the rule (the class docstring) on the arrays of one parameter, or on matching pieces
-        of them: theta and b (the momentum buffer, None when mu = 0) in place; grad is never written. The
-        temporaries are the calling thread's scratch (``_scratch``: one set per thread, so that pieces run
-        concurrently)."""
+        of them (``_in_pieces``): theta and b (the momentum buffer, None when mu = 0) in place; grad is never
+        written. The temporaries are the calling thread's scratch (``_scratch``: one set per thread, so
+        that pieces run concurrently)."""
         lr, mu, tau, lam, nesterov, maximize = hyper
         xp = get_array_module(theta)
         g = self._effective_grad(grad, theta, lam, maximize)  # g_t: grad itself or scratch slot 0
@@ -111,27 +110,6 @@ class SGD(Optimizer):
                 g = b
         # theta_t = theta_{t-1} - gamma g_t, as torch's param.add_(g, alpha=-lr)
         theta += xp.multiply(g, -lr, out=tmp)
-
-    def _update_all(self, updates: list[tuple]) -> None:
-        """``_update`` for every parameter: on the CPU in pieces of about threads.BATCH_CHUNK_BYTES of each
-        (flat slices of contiguous arrays; a parameter stored otherwise is one piece) shared out among
-        minires's threads, the same bits as whole arrays (the rule is elementwise); on the GPU one
-        parameter at a time on the calling thread. Measured: a momentum step of d2l_resnet18's 11.2M
-        parameters 6.2 -> 4.7 ms on 2 cores, resnet50's 23.5M 12.4 -> 9.4 ms."""
-        pieces = []
-        for theta, grad, b, first, hyper in updates:
-            arrays = (theta, grad) if b is None else (theta, grad, b)
-            if get_array_module(theta) is not np:
-                self._update(theta, grad, b, first, hyper)
-            elif not all(a.flags.c_contiguous for a in arrays):
-                pieces.append((theta, grad, b, first, hyper))
-            else:
-                flat = [a.reshape(-1) for a in arrays]  # views: the arrays are contiguous
-                size = max(1, threads.BATCH_CHUNK_BYTES // theta.itemsize)
-                for start in range(0, theta.size, size):
-                    part = [a[start : start + size] for a in flat]
-                    pieces.append((part[0], part[1], part[2] if b is not None else None, first, hyper))
-        threads.parallel_map(lambda piece: self._update(*piece), pieces)
 
 
 # ----- the same rule as one fused kernel per parameter, for the GPU (Optimizer._fused) --------------------
