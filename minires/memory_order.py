@@ -15,15 +15,22 @@ from .threads import each_chunk
 
 
 def same_order(a: Any, b: Any) -> bool:
-    """a and b, of one shape, lie in memory in the same order of axes (those longer than 1: a channel axis
-    of 1 makes NCHW and NHWC the same memory)."""
+    """a and b, of one shape, lie in memory in the same order of axes: by the size of their steps, whatever
+    their sign, over the axes longer than 1 (a channel axis of 1 makes NCHW and NHWC the same memory) that
+    step at all (a broadcast axis, of step 0, has no place in the order)."""
     if a.shape != b.shape:
         return False
 
     def order(x: Any) -> list[int]:
-        return sorted((i for i in range(x.ndim) if x.shape[i] > 1), key=lambda i: (-x.strides[i], i))
+        axes = (i for i in range(x.ndim) if x.shape[i] > 1 and x.strides[i] != 0)
+        return sorted(axes, key=lambda i: (-abs(x.strides[i]), i))
 
     return order(a) == order(b)
+
+
+def broadcast(a: Any) -> bool:
+    """a repeats its values along some axis (a step of 0: ``broadcast_to``, ``expand``)."""
+    return any(step == 0 and n > 1 for step, n in zip(a.strides, a.shape, strict=True))
 
 
 def in_order_of(a: Any, like: Any) -> Any:
@@ -31,8 +38,9 @@ def in_order_of(a: Any, like: Any) -> Any:
     order, a batch chunk at a time on minires's threads. A ReLU's backward, g (NCHW, from a strided conv's
     dx) times the mask of y (channels-last), took 393 us on (16, 32, 14, 14) float32 at once and 49 with
     g copied over first (AVX-512): NumPy buffers the bool mask's cast against the grain. Where the
-    layouts match it changes nothing."""
-    if a.ndim < 2 or a.size == 0 or same_order(a, like):
+    layouts match, or where either repeats its values (a broadcast view, read cheaply in any order), it
+    changes nothing."""
+    if a.ndim < 2 or a.size == 0 or broadcast(a) or broadcast(like) or same_order(a, like):
         return a
     return copy_into(get_array_module(a).empty_like(like, dtype=a.dtype), a)
 

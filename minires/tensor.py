@@ -459,9 +459,11 @@ class Tensor:
                 and data.ndim
                 and other.dtype == data.dtype
                 and (other is data or not xp.may_share_memory(other, data))
+                and "raise" not in np.geterr().values()
             ):  # a residual sum under no_grad (``out += identity``): a batch chunk at a time on the threads,
-                # an other of the other memory order copied over first (NumPy's one call would copy an
-                # other that overlaps data first, and so it does that one still)
+                # an other of the other memory order copied over first. NumPy's one call still does an
+                # other that overlaps data (it copies it first) and, under np.errstate(...="raise"), the
+                # update that may raise (it writes every value, then raises; a chunk would stop the rest)
                 other = in_order_of(other, data)
                 each_chunk(xp, lambda c: ufunc(data[c], other[c], out=data[c], casting="same_kind"), data)
                 return self

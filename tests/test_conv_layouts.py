@@ -232,6 +232,9 @@ def test_per_layer_choice() -> None:
     assert square(512, 5, n=64) == "winograd"
     assert square(64, 7, 2, n=64) == square(512, 3, 2, n=64) == square(128, 8, 2) == "taps"  # 4x4, 2x2
     assert square(64, 9, 2) == square(32, 14, 2) == "nhwc" and square(256, 2, 2) == "nhwc"  # 5x5, 7x7, 1x1
+    assert square(32, 8, 2) == square(16, 4, 2) == "nhwc"  # fewer than 64 channels: not the taps
+    stem = choose_layout((32, 3, 8, 8), (64, 3, 7, 7), (2, 2), ((3, 3), (3, 3)), (1, 1), 1)
+    assert stem.name == "nchw"  # a 7x7 stem on a small image: 3 channels
     x_shape, w_shape, *rest = _layer(8, 4, 1)
     one_by_one = choose_layout((2, 64, 4, 4), (64, 64, 1, 1), (1, 1), ((0, 0), (0, 0)), (1, 1), 1)
     assert one_by_one.name == "nhwc"  # one tap: its unfold is x itself

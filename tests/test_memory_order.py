@@ -29,6 +29,9 @@ def test_same_order_compares_the_order_of_the_axes_longer_than_one() -> None:
     one = np.zeros((2, 1, 4, 5), np.float32)  # one channel: NCHW and NHWC are the same memory
     assert same_order(one, channels_last(one))
     assert same_order(a[:, :, ::2], a[:, :, 1::2])  # strided views in one order
+    assert same_order(a[:, :, ::-1], a) and same_order(
+        channels_last(a)[:, ::-1], channels_last(a)
+    )  # reversed
 
 
 @pytest.mark.parametrize("n", [1, 3, 40])  # 40 images of 8 KiB: several batch chunks
@@ -44,8 +47,8 @@ def test_in_order_of_copies_into_the_memory_order_of_like(n: int) -> None:
     np.testing.assert_array_equal(back, a)
     assert in_order_of(a, a + 1) is a  # the same order: no copy
     assert in_order_of(out, like) is out
-    broadcast = np.broadcast_to(np.float32(2), a.shape)  # a stride-0 view is made whole
-    np.testing.assert_array_equal(in_order_of(broadcast, like), np.full(a.shape, 2, np.float32))
+    broadcast = np.broadcast_to(np.float32(2), a.shape)  # a stride-0 view is read as it is, in any order
+    assert in_order_of(broadcast, like) is broadcast and in_order_of(a, broadcast) is a
 
 
 def _mixed(op: str, dtype: Any, x_last: bool, g_last: bool) -> list[np.ndarray]:
@@ -155,3 +158,28 @@ def test_adaptive_avg_pool_gives_the_same_on_either_layout_and_either_path(
                 np.testing.assert_allclose(
                     y.numpy()[:, :, i, j], x0[:, :, h0:h1, w0:w1].mean(axis=(2, 3)), rtol=1e-12
                 )
+
+
+def test_a_sum_whose_first_operand_is_broadcast_is_laid_out_as_numpy_lays_it() -> None:
+    """An expanded first operand has no memory order of its own (PyTorch skips its repeated axes): the
+    sum is NumPy's, C order here, not one with the batch axis innermost (what empty_like would make)."""
+    x = mr.tensor(np.arange(60, dtype=np.float32).reshape(1, 3, 4, 5))
+    y = x.expand(2, 3, 4, 5) + mr.ones(2, 3, 4, 5)
+    assert y.data.flags.c_contiguous
+    np.testing.assert_array_equal(y.numpy(), np.broadcast_to(x.numpy(), (2, 3, 4, 5)) + 1)
+
+
+def test_an_in_place_update_that_raises_writes_every_value_as_numpy_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Under np.errstate(divide="raise") an in-place division by an array holding a zero raises, after
+    writing every value (NumPy's one call), not after the chunk that met the zero."""
+    from minires import threads
+
+    monkeypatch.setattr(threads, "BATCH_CHUNK_BYTES", 1)  # one row a chunk
+    t = mr.ones(8, 16)
+    d = np.full((8, 16), 2.0, np.float32)
+    d[0, 0] = 0.0
+    with mr.no_grad(), np.errstate(divide="raise"), pytest.raises(FloatingPointError):
+        t /= mr.tensor(d)
+    np.testing.assert_array_equal(t.numpy()[1:], 0.5)

@@ -645,3 +645,40 @@ def test_pieces_on_two_threads_give_the_bits_of_whole_arrays(
         mr.set_num_threads(before)
     for a, b in zip(pieces, whole, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    ("name", "opts"),
+    [
+        ("SGD", {"momentum": 0.9}),
+        ("SGD", {"momentum": 0.9, "nesterov": True}),
+        ("Adam", {"weight_decay": 0.1}),
+    ]
+    + [("AdamW", {"amsgrad": True})],
+)
+def test_a_duplicated_parameter_is_updated_twice_in_turn_as_torch(
+    torch: ModuleType, name: str, opts: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A parameter listed twice (torch warns, then updates it twice, one update after the other): its two
+    updates never run at once, though each is shared out among the threads in pieces (here of 4 KiB)."""
+    from minires import threads
+
+    rng = np.random.default_rng(3)
+    p0 = rng.standard_normal((64, 100))
+    monkeypatch.setattr(threads, "BATCH_CHUNK_BYTES", 4096)
+    before = mr.get_num_threads()
+    mr.set_num_threads(2)
+    try:
+        p, tp = Parameter(mr.tensor(p0.copy())), torch.nn.Parameter(torch.tensor(p0.copy()))
+        with pytest.warns(UserWarning, match="duplicate parameters"):
+            opt = getattr(mr.optim, name)([p, p], lr=0.1, **opts)
+        with pytest.warns(UserWarning, match="duplicate parameters"):
+            topt = getattr(torch.optim, name)([tp, tp], lr=0.1, **opts)
+        for _ in range(3):
+            g = rng.standard_normal(p0.shape)
+            p.grad, tp.grad = mr.tensor(g), torch.tensor(g)
+            opt.step()
+            topt.step()
+            np.testing.assert_allclose(p.numpy(), tp.detach().numpy(), rtol=1e-12, atol=1e-12)
+    finally:
+        mr.set_num_threads(before)

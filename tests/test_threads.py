@@ -356,8 +356,9 @@ def test_an_op_chunk_by_chunk_on_two_threads_computes_what_it_computes_at_once(
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_batch_norm_by_rows_and_by_broadcast_agree(dtype: Any) -> None:
     """NCHW x and g go row by row in that order, channels-last x and g row by row in theirs
-    (norm.row_order); x and g in different memory orders, or a strided view, broadcast per channel. Every
-    combination gives the same y, gradients and running statistics, the outputs in x's memory order."""
+    (memory_order.row_order); a g in the other memory order is copied into x's first (in_order_of), and a
+    strided view broadcasts per channel. Every combination gives the same y, gradients and running
+    statistics, the outputs in x's memory order."""
     rs = np.random.default_rng(5)
     x0, g0 = (
         (rs.standard_normal((6, 4, 5, 3)) * 2 + 1).astype(dtype),

@@ -77,7 +77,8 @@ def conv2d_weight_grad(g: Any, x: Any, layout: Layout) -> Any:
 
 
 def conv2d_input_grad(g: Any, w: Any, layout: Layout) -> Any:
-    r"""dx: by the flipped kernel where it is a convolution (stride 1), else by folding dcols = W^T dY.
+    r"""dx: by the flipped kernel where it is a convolution (stride 1) and the layout has no cheaper fold
+    (``dx_by_fold``), else by folding dcols = W^T dY.
 
     Two routes to the same sum. dx[n, c, ih, iw] = sum over every (o, oh, ow, kh, kw) with
     oh*SH + kh*DH - pt = ih and ow*SW + kw*DW - pl = iw of w[o, c, kh, kw] g[n, o, oh, ow] (the forward's
@@ -119,8 +120,9 @@ def conv2d_input_grad(g: Any, w: Any, layout: Layout) -> Any:
 
 def conv2d_input_and_weight_grad(g: Any, x: Any, w: Any, layout: Layout) -> tuple[Any, Any]:
     r"""dx and dw of one layer: at once where dx is the flipped-kernel convolution (``dx_is_convolution``),
-    one unfold of g per batch chunk serving both, where dw alone would unfold x; else (a stride above 1,
-    or the memory rule below) apart, by ``conv2d_input_grad`` and ``conv2d_weight_grad``.
+    one unfold of g per batch chunk serving both, where dw alone would unfold x; else (a stride above 1, a
+    layout that takes dx by its fold: ``dx_by_fold``, or the memory rule below) apart, by
+    ``conv2d_input_grad`` and ``conv2d_weight_grad``.
 
     Write the flipped convolution as dx = F(g; w'), w' = P w (P flips the kernel in space and swaps its
     channel axes within each group: ``conv2d_input_grad``). It is the adjoint of the forward,
@@ -228,7 +230,7 @@ class Conv2d(Function):
     col2im scatter-adds each patch column back to the pixels it came from: it is the adjoint of im2col, so a
     pixel that sits in several patches collects the gradient of every copy. With stride 1 (and padding at
     most the dilated kernel's extent), dx is the same sum computed as a gather: a convolution of g with the
-    flipped kernel (``conv2d_input_grad`` derives it).
+    flipped kernel (``conv2d_input_grad`` derives it), unless the layout's fold costs less (the live taps).
 
     Layouts. The same products, with cols laid out per layer in one of the ways of conv_layouts.py
     (channels first as above, by shifted rows, or channels last: the algebra transposed), chosen once in

@@ -39,13 +39,13 @@ and 10x10 to 16x16; neither on 1x1, 2x2 and 5x5), where there are at least as ma
 than 4 products a pixel; then the live taps for the layers of one group with a kernel of more than one tap
 and, with stride 1, an output of at most TAPS_MAX_OUTPUT (7) pixels on a side, at most
 TAPS_MAX_OUTPUT_OVER_WINOGRAD (4) where Winograd would take the layer, or, strided, an output of 2x2 to
-TAPS_MAX_STRIDED_OUTPUT (4x4) pixels; then channels first for a layer whose weights are more than
-WEIGHT_HEAVY_RATIO (6) times its input, every kernel tap live (the many-channel layers on a few pixels:
-below); then Winograd for the 3x3 stride-1 layers with at least WINOGRAD_MIN_CHANNELS (128) channels in and
-out and an output of 2x2 pixels or more; then channels last when a pixel's Cg channels make a longer run than
-an output row of OW values (Cg >= 4*OW: the small images of the late stages); otherwise shifted rows when the
-layer's dx is a convolution (stride 1), else channels first. ``conv_layout`` (minires/grad_mode.py, per
-thread) overrides it.
+TAPS_MAX_STRIDED_OUTPUT (4x4) pixels from TAPS_MIN_STRIDED_CHANNELS (64) input channels; then channels first
+for a layer whose weights are more than WEIGHT_HEAVY_RATIO (6) times its input, every kernel tap live (the
+many-channel layers on a few pixels: below); then Winograd for the 3x3 stride-1 layers with at least
+WINOGRAD_MIN_CHANNELS (128) channels in and out and an output of 2x2 pixels or more; then channels last when a
+pixel's Cg channels make a longer run than an output row of OW values (Cg >= 4*OW: the small images of the
+late stages); otherwise shifted rows when the layer's dx is a convolution (stride 1), else channels first.
+``conv_layout`` (minires/grad_mode.py, per thread) overrides it.
 
 Does each layout earn its place? Measured (2 cores AMD EPYC, AVX2, no AVX-512; NumPy's OpenBLAS, float32;
 the conv rows of benchmarks/bench.py: one training step of the layer, forward, dx and dw; ms, median of 9,
@@ -125,8 +125,8 @@ networks (the same machine; steps with the rule and without it alternating in on
 resnet50 training -6%, inference -3.5% (its last stage's 3x3 layers and the 1x1 512 -> 2048);
 d2l_resnet18 at 96x96 training -1%, inference -5% (the last stage's 3x3 layers of 512 channels);
 d2l_resnet18 at 28x28 and cifar_resnet(20) have no such layer (their runs moved by -4% to +2%, the noise).
-The live taps (below) now take the stride-1 3x3 layers among these; the rule keeps the strided and 1x1
-ones (resnet50's 4x4 -> 2x2 layer of 512 channels and its 1x1 512 -> 2048).
+The live taps (below) now take the 3x3 layers among these, strided ones too (resnet50's 4x4 -> 2x2 layer
+of 512 channels); the rule keeps the 1x1 ones (resnet50's 512 -> 2048).
 
 The live taps (the same machine and method; forward, dx and dw in ms; "before" the rule above them):
 
@@ -145,13 +145,16 @@ The live taps (the same machine and method; forward, dx and dw in ms; "before" t
 On the small outputs the live taps multiply a third fewer values than an unfold (49 of 81 tap-pixel
 pairs on 3x3, 16 of 36 on 2x2), with K = Cg per product; from 6x6 up Winograd multiplies fewer still
 and wins (with OpenBLAS's Haswell kernels on the same machine, 256x6x6: Winograd 36.6, taps 44.9),
-and on larger images the zeros are few. A strided layer's taps read strided blocks (512x4x4 -> 2x2,
-forward: taps 7.9, channels first 6.0 ms, at first), and the rule left strided layers to the others; since
-the taps take dx by their fold (no flipped kernel to make: conv.py) and make their weight matrix on the
-threads, they win on strided layers too where the output is small. Measured (2 cores of an AMD EPYC Zen 5,
-AVX-512, OpenBLAS's Haswell kernels; 3x3 stride 2 padding 1, channels-last x and g; forward + backward in
-ms, median of 9 in a random order, one run; the rule chose channels last, or first where the weights
-outweigh x: 512 -> 512):
+and on larger images the zeros are few. Whole networks (steps with and without the rule alternating in
+one process, 8-10 rounds): d2l_resnet18 at 28x28 training -7%, inference -7%; at 96x96 -6% and -9%;
+cifar_resnet(20) -2% and +1.5%, resnet50 +1.5% and -1% (the noise).
+
+A strided layer's taps read strided blocks (512x4x4 -> 2x2, forward: taps 7.9, channels first 6.0 ms, at
+first), and the rule left strided layers to the others. Since the taps take dx by their fold (no flipped
+kernel to make: conv.py) and make their weight matrix on the threads, they win on strided layers too
+where the output is small. Measured (2 cores of an AMD EPYC Zen 5, AVX-512, OpenBLAS's Haswell kernels;
+3x3 stride 2 padding 1, channels-last x and g; forward + backward in ms, median of 9 in a random order,
+one run; the rule chose channels last, or first where the weights outweigh x: 512 -> 512):
 
     layer (C -> OC, input, batch)     output   nchw    nhwc    taps
     512 -> 512, 3x3, N64               2x2     25.0    21.6    12.8
@@ -167,10 +170,7 @@ outweigh x: 512 -> 512):
 
 Whole networks (the rule with and without strided taps alternating in one process, 10 rounds):
 d2l_resnet18 at 28x28 training -2%, inference -1.6%, at 96x96 training -2.3%; resnet50 training -0.6%,
-inference -2.8%. Whole
-networks (steps with and without the rule alternating in one process, 8-10 rounds): d2l_resnet18 at
-28x28 training -7%, inference -7%; at 96x96 -6% and -9%; cifar_resnet(20) -2% and +1.5%, resnet50
-+1.5% and -1% (the noise).
+inference -2.8%.
 
 Winograd's larger tiles, F(3x3, 3x3) and F(4x4, 3x3) (measured on 2 cores of an AMD EPYC Zen 5 with AVX-512,
 family 26; the layer's forward, dx and dw in ms, median of 9 rounds, the layouts in a random order each
@@ -288,6 +288,10 @@ TAPS_MAX_OUTPUT_OVER_WINOGRAD = 4
 # The largest output of a strided layer (a kernel of several taps) that goes to the live taps: from 2x2 to
 # 4x4 they beat channels first and last by 10-40% (the module docstring); at 7x7 and above they lose.
 TAPS_MAX_STRIDED_OUTPUT = 4
+# ... and the fewest input channels: with fewer, each tap's product is too thin (K = Cg) for what it costs
+# (forward + backward, 4x4 outputs, same machine: 3 channels, a 7x7 stem, 5.5 times channels first's time;
+# 16 and 32 channels 1.1-1.25 times channels last's; 64 channels even).
+TAPS_MIN_STRIDED_CHANNELS = 64
 THREADS_OVERRIDE = object()  # choose_layout's default ``forced``: the thread's conv_layout, read then
 
 
@@ -717,11 +721,13 @@ def _channels_last_empty(xp: Any, shape: tuple[int, ...], dtype: Any) -> Any:
 def _taps_fit(OH: int, OW: int, w_shape: tuple[int, ...], stride: Pair, groups: int, winograd: bool) -> bool:
     """Whether choose_layout gives the layer to the live taps: one group, a kernel of more than one tap, and
     with stride 1 an output of at most TAPS_MAX_OUTPUT pixels on a side (TAPS_MAX_OUTPUT_OVER_WINOGRAD where
-    Winograd would take the layer), with a larger stride one of 2 to TAPS_MAX_STRIDED_OUTPUT."""
+    Winograd would take the layer), with a larger stride one of 2 to TAPS_MAX_STRIDED_OUTPUT and at least
+    TAPS_MIN_STRIDED_CHANNELS input channels (per group)."""
     if groups != 1 or w_shape[2] * w_shape[3] == 1:
         return False
     if stride != (1, 1):
-        return 2 <= min(OH, OW) and max(OH, OW) <= TAPS_MAX_STRIDED_OUTPUT
+        small = 2 <= min(OH, OW) and max(OH, OW) <= TAPS_MAX_STRIDED_OUTPUT
+        return small and w_shape[1] >= TAPS_MIN_STRIDED_CHANNELS
     return max(OH, OW) <= (TAPS_MAX_OUTPUT_OVER_WINOGRAD if winograd else TAPS_MAX_OUTPUT)
 
 
@@ -782,7 +788,7 @@ def choose_layout(
     ``forced`` layout (by default the thread's ``conv_layout``; dx passes the forward's) if one is set
     and can take the layer (where it cannot, rows falls back to nchw and the Winograd layouts to the
     rule), else the rule: on the CPU (``xp`` NumPy) Winograd's larger tiles where they pay
-    (``_large_tiles``), then the live taps for a small stride-1 output (``_taps_fit``), then channels
+    (``_large_tiles``), then the live taps for a small output (``_taps_fit``), then channels
     first for a layer whose weights outweigh its input (``_weight_heavy``), then F(2x2, 3x3) for the 3x3
     layers it fits with at least WINOGRAD_MIN_CHANNELS channels in and out and an output of 2x2 pixels or
     more, then channels last when Cg >= 4*OW, shifted rows when dx is a convolution, channels first

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..backend import get_array_module, refuse_host_array
 from ..function import Function
-from ..memory_order import in_order_of
+from ..memory_order import broadcast, in_order_of
 from ..tensor import Tensor, float32, int64
 from ..threads import each_chunk
 from .broadcast import broadcast_shapes, sum_to
@@ -98,8 +98,8 @@ class Add(Function):
 
     def forward(self, a: Any, b: Any) -> Any:
         self.a_shape, self.b_shape = a.shape, b.shape
-        if a.shape != b.shape or a.ndim == 0:  # broadcast: NumPy's (or CuPy's) a + b
-            return a + b
+        if a.shape != b.shape or a.ndim == 0 or broadcast(a):  # NumPy's (or CuPy's) a + b: a broadcast
+            return a + b  # a has no memory order of its own (PyTorch skips its repeated axes)
         xp = get_array_module(a)
         b = in_order_of(b, a)  # b of the other layout copied over first (NumPy's mixed sum is slower)
         y = xp.empty_like(a)  # in a's memory order

@@ -63,6 +63,7 @@ class SGD(Optimizer):
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         loss = self._closure_loss(closure)
         jobs = []  # the parameters the reference code updates (``_update``), after the loop
+        new_buffers = []  # (p, b_1) made this step: in the state once every parameter has read its own
         for group in self.param_groups:
             lr, mu = float(group["lr"]), float(group["momentum"])
             tau, lam = float(group["dampening"]), float(group["weight_decay"])
@@ -84,8 +85,11 @@ class SGD(Optimizer):
                     continue
                 first = mu != 0 and b is None
                 if first:  # b_1 = g_1, written by _update
-                    b = self.state[p]["momentum_buffer"] = xp.empty_like(theta)
+                    b = xp.empty_like(theta)
+                    new_buffers.append((p, b))
                 jobs.append(((theta, p.grad.data, b), (first, (lr, mu, tau, lam, nesterov, maximize))))
+        for p, b in new_buffers:  # as torch: a parameter listed twice takes a b_1 per listing, keeps the last
+            self.state[p]["momentum_buffer"] = b
         self._in_pieces(self._update, jobs)
         return loss
 
