@@ -184,10 +184,8 @@ class Optimizer:
                 rounds.append([])
             pieces = rounds[n]
             present = [a for a in arrays if a is not None]
-            if get_array_module(theta) is not np:
-                pieces.append((*arrays, *rest))  # whole, on the calling thread (below)
-            elif not all(a.flags.c_contiguous for a in present):
-                pieces.append((*arrays, *rest))
+            if get_array_module(theta) is not np or not all(a.flags.c_contiguous for a in present):
+                pieces.append((*arrays, *rest))  # whole (a GPU parameter: on the calling thread, below)
             else:
                 flat = [None if a is None else a.reshape(-1) for a in arrays]  # views: contiguous arrays
                 size = max(1, threads.BATCH_CHUNK_BYTES // theta.itemsize)
