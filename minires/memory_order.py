@@ -45,6 +45,16 @@ def in_order_of(a: Any, like: Any) -> Any:
     return copy_into(get_array_module(a).empty_like(like, dtype=a.dtype), a)
 
 
+def ufunc_in_order(ufunc: Any, a: Any, b: Any, out: Any, **kwargs: Any) -> Any:
+    """out = ufunc(a, b) for a, b and out of one shape (out laid out as a, or a itself), a batch chunk at a
+    time on minires's threads, b of the other memory order copied into a's first (``in_order_of``); returns
+    out. The residual sum (ops/elementwise.py ``Add``) and an in-place update outside the graph
+    (tensor.py) go through it."""
+    b = in_order_of(b, a)
+    each_chunk(get_array_module(out), lambda c: ufunc(a[c], b[c], out=out[c], **kwargs), out)
+    return out
+
+
 def copy_into(out: Any, a: Any) -> Any:
     """out[...] = a (one shape), a chunk of the first axis at a time on minires's threads; returns out.
     A copy from one memory order into another (a transpose) runs NumPy's strided loop, about 1 ns a value

@@ -26,8 +26,7 @@ from . import backend
 from .backend import get_array_module
 from .errors import DeviceError, DTypeError, GraphError, ShapeError
 from .grad_mode import is_grad_enabled
-from .memory_order import in_order_of
-from .threads import each_chunk
+from .memory_order import ufunc_in_order
 
 float16 = np.dtype("float16")
 float32 = np.dtype("float32")
@@ -464,8 +463,7 @@ class Tensor:
                 # an other of the other memory order copied over first. NumPy's one call still does an
                 # other that overlaps data (it copies it first) and, under np.errstate(...="raise"), the
                 # update that may raise (it writes every value, then raises; a chunk would stop the rest)
-                other = in_order_of(other, data)
-                each_chunk(xp, lambda c: ufunc(data[c], other[c], out=data[c], casting="same_kind"), data)
+                ufunc_in_order(ufunc, data, other, data, casting="same_kind")
                 return self
             ufunc(data, other, out=data, casting="same_kind")
         except TypeError as exc:

@@ -33,7 +33,7 @@ from ..grad_mode import conv_layout  # noqa: F401 - also here: tests/op_table.py
 from ..tensor import Tensor
 from ..threads import ordered_sum, parallel_map, sum_in_order
 from .args import Padding, Pair, int_pair
-from .conv_layouts import Layout, choose_layout, dx_is_convolution
+from .conv_layouts import Layout, choose_layout
 from .shape import squeeze, unsqueeze
 
 # Where dx is a convolution, backward makes dx and dw from one unfold of g unless dx's weight matrix is
@@ -103,9 +103,7 @@ def conv2d_input_grad(g: Any, w: Any, layout: Layout) -> Any:
     Shapes: g (N, OC, OH, OW), w (OC, Cg, KH, KW) -> dx (N, C, H, W).
     """
     xp = get_array_module(g)
-    if not layout.dx_by_fold and dx_is_convolution(
-        w.shape[2:], layout.stride, layout.padding, layout.dilation
-    ):
+    if layout.dx_by_flipped_kernel():
         w_flipped, flipped = _flipped_convolution(g, w, layout)
         return conv2d_forward(g, w_flipped, None, flipped)
     W = layout.weight_matrix(w)  # (G, OCg, K) or (G, OCg, T*Cg)
@@ -144,9 +142,7 @@ def conv2d_input_and_weight_grad(g: Any, x: Any, w: Any, layout: Layout) -> tupl
     dx and dw are computed apart, as ``conv2d_input_grad`` and ``conv2d_weight_grad`` do.
     Shapes: g (N, OC, OH, OW), x (N, C, H, W), w (OC, Cg, KH, KW) -> dx (N, C, H, W), dw (OC, Cg, KH, KW).
     """
-    if layout.dx_by_fold or not dx_is_convolution(
-        w.shape[2:], layout.stride, layout.padding, layout.dilation
-    ):
+    if not layout.dx_by_flipped_kernel():
         return conv2d_input_grad(g, w, layout), conv2d_weight_grad(g, x, layout)  # dx by the fold
     xp = get_array_module(g)
     w_flipped, flipped = _flipped_convolution(g, w, layout)

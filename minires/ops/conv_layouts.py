@@ -332,6 +332,15 @@ class Layout:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
 
+    def dx_by_flipped_kernel(self) -> bool:
+        """Whether dx is computed as the convolution of g with the flipped kernel (conv.py
+        ``conv2d_input_grad``): where it is one (``dx_is_convolution``), unless this layout's own fold is
+        the cheaper way (``dx_by_fold``)."""
+        kernel_size = self.w_shape[2:]
+        return not self.dx_by_fold and dx_is_convolution(
+            kernel_size, self.stride, self.padding, self.dilation
+        )
+
     def values_per_image(self) -> int:
         """How many values of cols one image unfolds to (sets the chunk size)."""
         raise NotImplementedError

@@ -15,9 +15,8 @@ import numpy as np
 
 from ..backend import get_array_module, refuse_host_array
 from ..function import Function
-from ..memory_order import broadcast, in_order_of
+from ..memory_order import broadcast, ufunc_in_order
 from ..tensor import Tensor, float32, int64
-from ..threads import each_chunk
 from .broadcast import broadcast_shapes, sum_to
 
 
@@ -101,10 +100,7 @@ class Add(Function):
         if a.shape != b.shape or a.ndim == 0 or broadcast(a):  # NumPy's (or CuPy's) a + b: a broadcast
             return a + b  # a has no memory order of its own (PyTorch skips its repeated axes)
         xp = get_array_module(a)
-        b = in_order_of(b, a)  # b of the other layout copied over first (NumPy's mixed sum is slower)
-        y = xp.empty_like(a)  # in a's memory order
-        each_chunk(xp, lambda c: xp.add(a[c], b[c], out=y[c]), a)
-        return y
+        return ufunc_in_order(xp.add, a, b, xp.empty_like(a))  # y in a's memory order
 
     def backward(self, g: Any) -> tuple[Any, Any]:
         return sum_to(g, self.a_shape), sum_to(g, self.b_shape)
