@@ -199,17 +199,23 @@ output compute 64 pixels for 36: F(3x3, 3x3) there). They lose where the weights
 (F(3x3, 3x3) with the SkylakeX kernels: 34.5 ms against 20.3 on 3x3 outputs, one tile per image and a
 transformed kernel 25/9 the size of the weights; 69.9 against 61.7 on 7x7), and with 256 channels for F(4x4,
 3x3) (14x14 N32: 45.2 against 39.3); hence the channel bounds and the rule that the tiles be at least as many
-as the channels. With 16 channels F(4x4, 3x3) is faster as a single layer with the Haswell kernels (16x28x28:
-9.3 against 11.1 in another run) but slower in cifar_resnet(20) as a whole, +8% a training step and +15%
-inference with either kernels (not traced further): the bound is 32. Whole networks (steps with and without
-the larger tiles alternating in one process, 8 rounds, Haswell kernels): d2l_resnet18 at 28x28 training -13%,
-at 96x96 training -17%, inference -17%; cifar_resnet(20) -4.5%, resnet50 -4.5%; with the SkylakeX kernels
-d2l_resnet18 -2.5% (28x28) and -9% (96x96 training), resnet50 -2.5%. F(3x3, 3x3) alone (on the 6x6 outputs)
-takes 2.6% off d2l_resnet18's 96x96 training step. Their float32 error is larger than the direct form's
-(winograd.py, tests/test_winograd.py): up to about 5e-6 and 1.1e-5 of the largest value, against 2e-7 to
-7e-7. On 3x3 outputs (one 3x3 tile an image, where the live taps would take the layer otherwise) F(3x3, 3x3)
-took 5.6 ms against the taps' 6.7 (128 channels, batch 256) and 1.7 against 2.2 (64 channels) with the
-Haswell kernels, 5.1 against 4.7 and 1.4 against 1.8 with the SkylakeX kernels; a 5x5 output (4 products a
+as the channels. With 16 channels F(4x4, 3x3) is faster as a single layer with the Haswell kernels (16x28x28
+N128, x and g channels last, median of 15 in a random order: forward 3.75 ms against the shifted rows' 4.33,
+forward and backward 10.3 against 12.5) but not in cifar_resnet(20) as a whole (30 rounds alternating in one
+process, twice: training -0.8% and -0.5%, inference +3.5% and +3.7%; an earlier run +8% and +15%). Traced
+(profile_ops.py, inference, one profile each): in the network the six 16-channel layers took 24.5 ms with
+F(4x4, 3x3), 4.1 a layer where alone it takes 3.75, and 24.2 with the rows, 4.0 a layer against 4.3 alone; the
+strided 16 -> 32 layer after them, channels first, read its input channels last (3.1 ms against 2.7). The
+transforms, a dozen passes over arrays 2.25 times the input, lose more to the cache that the network's other
+arrays share than the rows' products do, which the GEMM bounds: the bound is 32. Whole networks (steps with
+and without the larger tiles alternating in one process, 8 rounds, Haswell kernels): d2l_resnet18 at 28x28
+training -13%, at 96x96 training -17%, inference -17%; cifar_resnet(20) -4.5%, resnet50 -4.5%; with the
+SkylakeX kernels d2l_resnet18 -2.5% (28x28) and -9% (96x96 training), resnet50 -2.5%. F(3x3, 3x3) alone (on
+the 6x6 outputs) takes 2.6% off d2l_resnet18's 96x96 training step. Their float32 error is larger than the
+direct form's (winograd.py, tests/test_winograd.py): up to about 5e-6 and 1.1e-5 of the largest value, against
+2e-7 to 7e-7. On 3x3 outputs (one 3x3 tile an image, where the live taps would take the layer otherwise)
+F(3x3, 3x3) took 5.6 ms against the taps' 6.7 (128 channels, batch 256) and 1.7 against 2.2 (64 channels) with
+the Haswell kernels, 5.1 against 4.7 and 1.4 against 1.8 with the SkylakeX kernels; a 5x5 output (4 products a
 pixel in 3x3 tiles, not fewer than 4) stays with F(2x2, 3x3) or the others (128 channels, batch 64: F(2x2,
 3x3) 6.4 and 4.9 ms, F(3x3, 3x3) 5.2 and 4.6, the taps 5.7 and 4.0)."""
 
