@@ -198,6 +198,68 @@ def test_im2col_rows_on_random_geometries() -> None:
         np.testing.assert_array_equal(picked.reshape(reference.shape), reference, err_msg=case)
 
 
+def test_im2col_rows_stacked_holds_every_kernel_row_at_its_shift() -> None:
+    """Stacked, the unfold keeps the first kernel row's taps over a longer span; kernel row kh's taps are
+    its columns shifted by kh*DH*Wz: cols[(c, kw), p + kh*DH*Wz] = unstacked cols[(c, kh, kw), p]."""
+    rng = np.random.default_rng(11)
+    for _ in range(40):
+        KH, KW, DH, DW = (int(v) for v in rng.integers(1, 4, size=4))
+        pads = [int(rng.integers(0, D * (K - 1) + 1)) for K, D in ((KH, DH), (KH, DH), (KW, DW), (KW, DW))]
+        padding = ((pads[0], pads[1]), (pads[2], pads[3]))
+        H, W = int(rng.integers(DH * (KH - 1) + 1, 9)), int(rng.integers(DW * (KW - 1) + 1, 9))
+        N, G = int(rng.integers(1, 4)), int(rng.choice([1, 2]))
+        x = rng.standard_normal((N, 3 * G, H, W))
+        full, (Hz, Wz, L) = im2col_rows(x, (KH, KW), padding, (DH, DW), G)
+        stacked, sizes = im2col_rows(x, (KH, KW), padding, (DH, DW), G, stacked=True)
+        assert sizes == (Hz, Wz, L) and stacked.shape == (G, 3 * KW, L + (KH - 1) * DH * Wz)
+        full = full.reshape(G, 3, KH, KW, L)
+        stacked = stacked.reshape(G, 3, KW, -1)
+        for kh in range(KH):
+            shift = kh * DH * Wz
+            np.testing.assert_array_equal(stacked[..., shift : shift + L], full[:, :, kh])
+
+
+@pytest.mark.parametrize("stacked", [False, True], ids=["unfolded", "stacked"])
+def test_rows_layout_stacked_or_not_on_random_geometries(
+    torch: Any, stacked: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rows layout with its kernel rows stacked in the product (every layer) or unfolded (none):
+    y, dx, dw and db against torch's, float64, on stride-1 layers of random kernels, dilations, paddings
+    (each side up to the dilated kernel's extent), groups and odd sizes, NCHW and channels-last inputs."""
+    from minires.ops import conv_layouts
+
+    monkeypatch.setattr(conv_layouts, "ROWS_STACKED_MIN_K", 1 if stacked else 10**9)
+    monkeypatch.setattr(conv_layouts, "ROWS_STACKED_PER_OUTPUT", 0)
+    rng = np.random.default_rng(5)
+    for i in range(30):
+        KH, KW, DH, DW = (int(v) for v in rng.integers(1, 4, size=4))
+        pads = [int(rng.integers(0, D * (K - 1) + 1)) for K, D in ((KH, DH), (KH, DH), (KW, DW), (KW, DW))]
+        H, W = int(rng.integers(DH * (KH - 1) + 1, 9)), int(rng.integers(DW * (KW - 1) + 1, 9))
+        N, G = int(rng.integers(1, 4)), int(rng.choice([1, 2, 3]))
+        C, OC = G * int(rng.integers(1, 5)), G * int(rng.integers(1, 5))
+        x_np = rng.standard_normal((N, C, H, W))
+        if i % 2:
+            x_np = np.ascontiguousarray(x_np.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+        w_np, b_np = rng.standard_normal((OC, C // G, KH, KW)), rng.standard_normal(OC)
+        tx, tw, tb = (torch.tensor(np.ascontiguousarray(a), requires_grad=True) for a in (x_np, w_np, b_np))
+        padded = torch.nn.functional.pad(tx, (pads[2], pads[3], pads[0], pads[1]))
+        ty = torch.nn.functional.conv2d(padded, tw, tb, dilation=(DH, DW), groups=G)
+        g = rng.standard_normal(tuple(ty.shape))
+        ty.backward(torch.tensor(g))
+        layout = ShiftedRows(
+            (N, C, H, W), w_np.shape, (1, 1), ((pads[0], pads[1]), (pads[2], pads[3])), (DH, DW), G
+        )
+        assert layout.stacked == (stacked and KH > 1)
+        layout.forced = "rows"  # dx's flipped convolution in the rows layout too (as under conv_layout)
+        y = conv2d_forward(x_np, w_np, b_np, layout)
+        dx, dw = conv2d_input_and_weight_grad(g, x_np, w_np, layout)
+        case = f"x {x_np.shape}, w {w_np.shape}, dilation {(DH, DW)}, padding {pads}, groups {G}"
+        for mine, ref in ((y, ty), (dx, tx.grad), (dw, tw.grad)):
+            np.testing.assert_allclose(mine, ref.detach().numpy(), rtol=1e-10, atol=1e-10, err_msg=case)
+        dw_alone = conv2d_weight_grad(g, x_np, layout)
+        np.testing.assert_allclose(dw_alone, tw.grad.numpy(), rtol=1e-10, atol=1e-10, err_msg=case)
+
+
 def _layer(cg: int, width: int, stride: int, n: int = 2) -> tuple:
     """choose_layout's arguments for a 3x3 layer with padding 1 on (n, cg, width, width) images."""
     s = (stride, stride)

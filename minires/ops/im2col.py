@@ -22,8 +22,9 @@ each one is the fastest for.)
 - channels first by shifted rows (``im2col_rows``, stride 1 only): the images laid end to end, with zeros
   between rows and between images that pad both neighbours, so that a tap is one shift of the whole flat
   array and each (channel, tap) one contiguous copy; the columns that land on those zeros are computed
-  and dropped (``rows_view`` picks the output pixels). No fold back:
-  the stride-1 convolutions it serves get dx as a convolution with the flipped kernel (conv.py).
+  and dropped (``rows_view`` picks the output pixels). Stacked, it copies the taps of the first kernel row
+  only, over a span longer by the other rows' shifts (conv_layouts.py ``ShiftedRows``). No fold back: the
+  stride-1 convolutions it serves get dx as a convolution with the flipped kernel (conv.py).
 
 Channels last also drops the taps that see only padding (a 3x3 kernel with padding 1 on a 1x1 image has
 one live tap out of nine): their columns would be all zeros, and so their products. Where the one tap
@@ -254,7 +255,7 @@ def col2im_nhwc(
 
 
 def im2col_rows(
-    x: Any, kernel_size: Pair, padding: Padding, dilation: Pair, groups: int
+    x: Any, kernel_size: Pair, padding: Padding, dilation: Pair, groups: int, stacked: bool = False
 ) -> tuple[Any, tuple[int, int, int]]:
     r"""Stride-1 channels-first ``im2col`` on the images laid end to end: each tap is one shift.
 
@@ -275,8 +276,16 @@ def im2col_rows(
     each image on its own, as a first version did, costs twice as much: 15%).
     Needs OH <= Hz and OW <= Wz: the padding on each side at most the dilated kernel's extent, as
     ``dx_is_convolution`` (the layers this layout takes) asks.
-    Returns cols and (Hz, Wz, L). Shapes: x (N, C, H, W) -> cols (G, Cg*KH*KW, L),
-    L = (N-1)*Hz*Wz + (OH-1)*Wz + OW, the span of flat positions that hold an output pixel.
+
+    ``stacked``: the taps of the first kernel row only, over a span longer by the other rows' shifts,
+
+        cols[g, (c, kw), q] = x_flat[g*Cg + c, q + kw*DW],   q < L + (KH-1)*DH*Wz,
+
+    since tap (kh, kw) at p is column p + kh*DH*Wz of tap (0, kw): KH times fewer values to copy, and the
+    kernel rows are applied by shifting the products instead (conv_layouts.py ``ShiftedRows``).
+    Returns cols and (Hz, Wz, L). Shapes: x (N, C, H, W) -> cols (G, Cg*KH*KW, L), or (G, Cg*KW,
+    L + (KH-1)*DH*Wz) stacked; L = (N-1)*Hz*Wz + (OH-1)*Wz + OW, the span of flat positions that hold an
+    output pixel.
     """
     xp = get_array_module(x)
     N, C, H, W = x.shape
@@ -290,11 +299,14 @@ def im2col_rows(
     x_flat = xp.zeros((C, max(head + N * Hz * Wz, L + reach)), dtype=x.dtype)
     images = x_flat[:, head : head + N * Hz * Wz].reshape(C, N, Hz, Wz)
     images[:, :, :H, :W] = x.transpose(1, 0, 2, 3)  # (C, N, H, W)
+    rows, span = (1, L + DH * (KH - 1) * Wz) if stacked else (KH, L)  # kernel rows unfolded, columns
     row, step = x_flat.strides  # tap (kh, kw) starts kh*DH*Wz + kw*DW values in: one view holds every tap
-    taps = xp.lib.stride_tricks.as_strided(x_flat, (C, KH, KW, L), (row, DH * Wz * step, DW * step, step))
-    cols = xp.empty((C, KH, KW, L), dtype=x.dtype)
-    cols[...] = taps  # cols[c, kh, kw] = x_flat[c, shift : shift + L], all taps in one copy
-    return cols.reshape(groups, (C // groups) * KH * KW, L), (Hz, Wz, L)
+    taps = xp.lib.stride_tricks.as_strided(
+        x_flat, (C, rows, KW, span), (row, DH * Wz * step, DW * step, step)
+    )
+    cols = xp.empty((C, rows, KW, span), dtype=x.dtype)
+    cols[...] = taps  # cols[c, kh, kw] = x_flat[c, shift : shift + span], all taps in one copy
+    return cols.reshape(groups, (C // groups) * rows * KW, span), (Hz, Wz, L)
 
 
 def rows_view(flat: Any, n: int, out_size: tuple[int, int], padded: tuple[int, int]) -> Any:
