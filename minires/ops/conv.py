@@ -54,7 +54,7 @@ def conv2d_forward(x: Any, w: Any, b: Any | None, layout: Layout, W: Any | None 
     y = layout.empty(xp, (N, OC, layout.OH, layout.OW), x.dtype)
 
     def one_chunk(chunk: slice) -> None:
-        y[chunk] = layout.product(W, layout.unfold(x[chunk]), chunk.stop - chunk.start)
+        _product_into(layout, W, layout.unfold(x[chunk]), y[chunk])
 
     _map_chunks(xp, one_chunk, layout.chunks(x))
     if b is not None:
@@ -155,7 +155,7 @@ def conv2d_input_and_weight_grad(g: Any, x: Any, w: Any, layout: Layout) -> tupl
 
     def one_chunk(chunk: slice) -> Any:
         cols = flipped.unfold(g[chunk])  # the flipped convolution's cols of g, for both products
-        dx[chunk] = flipped.product(W_flipped, cols, chunk.stop - chunk.start)
+        _product_into(flipped, W_flipped, cols, dx[chunk])
         return flipped.weight_grad(flipped.output_grad(x[chunk]), cols)  # dW', in W_flipped's form
 
     dW_flipped = _sum_chunks(xp, one_chunk, flipped.chunks(g))  # the dW' of the chunks, summed
@@ -163,6 +163,17 @@ def conv2d_input_and_weight_grad(g: Any, x: Any, w: Any, layout: Layout) -> tupl
         return dx, xp.zeros(w.shape, dtype=g.dtype)
     dw_flipped = flipped.weight_from_matrix(dW_flipped)  # (C, OCg, KH, KW), w_flipped's shape
     return dx, xp.ascontiguousarray(_flip_kernel(dw_flipped, layout.groups))  # (OC, Cg, KH, KW)
+
+
+def _product_into(layout: Layout, W: Any, cols: Any, out: Any) -> None:
+    """out[...] = ``layout.product`` of a chunk: written there by the product itself where the layout can
+    (``Layout.product``'s ``out``: channels last, the live taps, Winograd's tiles where they cover the output
+    exactly), else copied in. Measured (steps with and without, taking turns in one process; 2 cores of an
+    AMD EPYC Zen 5, OpenBLAS's Haswell kernels): resnet50 inference 1.2% and 2.7% less time, d2l_resnet18
+    at 96x96 0.5-1.9%, the others within 1%."""
+    part = layout.product(W, cols, out.shape[0], out)
+    if part is not out:
+        out[...] = part
 
 
 def _flip_kernel(w: Any, G: int) -> Any:

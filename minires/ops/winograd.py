@@ -189,18 +189,21 @@ def input_transform(x: Any, padding: Padding, n_tiles: tuple[int, int], f: Minim
     return V.reshape(a * a, n * TH * TW, C)
 
 
-def output_transform(M: Any, n: int, out_size: tuple[int, int], f: Minimal) -> Any:
+def output_transform(M: Any, n: int, out_size: tuple[int, int], f: Minimal, out: Any | None = None) -> Any:
     """y = A^T M A per tile: the m x m output tiles from the products M. Shapes: M (a*a, n*TH*TW, OC) ->
-    y (n, OH, OW, OC), NHWC (a view cropping the tiles that run past the output)."""
+    y (n, OH, OW, OC), NHWC (a view cropping the tiles that run past the output); written into ``out``
+    (a C-contiguous (n, OH, OW, OC) array) and ``out`` returned where the tiles cover the output exactly."""
     xp = get_array_module(M)
     OC = M.shape[2]
     (TH, TW), m, a = tiles(out_size, f), f.m, f.a
     A_T = _matrix(xp, M.dtype, f, "A_T")
     half = A_T @ M.reshape(a, -1)  # A^T M along the first axis: (m, a*T*OC)
     Y = xp.matmul(A_T, half.reshape(m, a, -1))  # then along the second: (m, m, T*OC), Y[r, s] pixel (r, s)
-    y = xp.empty((n, TH, m, TW, m, OC), dtype=M.dtype)  # y[n, i, r, j, s]: pixel (m i + r, m j + s)
-    y.transpose(2, 4, 0, 1, 3, 5)[...] = Y.reshape(m, m, n, TH, TW, OC)
-    return y.reshape(n, m * TH, m * TW, OC)[:, : out_size[0], : out_size[1]]
+    exact = out is not None and tuple(out_size) == (m * TH, m * TW)
+    y = out if exact else xp.empty((n, m * TH, m * TW, OC), dtype=M.dtype)
+    # y[n, i, r, j, s]: pixel (m i + r, m j + s)
+    y.reshape(n, TH, m, TW, m, OC).transpose(2, 4, 0, 1, 3, 5)[...] = Y.reshape(m, m, n, TH, TW, OC)
+    return y if exact else y[:, : out_size[0], : out_size[1]]
 
 
 def output_transform_grad(g: Any, n_tiles: tuple[int, int], f: Minimal) -> Any:
