@@ -364,6 +364,39 @@ def test_the_override_is_per_thread() -> None:
     assert seen == [(None, "taps")] and forced_conv_layout() is None
 
 
+@pytest.mark.parametrize(
+    "layout, image, lands",
+    [
+        (ChannelsLast, 5, True),
+        (LiveTaps, 5, True),
+        (Winograd4, 8, True),  # 4x4 tiles cover an 8x8 output exactly
+        (Winograd4, 7, False),  # past a 7x7 one: made apart, then copied
+        (ChannelsFirst, 5, False),
+        (ShiftedRows, 5, False),
+    ],
+)
+def test_a_product_lands_in_its_out_where_the_layout_can(layout: type, image: int, lands: bool) -> None:
+    """conv2d_forward hands each chunk's slice of y to the product: the channels-last products (one group)
+    and Winograd's exact tiles write it there and return it, the others return their own array; y is the
+    reference's either way, and an NCHW out is never written into by a channels-last product."""
+    rng = np.random.default_rng(4)
+    x, w = rng.standard_normal((3, 6, image, image)), rng.standard_normal((5, 6, 3, 3))
+    args = (x.shape, w.shape, (1, 1), ((1, 1), (1, 1)), (1, 1), 1)
+    by_layout = layout(*args)
+    cols = by_layout.unfold(x)
+    out = by_layout.empty(np, (3, 5, image, image), x.dtype)
+    part = by_layout.product(by_layout.weight_matrix(w), cols, 3, out)
+    assert (part is out) == lands
+    reference = conv2d_forward(x, w, None, ChannelsFirst(*args))
+    np.testing.assert_allclose(part, reference, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(conv2d_forward(x, w, None, by_layout), reference, rtol=1e-10, atol=1e-10)
+    if lands:  # an out of the other memory order: not taken
+        nchw = np.full((3, 5, image, image), np.nan)
+        part = by_layout.product(by_layout.weight_matrix(w), cols, 3, nchw)
+        assert part is not nchw and np.isnan(nchw).all()
+        np.testing.assert_allclose(part, reference, rtol=1e-10, atol=1e-10)
+
+
 @pytest.mark.parametrize("layout", [ChannelsFirst, ChannelsLast, LiveTaps])
 def test_fold_and_flipped_kernel_give_the_same_dx(layout: type) -> None:
     """For a stride-1 layer conv2d_input_grad takes the flipped-kernel convolution; the layouts' fold

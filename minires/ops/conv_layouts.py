@@ -699,16 +699,19 @@ class LiveTaps(ChannelsLast):
 
     def product(self, W: Any, x_nhwc: Any, n: int, out: Any | None = None) -> Any:
         xp, Cg = get_array_module(x_nhwc), self.w_shape[1]
-        if out is not None and _nhwc_rows(out) is not None:  # the taps added where y's chunk lies
+        if _nhwc_rows(out) is not None:  # the taps added where y's chunk lies
             y = out.transpose(0, 2, 3, 1)  # (n, OH, OW, OC), a view
             y[...] = 0
         else:
+            out = None
             y = xp.zeros((n, self.OH, self.OW, self.w_shape[0]), dtype=x_nhwc.dtype)
         for g in range(self.groups):
             for t in range(len(self.taps)):
-                out = self._output_block(y, t, g)
-                out += (self._input_block(x_nhwc, t, g) @ W[g, :, t * Cg : (t + 1) * Cg].T).reshape(out.shape)
-        return y.transpose(0, 3, 1, 2)  # (n, OC, OH, OW), a view
+                block = self._output_block(y, t, g)
+                block += (self._input_block(x_nhwc, t, g) @ W[g, :, t * Cg : (t + 1) * Cg].T).reshape(
+                    block.shape
+                )
+        return y.transpose(0, 3, 1, 2) if out is None else out  # (n, OC, OH, OW)
 
     def output_grad(self, g: Any) -> Any:
         return get_array_module(g).ascontiguousarray(g.transpose(0, 2, 3, 1))  # (n, OH, OW, OC)
