@@ -170,9 +170,9 @@ def _product_into(layout: Layout, W: Any, cols: Any, out: Any) -> None:
     (``Layout.product``'s ``out``: channels last, the live taps, Winograd's tiles where they cover the output
     exactly), else copied in. Measured (steps with and without, taking turns in one process, two runs; 2 cores
     of an AMD EPYC Zen 5, OpenBLAS's Haswell kernels): resnet50 inference 1.2% and 2.7% less time, training
-    -1.0% and +0.4%, d2l_resnet18 at 96x96 0.5-1.9%, at 28x28 within 0.6%; cifar_resnet(20), whose one
-    changed layer is a strided 32 -> 64 one, moved by 0 and +2.9% (inference) and +1.1% (training), the
-    noise."""
+    1.0% less and 0.4% more, d2l_resnet18 at 96x96 0.5-1.9% less, at 28x28 within 0.6%; cifar_resnet(20),
+    whose one changed layer is a strided 32 -> 64 one, 0 and 2.9% more (inference) and 1.1% more (training),
+    the noise."""
     part = layout.product(W, cols, out.shape[0], out)
     if part is not out:
         out[...] = part
