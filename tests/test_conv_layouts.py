@@ -129,6 +129,26 @@ CASES = [
 ]
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("case", CASES, ids=[str(c[0]) + str(c[1]) for c in CASES])
+def test_values_per_image_counts_every_group(case: tuple, layout: str) -> None:
+    """A chunk's size comes from values_per_image: it must count at least what one image unfolds to, every
+    group's share (a depthwise layer counted as one group's once took its whole batch as one chunk: 296 MiB
+    of cols for a (32, 64, 56, 56) input)."""
+    (n, c, h, w), (oc, kh, kw), stride, padding, dilation, groups = case
+    x = np.zeros((1, c, h, w), dtype=np.float32)
+    args = (
+        (n, c, h, w),
+        (oc, c // groups, kh, kw),
+        (stride,) * 2,
+        ((padding,) * 2,) * 2,
+        (dilation,) * 2,
+        groups,
+    )
+    chosen = choose_layout(*args, forced=layout)
+    assert chosen.unfold(x).size <= chosen.values_per_image()
+
+
 @pytest.mark.parametrize("channels_last_input", [False, True], ids=["nchw_input", "nhwc_input"])
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("case", CASES, ids=[str(c[0]) + str(c[1]) for c in CASES])

@@ -360,7 +360,7 @@ class Layout:
         )
 
     def values_per_image(self) -> int:
-        """How many values of cols one image unfolds to (sets the chunk size)."""
+        """How many values of cols one image unfolds to, over every group (sets the chunk size)."""
         raise NotImplementedError
 
     def chunks(self, x: Any) -> list[slice]:
@@ -421,7 +421,7 @@ class ChannelsFirst(Layout):
     name = "nchw"
 
     def values_per_image(self) -> int:
-        return self.w_shape[1] * self.w_shape[2] * self.w_shape[3] * self.OH * self.OW
+        return self.x_shape[1] * self.w_shape[2] * self.w_shape[3] * self.OH * self.OW  # C = G*Cg rows
 
     def weight_matrix(self, w: Any) -> Any:
         return w.reshape(self.groups, self.OCg, -1)  # (G, OCg, K)
@@ -577,7 +577,7 @@ class ChannelsLast(Layout):
         self.tap_index = [kh * KW + kw for kh, kw in self.taps]
 
     def values_per_image(self) -> int:
-        return len(self.taps) * self.w_shape[1] * self.OH * self.OW
+        return len(self.taps) * self.x_shape[1] * self.OH * self.OW  # T*Cg columns in each of G groups
 
     def empty(self, xp: Any, shape: tuple[int, ...], dtype: Any) -> Any:
         return _channels_last_empty(xp, shape, dtype)
