@@ -497,6 +497,21 @@ def _core_text(corename: bytes | None) -> str:
     return f" (core {corename.decode()}" + (f", set by OPENBLAS_CORETYPE={forced})" if forced else ")")
 
 
+# The environment variables that hold PyTorch's CPU kernels below the CPU's ISA: its own kernels (ATen),
+# oneDNN's convolutions and MKL's GEMMs. Set together they give an AVX2 comparison on an AVX-512 machine.
+TORCH_ISA_LIMITS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
+
+
+def _torch_kernels() -> str | None:
+    """ "AVX512": the vector ISA of PyTorch's CPU kernels, and the variables that set it, if any (None
+    without torch)."""
+    if torch is None:
+        return None
+    limits = [f"{name}={os.environ[name]}" for name in TORCH_ISA_LIMITS if name in os.environ]
+    capability = torch.backends.cpu.get_cpu_capability()
+    return capability + (f", set by {', '.join(limits)}" if limits else "")
+
+
 def machine_info(device: str, threads: int, thread_source: str) -> dict[str, Any]:
     """What the numbers were measured on: CPU, cores, library versions, BLAS, threads, GPU."""
     try:
@@ -522,6 +537,7 @@ def machine_info(device: str, threads: int, thread_source: str) -> dict[str, Any
         "blas": f"{blas.get('name', '?')} {blas.get('version', '')}".strip() + _core_text(corename),
         "minires": mr.__version__,
         "torch": torch.__version__ if torch is not None else None,
+        "torch_kernels": _torch_kernels(),
         "threads": threads,
         "threads_from": thread_source,
         "torch_threads": torch.get_num_threads() if torch is not None else None,
@@ -639,6 +655,7 @@ def format_table(results: list[Result], info: dict[str, Any], peaks: dict[str, f
         f"python {info['python']}, numpy {info['numpy']} ({info['blas']}), minires {info['minires']}, "
         + (
             f"torch {info['torch']}"
+            + (f" (kernels {info['torch_kernels']})" if info.get("torch_kernels") else "")
             if info.get("torch_timed", True)
             else f"torch {info['torch'] or 'not installed'}: not timed (minires alone, no ratios)"
         ),

@@ -102,6 +102,8 @@ def test_table_and_json_hold_every_number() -> None:
     assert "1.66" in line and "time MISS" in line and "memory PASS" in line and "20%" in line
     assert "steady PASS" in line and "s<=10%" in line and "7%" in line  # minires's spread 5%, torch's 7%
     assert "GEMM peak: numpy 250 GFLOP/s" in table
+    if info["torch"]:  # the vector ISA of PyTorch's kernels, which the ratios depend on
+        assert f"(kernels {info['torch_kernels']})" in table
     data = json.loads(bench.to_json([r], info, peaks, {"repeats": 5}))
     (row,) = data["results"]
     assert row["workload"]["name"] == r.workload.name and row["ratio"] == 1.66
