@@ -22,9 +22,9 @@ class _State(threading.local):
 
 _state = _State()
 
-# The names of minires/ops/conv_layouts.py's layouts: three unfolds, Winograd's F(2x2, 3x3), F(3x3, 3x3)
-# and F(4x4, 3x3), and a product per live kernel tap.
-CONV_LAYOUTS = ("nchw", "rows", "nhwc", "winograd", "winograd3", "winograd4", "taps")
+# The names of minires/ops/conv_layouts.py's layouts: three unfolds (the shifted rows also with their kernel
+# rows stacked), Winograd's F(2x2, 3x3), F(3x3, 3x3) and F(4x4, 3x3), and a product per live kernel tap.
+CONV_LAYOUTS = ("nchw", "rows", "rows_stacked", "nhwc", "winograd", "winograd3", "winograd4", "taps")
 
 
 def forced_conv_layout() -> str | None:
@@ -35,13 +35,13 @@ def forced_conv_layout() -> str | None:
 
 @contextlib.contextmanager
 def conv_layout(layout: str | None) -> Iterator[None]:
-    """Within the block every conv2d of this thread runs in ``layout``: "nchw", "rows" (stride-1 layers only;
-    the others fall back to "nchw"), "nhwc", "winograd", "winograd3" or "winograd4" (Winograd's F(2x2, 3x3),
-    F(3x3, 3x3) or F(4x4, 3x3): 3x3 stride-1 layers of one group only; the others fall back to the per-layer
-    choice) or "taps" (any layer); None is the per-layer choice. For tests (every layout against the same
-    references) and benchmarks (each layout timed on each layer). The layout is fixed when a convolution runs
-    forward, and the override then in force also picks the layout of dx's flipped-kernel convolution: its
-    backward is the same inside the block or not."""
+    """Within the block every conv2d of this thread runs in ``layout``: "nchw", "rows" or "rows_stacked"
+    (stride-1 layers only; the others fall back to "nchw"), "nhwc", "winograd", "winograd3" or "winograd4"
+    (Winograd's F(2x2, 3x3), F(3x3, 3x3) or F(4x4, 3x3): 3x3 stride-1 layers of one group only; the others
+    fall back to the per-layer choice) or "taps" (any layer); None is the per-layer choice. For tests (every
+    layout against the same references) and benchmarks (each layout timed on each layer). The layout is fixed
+    when a convolution runs forward, and the override then in force also picks the layout of dx's
+    flipped-kernel convolution: its backward is the same inside the block or not."""
     if layout is not None and layout not in CONV_LAYOUTS:
         raise ValueError(f"conv_layout: expected one of {CONV_LAYOUTS} or None, got {layout!r}")
     saved = forced_conv_layout()

@@ -701,6 +701,7 @@ CONV_LAYOUTS = {
     "per_layer": None,
     "nchw": "nchw",
     "rows": "rows",
+    "rows_stacked": "rows_stacked",
     "nhwc": "nhwc",
     "winograd": "winograd",
     "winograd3": "winograd3",

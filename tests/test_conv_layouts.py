@@ -32,6 +32,7 @@ from minires.ops.conv_layouts import (
     ChannelsLast,
     LiveTaps,
     ShiftedRows,
+    StackedRows,
     Winograd,
     Winograd3,
     Winograd4,
@@ -239,17 +240,11 @@ def test_im2col_rows_stacked_holds_every_kernel_row_at_its_shift() -> None:
             np.testing.assert_array_equal(stacked[..., shift : shift + L], full[:, :, kh])
 
 
-@pytest.mark.parametrize("stacked", [False, True], ids=["unfolded", "stacked"])
-def test_rows_layout_stacked_or_not_on_random_geometries(
-    torch: Any, stacked: bool, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The rows layout with its kernel rows stacked in the product (every layer) or unfolded (none):
-    y, dx, dw and db against torch's, float64, on stride-1 layers of random kernels, dilations, paddings
-    (each side up to the dilated kernel's extent), groups and odd sizes, NCHW and channels-last inputs."""
-    from minires.ops import conv_layouts
-
-    monkeypatch.setattr(conv_layouts, "ROWS_STACKED_MIN_K", 1 if stacked else 10**9)
-    monkeypatch.setattr(conv_layouts, "ROWS_STACKED_PER_OUTPUT", 0)
+@pytest.mark.parametrize("layout_type", [ShiftedRows, StackedRows])
+def test_rows_layout_stacked_or_not_on_random_geometries(torch: Any, layout_type: type) -> None:
+    """The shifted rows with their kernel rows unfolded or stacked in the product, on every layer: y, dx and
+    dw against torch's, float64, on stride-1 layers of random kernels, dilations, paddings (each side up to
+    the dilated kernel's extent), groups and odd sizes, NCHW and channels-last inputs."""
     rng = np.random.default_rng(5)
     for i in range(30):
         KH, KW, DH, DW = (int(v) for v in rng.integers(1, 4, size=4))
@@ -266,11 +261,11 @@ def test_rows_layout_stacked_or_not_on_random_geometries(
         ty = torch.nn.functional.conv2d(padded, tw, tb, dilation=(DH, DW), groups=G)
         g = rng.standard_normal(tuple(ty.shape))
         ty.backward(torch.tensor(g))
-        layout = ShiftedRows(
+        layout = layout_type(
             (N, C, H, W), w_np.shape, (1, 1), ((pads[0], pads[1]), (pads[2], pads[3])), (DH, DW), G
         )
-        assert layout.stacked == (stacked and KH > 1)
-        layout.forced = "rows"  # dx's flipped convolution in the rows layout too (as under conv_layout)
+        assert layout.stacked == (layout_type is StackedRows and KH > 1)
+        layout.forced = layout.name  # dx's flipped convolution in the same layout (as under conv_layout)
         y = conv2d_forward(x_np, w_np, b_np, layout)
         dx, dw = conv2d_input_and_weight_grad(g, x_np, w_np, layout)
         case = f"x {x_np.shape}, w {w_np.shape}, dilation {(DH, DW)}, padding {pads}, groups {G}"
@@ -291,7 +286,7 @@ def test_per_layer_choice() -> None:
         return choose_layout(*_layer(cg, width, stride)).name
 
     assert name(64, 8, 1) == "nhwc" and name(512, 1, 2) == "nhwc"
-    assert name(16, 28, 1) == "rows" and name(16, 28, 2) == "nchw"
+    assert name(16, 28, 1) == "rows_stacked" and name(16, 28, 2) == "nchw"
 
     def square(c: int, width: int, stride: int = 1, oc: int | None = None, n: int = 2) -> str:  # c -> oc
         x_shape, w_shape, *rest = _layer(c, width, stride, n)
@@ -304,7 +299,7 @@ def test_per_layer_choice() -> None:
     assert square(64, 6, n=16) == square(256, 6, n=64) == "winograd3"  # 4x4 tiles would waste 28 of 64
     assert square(128, 9, n=16) == square(256, 12, n=16) == "winograd3"  # 4x4 tiles: not on 256 channels
     assert square(128, 12) == "winograd" and square(256, 6, n=16) == "winograd"  # too few tiles: F(2x2, 3x3)
-    assert square(64, 3, n=64) == "winograd3" and square(64, 6) == "taps" and square(16, 28) == "rows"
+    assert square(64, 3, n=64) == "winograd3" and square(64, 6) == "taps" and square(16, 28) == "rows_stacked"
     assert square(512, 6, n=256) == "winograd"  # more than 256 channels
     # The live taps: one group, a kernel of more than one tap; stride 1 with outputs up to 7x7, up to 4x4
     # where Winograd would take the layer; strided with outputs of 2x2 to 4x4; before the weight rule
@@ -320,26 +315,35 @@ def test_per_layer_choice() -> None:
     x_shape, w_shape, *rest = _layer(8, 4, 1)
     one_by_one = choose_layout((2, 64, 4, 4), (64, 64, 1, 1), (1, 1), ((0, 0), (0, 0)), (1, 1), 1)
     assert one_by_one.name == "nhwc"  # one tap: its unfold is x itself
-    assert choose_layout(x_shape, (8, 4, 3, 3), *rest[:-1], 2).name == "rows"  # two groups
+    assert choose_layout(x_shape, (8, 4, 3, 3), *rest[:-1], 2).name == "rows_stacked"  # two groups
     # Weights more than 6 times the input (every tap live), where the live taps do not take the layer:
     # channels first. A strided 1x1 layer of 2048 channels on 4x4 images at batch 2 (32 times); not a
     # strided one of 256 channels on 12x12 images at batch 32 (0.5 times).
     one_tap = (2048, 2048, 1, 1), (2, 2), ((0, 0), (0, 0)), (1, 1), 1
     assert choose_layout((2, 2048, 4, 4), *one_tap).name == "nchw" and square(256, 12, 2, n=32) == "nhwc"
     assert square(256, 12, oc=64) == "nhwc" and square(128, 12, 2) == "nhwc"
-    assert square(16, 24) == "rows"
+    assert square(16, 24) == "rows_stacked"
+    # The shifted rows stack their kernel rows where a row of the kernel holds at least 6 values and twice
+    # the output channels (per group): 3 -> 16 channels (9 values) and a kernel of one row stay unfolded
+    assert (
+        square(3, 28, oc=16) == "rows" and square(8, 28) == "rows_stacked" and square(4, 28, oc=8) == "rows"
+    )
+    one_row = choose_layout((2, 16, 28, 28), (16, 16, 1, 3), (1, 1), ((0, 0), (1, 1)), (1, 1), 1)
+    assert one_row.name == "rows"
     x_shape, _, *rest = _layer(128, 12, 1)
     on_gpu = choose_layout(x_shape, (128, 128, 3, 3), *rest, xp=object())  # not measured on a GPU
     assert on_gpu.name == "nhwc"
     with conv_layout("nchw"):
         assert name(512, 1, 1) == "nchw"
     with conv_layout("rows"):  # rows has no fold: only where dx is a convolution
-        assert name(3, 112, 1) == "rows" and name(3, 112, 2) == "nchw"
+        assert name(3, 112, 1) == "rows" and name(3, 112, 2) == "nchw" and name(16, 28, 1) == "rows"
+    with conv_layout("rows_stacked"):
+        assert name(3, 112, 1) == "rows_stacked" and name(3, 112, 2) == "nchw"
     with conv_layout("winograd"):  # only 3x3, stride 1, one group; elsewhere the rule decides
         assert name(3, 112, 1) == "winograd" and name(3, 112, 2) == "nchw" and name(512, 1, 2) == "nhwc"
         args = list(_layer(8, 6, 1))
         args[5] = 2
-        assert choose_layout(*args).name == "rows"  # grouped
+        assert choose_layout(*args).name == "rows_stacked"  # grouped
     with conv_layout("winograd4"):  # the same layers as winograd
         assert name(3, 112, 1) == "winograd4" and name(3, 112, 2) == "nchw" and name(512, 1, 2) == "nhwc"
     with conv_layout("taps"):  # any layer
@@ -352,11 +356,20 @@ def test_per_layer_choice() -> None:
 
 def test_layout_names_are_the_override_names() -> None:
     assert tuple(LAYOUTS) == CONV_LAYOUTS
-    layouts = (ChannelsFirst, ShiftedRows, ChannelsLast, Winograd, Winograd3, Winograd4, LiveTaps)
+    layouts = (
+        ChannelsFirst,
+        ShiftedRows,
+        StackedRows,
+        ChannelsLast,
+        Winograd,
+        Winograd3,
+        Winograd4,
+        LiveTaps,
+    )
     assert [cls.name for cls in layouts] == list(CONV_LAYOUTS)
 
 
-@pytest.mark.parametrize("layout", [ShiftedRows, Winograd, Winograd3, Winograd4])
+@pytest.mark.parametrize("layout", [ShiftedRows, StackedRows, Winograd, Winograd3, Winograd4])
 def test_rows_and_winograd_have_no_fold(layout: type) -> None:
     """The rows and Winograd layouts state that they cannot fold; their dx is the flipped-kernel
     convolution."""
@@ -393,6 +406,7 @@ def test_the_override_is_per_thread() -> None:
         (Winograd4, 7, False),  # past a 7x7 one: made apart, then copied
         (ChannelsFirst, 5, False),
         (ShiftedRows, 5, False),
+        (StackedRows, 5, False),
     ],
 )
 def test_a_product_lands_in_its_out_where_the_layout_can(layout: type, image: int, lands: bool) -> None:

@@ -526,7 +526,7 @@ def test_init_shift_fill_and_truncation() -> None:
 
 
 @pytest.mark.parametrize(
-    "layout", [None, "nchw", "rows", "nhwc", "winograd", "winograd3", "winograd4", "taps"]
+    "layout", [None, "nchw", "rows", "rows_stacked", "nhwc", "winograd", "winograd3", "winograd4", "taps"]
 )
 def test_an_empty_batch_goes_through_convs_and_pools(torch: ModuleType, layout: Any) -> None:
     """A batch of no images: conv2d in every layout, max pooling with its argmax (return_indices, and a

@@ -16,12 +16,11 @@ questions, so that conv.py's loops (``conv2d_forward``, ``conv2d_weight_grad``, 
 
 - ``ChannelsFirst`` ("nchw"): the textbook im2col, cols (G, K, M), one row per (c, kh, kw); the reference,
   and the unfold of strided layers with few channels.
-- ``ShiftedRows`` ("rows"): channels first, unfolded by shifting the images laid end to end (one
-  contiguous copy per channel and tap instead of one per image row; where a kernel row holds enough
-  values, the taps of one kernel row only, the others being shifts of the product's rows, ``stacked``).
-  Stride 1 only, and it has no fold: its dx is always the flipped-kernel convolution (conv.py
-  ``conv2d_input_grad``), the faster way for every stride-1 layer, so ``choose_layout`` picks it only where dx
-  is a convolution.
+- ``ShiftedRows`` ("rows"): channels first, unfolded by shifting the images laid end to end (one contiguous
+  copy per channel and tap instead of one per image row). ``StackedRows`` ("rows_stacked"): the same with the
+  taps of one kernel row only, the others being shifts of the product's rows. Stride 1 only, and it has no
+  fold: its dx is always the flipped-kernel convolution (conv.py ``conv2d_input_grad``), the faster way for
+  every stride-1 layer, so ``choose_layout`` picks them only where dx is a convolution.
 - ``ChannelsLast`` ("nhwc"): cols (G, M, T*Cg), one row per output pixel and the channels innermost,
   with only the T live taps; its output (and dx) is an NCHW view of an NHWC array.
 - ``Winograd`` ("winograd", winograd.py): not an unfold but Winograd's F(2x2, 3x3), 16 products of the
@@ -46,8 +45,9 @@ for a layer whose weights are more than WEIGHT_HEAVY_RATIO (6) times its input, 
 many-channel layers on a few pixels: below); then Winograd for the 3x3 stride-1 layers with at least
 WINOGRAD_MIN_CHANNELS (128) channels in and out and an output of 2x2 pixels or more; then channels last when a
 pixel's Cg channels make a longer run than an output row of OW values (Cg >= 4*OW: the small images of the
-late stages); otherwise shifted rows when the layer's dx is a convolution (stride 1), else channels first.
-``conv_layout`` (minires/grad_mode.py, per thread) overrides it.
+late stages); otherwise shifted rows when the layer's dx is a convolution (stride 1), their kernel rows
+stacked where a row holds enough values (``_rows``), else channels first. ``conv_layout``
+(minires/grad_mode.py, per thread) overrides it.
 
 Does each layout earn its place? Measured (2 cores AMD EPYC, AVX2, no AVX-512; NumPy's OpenBLAS, float32;
 the conv rows of benchmarks/bench.py: one training step of the layer, forward, dx and dw; ms, median of 9,
@@ -300,14 +300,14 @@ TAPS_MAX_STRIDED_OUTPUT = 4
 # (forward + backward, 4x4 outputs, same machine: 3 channels, a 7x7 stem, 5.5 times channels first's time;
 # 16 and 32 channels 1.1-1.25 times channels last's; 64 channels even).
 TAPS_MIN_STRIDED_CHANNELS = 64
-# The shifted rows stack a kernel's rows (ShiftedRows ``stacked``) where a kernel row holds at least
-# ROWS_STACKED_MIN_K values (Cg*KW) and at least ROWS_STACKED_PER_OUTPUT times as many as there are output
-# channels: the product's depth, Cg*KW, then pays for writing its KH times as many rows. Measured (a layer's
-# forward, 3x3 with padding 1 on 28x28 images at batch 128 unless said, stacked time / unfolded time, median
-# of 11-15 in a random order; 2 cores of an AMD EPYC Zen 5, OpenBLAS's Haswell kernels): 16 -> 16 channels
-# 0.97, 8 -> 8 0.91, 4 -> 4 0.95, 2 -> 2 0.88, 32 -> 32 (14x14) 0.96, 48 -> 48 (14x14) 0.94, 64 -> 64 (24x24,
-# N64) 0.99; fewer than twice the output channels: 8 -> 16 1.00, 16 -> 32 (14x14) 1.00, 6 -> 16 1.04, 3 -> 8
-# 1.09, 2 -> 4 1.10, 1 -> 2 1.08, 4 -> 16 1.36; and 1 -> 1 (3 values a row) 1.11.
+# choose_layout gives a layer for the shifted rows their stacked form (StackedRows) where a kernel row holds
+# at least ROWS_STACKED_MIN_K values (Cg*KW) and at least ROWS_STACKED_PER_OUTPUT times as many as there are
+# output channels: the product's depth, Cg*KW, then pays for writing its KH times as many rows. Measured (a
+# layer's forward, 3x3 with padding 1 on 28x28 images at batch 128 unless said, stacked time / unfolded time,
+# median of 11-15 in a random order; 2 cores of an AMD EPYC Zen 5, OpenBLAS's Haswell kernels): 16 -> 16
+# channels 0.97, 8 -> 8 0.91, 4 -> 4 0.95, 2 -> 2 0.88, 32 -> 32 (14x14) 0.96, 48 -> 48 (14x14) 0.94, 64 -> 64
+# (24x24, N64) 0.99; fewer than twice the output channels: 8 -> 16 1.00, 16 -> 32 (14x14) 1.00, 6 -> 16 1.04,
+# 3 -> 8 1.09, 2 -> 4 1.10, 1 -> 2 1.08, 4 -> 16 1.36; and 1 -> 1 (3 values a row) 1.11.
 ROWS_STACKED_MIN_K = 6
 ROWS_STACKED_PER_OUTPUT = 2
 THREADS_OVERRIDE = object()  # choose_layout's default ``forced``: the thread's conv_layout, read then
@@ -458,8 +458,7 @@ class ShiftedRows(ChannelsFirst):
     Y is read at the output pixels, and dY is put there with zeros in the other columns (so those add
     nothing to dW).
 
-    Kernel rows stacked (``stacked``: a kernel of several rows, each of Cg*KW values, at least
-    ROWS_STACKED_MIN_K and ROWS_STACKED_PER_OUTPUT times the output channels OCg): tap (kh, kw) reads at p
+    Kernel rows stacked (``stacked``: ``StackedRows``, a kernel of several rows): tap (kh, kw) reads at p
     what tap (0, kw) reads at p + kh*s, s = DH*Wz (one kernel row down), so cols holds the first kernel row's
     taps only, over a span L3 = L + (KH-1)*s (``im2col_rows`` stacked, KH times fewer values), and the kernel
     rows go into the product's rows instead, W (G, KH*OCg, Cg*KW):
@@ -474,8 +473,9 @@ class ShiftedRows(ChannelsFirst):
     of the cols: for 16 channels 48 by 48 instead of 16 by 144, whose operand is packed once for 3 times the
     rows (measured, one thread: the product 15% faster, the unfold 37%, the shifted additions and the three
     copies of dY taking some of it back; a batch chunk's forward and backward 9% faster). Where a kernel
-    row holds few values for the output channels the product is too thin for what it writes
-    (ROWS_STACKED_MIN_K, ROWS_STACKED_PER_OUTPUT): there the kernel rows are unfolded as well.
+    row holds few values for the output channels the product is too thin for what it writes: choose_layout
+    stacks only from ROWS_STACKED_MIN_K values a kernel row and ROWS_STACKED_PER_OUTPUT times the output
+    channels OCg.
 
     No fold: dcols = W^T dY would have to be folded back from the shifted rows, and the convolutions that
     this layout serves (stride 1) get dx faster as the flipped-kernel convolution (conv.py). So choose_layout
@@ -484,13 +484,12 @@ class ShiftedRows(ChannelsFirst):
 
     name = "rows"
     has_fold = False
+    stacked = False  # the kernel rows unfolded; StackedRows: stacked in the product
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
         (pt, pb), (pl, pr) = self.padding
         self.padded = (self.x_shape[2] + max(pt, pb), self.x_shape[3] + max(pl, pr))  # (Hz, Wz), im2col_rows
-        Cg, KH, KW = self.w_shape[1:]
-        self.stacked = KH > 1 and Cg * KW >= max(ROWS_STACKED_MIN_K, ROWS_STACKED_PER_OUTPUT * self.OCg)
         self.shift = self.dilation[0] * self.padded[1]  # s: one kernel row down, in flat positions
 
     def values_per_image(self) -> int:
@@ -554,6 +553,18 @@ class ShiftedRows(ChannelsFirst):
             "the rows layout has no fold: its dx is the flipped-kernel convolution (choose_layout takes "
             "rows only for layers whose dx is a convolution)"
         )
+
+
+class StackedRows(ShiftedRows):
+    """The shifted rows with the kernel rows stacked in the product (``ShiftedRows``, the algebra and its
+    derivation there): cols of one kernel row's taps, W (G, KH*OCg, Cg*KW). A kernel of one row has nothing
+    to stack: the plain shifted rows."""
+
+    name = "rows_stacked"
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.stacked = self.w_shape[2] > 1
 
 
 class ChannelsLast(Layout):
@@ -871,6 +882,15 @@ def _large_tiles(N: int, OH: int, OW: int, w_shape: tuple[int, ...]) -> str | No
     return best
 
 
+def _rows(w_shape: tuple[int, ...], groups: int) -> str:
+    """The shifted rows' form for a layer: "rows_stacked" where a kernel of several rows has rows of Cg*KW
+    values, at least ROWS_STACKED_MIN_K and ROWS_STACKED_PER_OUTPUT times the output channels per group;
+    else "rows"."""
+    OCg, (Cg, KH, KW) = w_shape[0] // groups, w_shape[1:]
+    stack = KH > 1 and Cg * KW >= max(ROWS_STACKED_MIN_K, ROWS_STACKED_PER_OUTPUT * OCg)
+    return "rows_stacked" if stack else "rows"
+
+
 def winograd_fits(kernel_size: Pair, stride: Pair, padding: Padding, dilation: Pair, groups: int) -> bool:
     """Whether the Winograd layout can take this convolution: a 3x3 kernel, stride 1, no dilation, one group,
     and a dx that is a convolution (the layout has no fold)."""
@@ -880,7 +900,16 @@ def winograd_fits(kernel_size: Pair, stride: Pair, padding: Padding, dilation: P
 
 LAYOUTS = {
     layout.name: layout
-    for layout in (ChannelsFirst, ShiftedRows, ChannelsLast, Winograd, Winograd3, Winograd4, LiveTaps)
+    for layout in (
+        ChannelsFirst,
+        ShiftedRows,
+        StackedRows,
+        ChannelsLast,
+        Winograd,
+        Winograd3,
+        Winograd4,
+        LiveTaps,
+    )
 }
 
 
@@ -901,17 +930,18 @@ def choose_layout(
     (``_large_tiles``), then the live taps for a small output (``_taps_fit``), then channels
     first for a layer whose weights outweigh its input (``_weight_heavy``), then F(2x2, 3x3) for the 3x3
     layers it fits with at least WINOGRAD_MIN_CHANNELS channels in and out and an output of 2x2 pixels or
-    more, then channels last when Cg >= 4*OW, shifted rows when dx is a convolution, channels first
-    otherwise."""
+    more, then channels last when Cg >= 4*OW, shifted rows when dx is a convolution (stacked where their
+    kernel rows are long enough: ``_rows``), channels first otherwise."""
     args = (x_shape, w_shape, stride, padding, dilation, groups)
     rows_fit = dx_is_convolution(w_shape[2:], stride, padding, dilation)  # rows has no fold
     winograd_fit = winograd_fits(w_shape[2:], stride, padding, dilation, groups)
     if forced is THREADS_OVERRIDE:
         forced = forced_conv_layout()
-    fits = {"rows": rows_fit, "winograd": winograd_fit, "winograd3": winograd_fit, "winograd4": winograd_fit}
+    fits = {"rows": rows_fit, "rows_stacked": rows_fit}
+    fits.update(dict.fromkeys(("winograd", "winograd3", "winograd4"), winograd_fit))
     if forced is not None and fits.get(forced, True):
         name = forced
-    elif forced == "rows":
+    elif forced in ("rows", "rows_stacked"):
         name = "nchw"
     else:
         OH = conv_output_size(x_shape[2], w_shape[2], stride[0], padding[0], dilation[0])
@@ -927,7 +957,7 @@ def choose_layout(
         elif winograd_fit and wide and xp is np:
             name = "winograd"
         else:
-            name = "nhwc" if w_shape[1] >= 4 * OW else "rows" if rows_fit else "nchw"
+            name = "nhwc" if w_shape[1] >= 4 * OW else _rows(w_shape, groups) if rows_fit else "nchw"
     layout = LAYOUTS[name](*args)
     layout.forced = forced
     return layout
