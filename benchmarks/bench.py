@@ -9,7 +9,9 @@ state_dict), on the same batch, in float32, with the same thread count: torch.se
 number of threads NumPy's BLAS uses. ``--threads N`` sets both, through OMP/OPENBLAS/MKL_NUM_THREADS before
 NumPy is imported. Each sample of one framework is followed by a sample of the other (interleaved), so that
 a machine that slows down or speeds up during the run moves both alike; the ratio reported is the median
-of the per-pair ratios, the images/s come from each framework's median time.
+of the per-pair ratios, the images/s come from each framework's median time. Each turn starts with an
+untimed step of its framework (``--settle``, ``time_interleaved``), so that no sample pays for the other
+framework's lingering threads.
 
 A training step is zero_grad, forward, cross_entropy, backward and an SGD step (lr 0.01, momentum 0.9);
 inference is an eval-mode forward under no_grad. FLOP counts and the memory measurement are explained in
@@ -337,15 +339,27 @@ def make_step(w: Workload, framework: str, device: str, seed: int = 0) -> Callab
 
 
 def time_interleaved(
-    steps: dict[str, Callable[[], None]], warmup: int, repeats: int
+    steps: dict[str, Callable[[], None]], warmup: int, repeats: int, settle: int = 1
 ) -> dict[str, list[float]]:
-    """Seconds per sample of each step, the frameworks taking turns: a, b, a, b, ... (warm-up untimed)."""
+    """Seconds per sample of each step, the frameworks taking turns: a, b, a, b, ... (warm-up untimed).
+    Each turn runs its framework's step ``settle`` times untimed before the timed one, so that a sample
+    follows a step of its own framework, as in a training loop, not one of the other's. PyTorch's
+    OpenMP threads keep spinning for a few milliseconds after its step (libgomp's GOMP_SPINCOUNT), taking
+    a core from whatever runs next, and its step leaves the caches full of its own arrays. Measured on 2
+    cores of an AMD EPYC Zen 5 VM (12 rounds, the two ways taking turns): minires's step right after
+    PyTorch's took 0-6% longer than right after its own in the network rows (d2l_resnet18 at 28x28 4% in
+    training, 6% in inference; cifar_resnet(20) inference 6%; resnet50 inference 4%; the 200-460 ms
+    training steps of cifar_resnet(20) and resnet50 within 1%), and 38% in the 11 ms conv row of
+    cifar_resnet(20)'s 16-channel layer; PyTorch's step after minires's within 2% (minires's pool sleeps
+    when idle). ``settle`` 0: strict alternation, each sample right after the other framework's."""
     for _ in range(warmup):
         for step in steps.values():
             step()
     times: dict[str, list[float]] = {name: [] for name in steps}
     for _ in range(repeats):
         for name, step in steps.items():
+            for _ in range(settle):
+                step()
             start = time.perf_counter()
             step()
             times[name].append(time.perf_counter() - start)
@@ -591,7 +605,7 @@ def run_workload(w: Workload, frameworks: tuple[str, ...], args: argparse.Namesp
     result = Result(w, workload_flops(w, macs))
     steps = {fw: make_step(w, fw, args.device) for fw in frameworks}
     repeats = args.repeats or (2 if args.quick else 20 if w.target.max_spread is not None else 5)
-    times = time_interleaved(steps, args.warmup, repeats)
+    times = time_interleaved(steps, args.warmup, repeats, args.settle)
     del steps
     gc.collect()
     for fw, ts in times.items():
@@ -679,7 +693,12 @@ def format_table(results: list[Result], info: dict[str, Any], peaks: dict[str, f
     lines += [line(rows[0]), line(rows[1]), "-" * len(line(rows[1]))] + [line(row) for row in rows[2:]]
     lines += [
         "",
-        "time mr/pt: median over interleaved pairs of minires time / PyTorch time (>1: minires slower).",
+        "time mr/pt: median over interleaved pairs of minires time / PyTorch time (>1: minires slower); "
+        + (
+            f"each timed step after {info['settle']} untimed of its own framework (--settle)."
+            if info.get("settle")
+            else "each timed step right after the other framework's (--settle 0)."
+        ),
         "GFLOP/s: convs and linears, 2*MACs forward, 6*MACs per training step (4 or 6 per conv layer).",
         "peak MB: peak memory growth over two training steps, each framework in a process of its own.",
         "target: t<= time ratio, m<= memory ratio, >=50% pk minires's share of the GEMM peak, s<= steadiness "
@@ -742,7 +761,9 @@ def to_json(results: list[Result], info: dict[str, Any], peaks: dict[str, float]
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    p.add_argument("--quick", action="store_true", help="batches / 8, 1 warm-up, 2 repeats, no memory")
+    p.add_argument(
+        "--quick", action="store_true", help="batches / 8, 1 warm-up, 2 repeats, no settle steps, no memory"
+    )
     p.add_argument("--only", default=None, help="run the workloads whose name contains this")
     p.add_argument(
         "--repeats",
@@ -751,6 +772,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="timed samples per framework (default 20 for the models, 5 else)",
     )
     p.add_argument("--warmup", type=int, default=None, help="untimed samples first (default 2)")
+    p.add_argument(
+        "--settle",
+        type=int,
+        default=None,
+        help="untimed steps of a framework before each timed one (default 1; 0: strict a, b, a, b)",
+    )
     p.add_argument("--threads", type=int, default=None, help="BLAS and torch threads (default: BLAS's)")
     p.add_argument("--no-torch", action="store_true", help="time minires alone")
     p.add_argument(
@@ -763,6 +790,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     # args.repeats stays None unless given: each row then takes its own (20 for the steadiness target, else 5)
     args.warmup = args.warmup if args.warmup is not None else (1 if args.quick else 2)
+    args.settle = args.settle if args.settle is not None else (0 if args.quick else 1)
+    if args.warmup < 0 or args.settle < 0:
+        p.error(f"--warmup and --settle: expected counts >= 0, got {args.warmup} and {args.settle}")
     args.memory = (not args.quick) if args.memory is None else args.memory
     return args
 
@@ -796,6 +826,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = (4096, 8192) if args.device == "cuda" else (1024, 2048)
     peaks = gemm_peak(args.device, sizes[:1] if args.quick else sizes, 3 if args.quick else 10)
     info["torch_timed"] = "torch" in frameworks
+    info["settle"] = args.settle
     if "torch" not in frameworks:
         peaks.pop("torch", None)
     results = []
@@ -809,7 +840,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(table, file=log if args.json == "-" else sys.stdout)
     if args.json is not None:
-        settings = {k: getattr(args, k) for k in ("device", "quick", "only", "repeats", "warmup", "memory")}
+        settings = {
+            k: getattr(args, k) for k in ("device", "quick", "only", "repeats", "warmup", "settle", "memory")
+        }
         settings["seconds"], settings["memory_seconds"] = elapsed, probes
         text = to_json(results, info, peaks, settings)
         if args.json == "-":

@@ -7,7 +7,9 @@ import json
 import statistics
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -112,6 +114,31 @@ def test_table_and_json_hold_every_number() -> None:
 
 
 @pytest.mark.slow  # about 10 s: imports, a GEMM peak, two rows of a small model
+def test_time_interleaved_takes_turns_and_times_the_settled_step() -> None:
+    """Turns a, b, a, b after the warm-up; with ``settle`` each turn's timed sample is the step that follows
+    one of its own framework's, so a step slowed by the other framework's previous step (here: by 20 ms,
+    a stand-in for PyTorch's spinning threads) is never the one timed; with 0 every sample is."""
+    calls: list[str] = []
+
+    def step(name: str) -> Any:
+        def run() -> None:
+            if calls and calls[-1] != name:
+                time.sleep(0.02)
+            calls.append(name)
+
+        return run
+
+    steps = {"a": step("a"), "b": step("b")}
+    times = bench.time_interleaved(steps, warmup=1, repeats=3, settle=1)
+    assert calls == ["a", "b"] + ["a", "a", "b", "b"] * 3
+    assert all(len(ts) == 3 and max(ts) < 0.015 for ts in times.values())
+    calls.clear()
+    times = bench.time_interleaved(steps, warmup=0, repeats=3, settle=0)
+    assert calls == ["a", "b"] * 3
+    assert min(times["b"]) >= 0.02
+    assert min(times["a"][1:]) >= 0.02  # the first sample of a follows no step at all
+
+
 def test_quick_run_writes_the_table_and_json(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     cmd = [sys.executable, str(BENCHMARKS / "bench.py"), "--quick", "--only", "cifar_resnet20 1x28x28 N16"]
