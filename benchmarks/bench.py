@@ -345,13 +345,16 @@ def time_interleaved(
     Each turn runs its framework's step ``settle`` times untimed before the timed one, so that a sample
     follows a step of its own framework, as in a training loop, not one of the other's. PyTorch's
     OpenMP threads keep spinning for a few milliseconds after its step (libgomp's GOMP_SPINCOUNT), taking
-    a core from whatever runs next, and its step leaves the caches full of its own arrays. Measured on 2
-    cores of an AMD EPYC Zen 5 VM (12 rounds, the two ways taking turns): minires's step right after
-    PyTorch's took 0-6% longer than right after its own in the network rows (d2l_resnet18 at 28x28 4% in
+    a core from whatever runs next, and either step leaves the caches full of its own arrays. Measured on 2
+    cores of an AMD EPYC Zen 5 VM (12 rounds, the two ways taking turns): in the network rows minires's
+    step right after PyTorch's took 0-6% longer than right after its own (d2l_resnet18 at 28x28 4% in
     training, 6% in inference; cifar_resnet(20) inference 6%; resnet50 inference 4%; the 200-460 ms
-    training steps of cifar_resnet(20) and resnet50 within 1%), and 38% in the 11 ms conv row of
-    cifar_resnet(20)'s 16-channel layer; PyTorch's step after minires's within 2% (minires's pool sleeps
-    when idle). ``settle`` 0: strict alternation, each sample right after the other framework's."""
+    training steps of cifar_resnet(20) and resnet50 within 1%), PyTorch's after minires's within 2% (minires's
+    pool sleeps when idle); in the single-conv rows (3-75 ms steps) minires's 10-49% longer, PyTorch's -7% to
+    +75%. The spinning is most of it there: with ``OMP_WAIT_POLICY=PASSIVE`` (PyTorch's threads sleep at
+    once) minires's 16-channel conv row took 11.2 ms right after PyTorch's step, as long as after its own,
+    against 15.2 ms with the default. ``settle`` 0: strict alternation, each sample right after the other
+    framework's."""
     for _ in range(warmup):
         for step in steps.values():
             step()
