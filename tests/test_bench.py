@@ -113,7 +113,6 @@ def test_table_and_json_hold_every_number() -> None:
     assert data["gemm_peak_gflops"] == peaks and data["machine"]["threads"] == 2
 
 
-@pytest.mark.slow  # about 10 s: imports, a GEMM peak, two rows of a small model
 def test_time_interleaved_takes_turns_and_times_the_settled_step() -> None:
     """Turns a, b, a, b after the warm-up; with ``settle`` each turn's timed sample is the step that follows
     one of its own framework's, so a step slowed by the other framework's previous step (here: by 20 ms,
@@ -139,6 +138,15 @@ def test_time_interleaved_takes_turns_and_times_the_settled_step() -> None:
     assert min(times["a"][1:]) >= 0.02  # the first sample of a follows no step at all
 
 
+def test_settle_defaults_and_refuses_negative_counts() -> None:
+    assert bench.parse_args([]).settle == 1 and bench.parse_args(["--quick"]).settle == 0
+    assert bench.parse_args(["--settle", "3"]).settle == 3
+    for flag in ("--settle", "--warmup"):
+        with pytest.raises(SystemExit):
+            bench.parse_args([flag, "-1"])
+
+
+@pytest.mark.slow  # about 10 s: imports, a GEMM peak, two rows of a small model
 def test_quick_run_writes_the_table_and_json(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     cmd = [sys.executable, str(BENCHMARKS / "bench.py"), "--quick", "--only", "cifar_resnet20 1x28x28 N16"]
