@@ -1,4 +1,4 @@
-"""minires against PyTorch, in one process: training step, inference and single conv layers.
+"""minires against PyTorch, taking turns: training step, inference and single conv layers.
 
     python benchmarks/bench.py                      # the whole table (a few minutes on 2 cores)
     python benchmarks/bench.py --quick --only cifar  # a smoke run
@@ -7,10 +7,12 @@
 Both frameworks run the same network (the PyTorch twin's weights are copied into the minires model by
 state_dict), on the same batch, in float32, with the same thread count: torch.set_num_threads is set to the
 number of threads NumPy's BLAS uses. ``--threads N`` sets both, through OMP/OPENBLAS/MKL_NUM_THREADS before
-NumPy is imported. Each sample of one framework is followed by a sample of the other (interleaved), so that
-a machine that slows down or speeds up during the run moves both alike; the ratio reported is the median
-of the per-pair ratios, the images/s come from each framework's median time. Each turn starts with an
-untimed step of its framework (``--settle``, ``time_interleaved``), so that no sample pays for the other
+NumPy is imported. Each framework runs in a Python process of its own, as its users run it (``StepProcess``:
+minires's malloc settings are process-wide and would speed PyTorch up; ``--same-process`` times both in
+this one). Each sample of one framework is followed by a sample of the other (interleaved), so that a
+machine that slows down or speeds up during the run moves both alike; the ratio reported is the median of
+the per-pair ratios, the images/s come from each framework's median time. Each turn starts with an untimed
+step of its framework (``--settle``, ``time_interleaved``), so that no sample pays for the other
 framework's lingering threads.
 
 A training step is zero_grad, forward, cross_entropy, backward and an SGD step (lr 0.01, momentum 0.9);
@@ -338,10 +340,115 @@ def make_step(w: Workload, framework: str, device: str, seed: int = 0) -> Callab
 # ----- timing -------------------------------------------------------------------------------------------
 
 
+class InProcess:
+    """A framework's step run in this process. ``time(settle)``: ``settle`` untimed steps, then one timed;
+    its seconds."""
+
+    def __init__(self, step: Callable[[], None]) -> None:
+        self.step = step
+
+    def time(self, settle: int) -> float:
+        for _ in range(settle):
+            self.step()
+        start = time.perf_counter()
+        self.step()
+        return time.perf_counter() - start
+
+
+class StepProcess:
+    """A framework's steps in a Python process of its own (``bench.py --serve FRAMEWORK``), one per
+    framework for the whole run, driven line by line over its stdin and stdout: ``load(w)`` builds w's step
+    there, ``time(settle)`` runs ``settle`` untimed steps and one timed, timed in that process (the pipe's
+    round trip is not in it). While one framework's process steps, the other's waits on its pipe, asleep.
+
+    Why apart (the default; ``--same-process`` runs both here, as before): minires tunes glibc's malloc
+    for the whole process (allocator.py: freed blocks are kept and reused instead of going back to the
+    kernel), and PyTorch, in the same process, then ran with it too: measured on 2 cores of an AMD EPYC
+    Zen 5, cifar_resnet(20)'s training step 121 against 104 ms and its inference 30-45 against 25-26 ms,
+    the page faults 19,000 and 3,200 a step against 240 and 160. Alone, as its users run it, PyTorch
+    keeps glibc's defaults; so does minires's own process keep its settings. Each process reports whether
+    minires's malloc settings are in force in it (``malloc_kept``)."""
+
+    def __init__(self, framework: str, device: str, quick: bool) -> None:
+        self.framework = framework
+        command = [sys.executable, __file__, "--serve", framework, "--device", device]
+        command += ["--quick"] if quick else []
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self._ask(None, "ready")
+
+    def _ask(self, line: str | None, expect: str | None = None) -> str:
+        process = self.process
+        assert process.stdin is not None and process.stdout is not None
+        if line is not None:
+            process.stdin.write(line + "\n")
+            process.stdin.flush()
+        reply = process.stdout.readline().strip()
+        if not reply or (expect is not None and reply != expect):
+            process.kill()
+            raise RuntimeError(
+                f"bench: the {self.framework} process answered {reply!r} to {line!r} "
+                f"(exit code {process.wait()}; its errors are above)"
+            )
+        return reply
+
+    def load(self, w: Workload) -> None:
+        self._ask(f"load {w.name}", "loaded")
+
+    def time(self, settle: int) -> float:
+        return float(self._ask(f"time {settle}"))
+
+    def malloc_kept(self) -> bool:
+        return self._ask("malloc") == "True"
+
+    def close(self) -> None:
+        """Close its stdin (it ends its loop) and wait for it; killed after a minute."""
+        assert self.process.stdin is not None
+        try:
+            self.process.stdin.close()
+        except BrokenPipeError:  # it has ended already
+            pass
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+
+def serve(framework: str, device: str, quick: bool) -> None:
+    """The loop of a ``StepProcess``: one command a line on stdin, one answer a line on the stdout it was
+    started with ("load NAME" -> "loaded", "time SETTLE" -> seconds, "malloc" -> whether minires's malloc
+    settings are in force here), until stdin closes. Whatever else writes to stdout (a library's
+    message) goes to stderr, so that the answers stay whole."""
+    answers = os.fdopen(os.dup(sys.stdout.fileno()), "w", buffering=1)
+    sys.stdout.flush()
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    by_name = {w.name: w for w in workloads(quick)}
+    step: InProcess | None = None
+    print("ready", file=answers)
+    for line in sys.stdin:
+        command, _, argument = line.strip().partition(" ")
+        if command == "load":
+            step = None
+            gc.collect()
+            step = InProcess(make_step(by_name[argument], framework, device))
+            print("loaded", file=answers)
+        elif command == "time" and step is not None:
+            print(repr(step.time(int(argument))), file=answers)
+        elif command == "malloc":
+            from minires import allocator
+
+            print(bool(allocator.kept), file=answers)
+        else:
+            raise SystemExit(f"bench --serve: unexpected command {line.strip()!r}")
+
+
 def time_interleaved(
-    steps: dict[str, Callable[[], None]], warmup: int, repeats: int, settle: int = 1
+    steps: dict[str, Callable[[], None] | InProcess | StepProcess], warmup: int, repeats: int, settle: int = 1
 ) -> dict[str, list[float]]:
-    """Seconds per sample of each step, the frameworks taking turns: a, b, a, b, ... (warm-up untimed).
+    """Seconds per sample of each step (a function run here, or an ``InProcess`` or ``StepProcess``), the
+    frameworks taking turns: a, b, a, b, ... (warm-up untimed).
     Each turn runs its framework's step ``settle`` times untimed before the timed one, so that a sample
     follows a step of its own framework, as in a training loop, not one of the other's. PyTorch's
     OpenMP threads keep spinning for a few milliseconds after its step (libgomp's GOMP_SPINCOUNT), taking
@@ -355,17 +462,14 @@ def time_interleaved(
     once) minires's 16-channel conv row took 11.2 ms right after PyTorch's step, as long as after its own,
     against 15.2 ms with the default. ``settle`` 0: strict alternation, each sample right after the other
     framework's."""
+    timers = {name: InProcess(s) if callable(s) else s for name, s in steps.items()}
     for _ in range(warmup):
-        for step in steps.values():
-            step()
-    times: dict[str, list[float]] = {name: [] for name in steps}
+        for timer in timers.values():
+            timer.time(0)
+    times: dict[str, list[float]] = {name: [] for name in timers}
     for _ in range(repeats):
-        for name, step in steps.items():
-            for _ in range(settle):
-                step()
-            start = time.perf_counter()
-            step()
-            times[name].append(time.perf_counter() - start)
+        for name, timer in timers.items():
+            times[name].append(timer.time(settle))
     return times
 
 
@@ -602,11 +706,25 @@ def judge(r: Result) -> dict[str, str]:
     return verdicts
 
 
-def run_workload(w: Workload, frameworks: tuple[str, ...], args: argparse.Namespace, peak: float) -> Result:
-    """Time ``w`` for each framework (interleaved), then measure memory in subprocesses if asked."""
+def run_workload(
+    w: Workload,
+    frameworks: tuple[str, ...],
+    args: argparse.Namespace,
+    peak: float,
+    processes: dict[str, StepProcess] | None = None,
+) -> Result:
+    """Time ``w`` for each framework (interleaved), each in its ``StepProcess`` (here where ``processes`` is
+    None: ``--same-process``), then measure memory in subprocesses if asked."""
     macs = macs_per_image(w.model, w.input) if w.model else 0
     result = Result(w, workload_flops(w, macs))
-    steps = {fw: make_step(w, fw, args.device) for fw in frameworks}
+    if processes is None:  # --same-process
+        steps: dict[str, InProcess | StepProcess] = {
+            fw: InProcess(make_step(w, fw, args.device)) for fw in frameworks
+        }
+    else:
+        steps = {fw: processes[fw] for fw in frameworks}
+        for process in processes.values():
+            process.load(w)
     repeats = args.repeats or (2 if args.quick else 20 if w.target.max_spread is not None else 5)
     times = time_interleaved(steps, args.warmup, repeats, args.settle)
     del steps
@@ -702,6 +820,15 @@ def format_table(results: list[Result], info: dict[str, Any], peaks: dict[str, f
             if info.get("settle")
             else "each timed step right after the other framework's (--settle 0)."
         ),
+        (
+            "both frameworks timed in this process (--same-process): PyTorch ran with minires's malloc "
+            "settings."
+            if info.get("same_process")
+            else "each framework timed in a process of its own, taking turns (StepProcess); minires's malloc "
+            "settings in force: "
+            + ", ".join(f"{fw} {'yes' if kept else 'no'}" for fw, kept in info.get("malloc_kept", {}).items())
+            + "."
+        ),
         "GFLOP/s: convs and linears, 2*MACs forward, 6*MACs per training step (4 or 6 per conv layer).",
         "peak MB: peak memory growth over two training steps, each framework in a process of its own.",
         "target: t<= time ratio, m<= memory ratio, >=50% pk minires's share of the GEMM peak, s<= steadiness "
@@ -789,7 +916,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--json", nargs="?", const="-", default=None, metavar="PATH", help="write JSON (- : stdout)"
     )
+    p.add_argument(
+        "--same-process",
+        action="store_true",
+        help="time both frameworks in this process (default: each in a process of its own; see StepProcess)",
+    )
     p.add_argument("--probe-memory", nargs=2, metavar=("FRAMEWORK", "WORKLOAD"), help=argparse.SUPPRESS)
+    p.add_argument("--serve", choices=FRAMEWORKS, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     # args.repeats stays None unless given: each row then takes its own (20 for the steadiness target, else 5)
     args.warmup = args.warmup if args.warmup is not None else (1 if args.quick else 2)
@@ -816,6 +949,9 @@ def main(argv: list[str] | None = None) -> int:
         (w,) = [w for w in workloads(args.quick) if w.name == name]
         print(probe_memory(w, framework, args.device))
         return 0
+    if args.serve:
+        serve(args.serve, args.device, args.quick)
+        return 0
 
     frameworks = FRAMEWORKS if torch is not None and not args.no_torch else ("minires",)
     rows = [w for w in workloads(args.quick) if args.only is None or args.only in w.name]
@@ -830,12 +966,22 @@ def main(argv: list[str] | None = None) -> int:
     peaks = gemm_peak(args.device, sizes[:1] if args.quick else sizes, 3 if args.quick else 10)
     info["torch_timed"] = "torch" in frameworks
     info["settle"] = args.settle
+    info["same_process"] = args.same_process
     if "torch" not in frameworks:
         peaks.pop("torch", None)
     results = []
-    for w in rows:
-        print(f"bench: {w.name} ...", file=log, flush=True)
-        results.append(run_workload(w, frameworks, args, next(iter(peaks.values()))))
+    processes = None if args.same_process else {}
+    try:
+        for fw in frameworks if processes is not None else ():
+            processes[fw] = StepProcess(fw, args.device, args.quick)
+        for w in rows:
+            print(f"bench: {w.name} ...", file=log, flush=True)
+            results.append(run_workload(w, frameworks, args, next(iter(peaks.values())), processes))
+        if processes is not None:  # whether minires's malloc settings were in force where each one ran
+            info["malloc_kept"] = {fw: process.malloc_kept() for fw, process in processes.items()}
+    finally:
+        for process in (processes or {}).values():
+            process.close()
     elapsed = time.perf_counter() - start
     probes = sum(r.memory_seconds for r in results)
     table = (
@@ -844,7 +990,8 @@ def main(argv: list[str] | None = None) -> int:
     print(table, file=log if args.json == "-" else sys.stdout)
     if args.json is not None:
         settings = {
-            k: getattr(args, k) for k in ("device", "quick", "only", "repeats", "warmup", "settle", "memory")
+            k: getattr(args, k)
+            for k in ("device", "quick", "only", "repeats", "warmup", "settle", "memory", "same_process")
         }
         settings["seconds"], settings["memory_seconds"] = elapsed, probes
         text = to_json(results, info, peaks, settings)

@@ -8,6 +8,7 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -138,8 +139,37 @@ def test_time_interleaved_takes_turns_and_times_the_settled_step() -> None:
     assert min(times["a"][1:]) >= 0.02  # the first sample of a follows no step at all
 
 
+@pytest.mark.slow  # about 10 s: two Python processes that import minires and PyTorch
+def test_step_processes_time_each_framework_apart() -> None:
+    """Each framework steps in a process of its own (StepProcess), taking turns; minires's malloc settings
+    (process-wide) are in force in minires's process only, and a command that fails there is reported."""
+    from minires import allocator
+
+    frameworks = ("minires", "torch") if bench.torch is not None else ("minires",)
+    processes = {fw: bench.StepProcess(fw, "cpu", quick=True) for fw in frameworks}
+    try:
+        (w,) = [w for w in bench.workloads(quick=True) if w.name == "infer cifar_resnet20 1x28x28 N16"]
+        for process in processes.values():
+            process.load(w)
+        times = bench.time_interleaved(processes, warmup=1, repeats=2, settle=1)
+        assert all(len(ts) == 2 and min(ts) > 0 for ts in times.values())
+        kept = {fw: process.malloc_kept() for fw, process in processes.items()}
+        assert kept["minires"] is allocator.keep_freed_memory()  # True under glibc, as in this process
+        if "torch" in kept:
+            assert kept["torch"] is False  # PyTorch's process never ran a minires kernel
+        with pytest.raises(RuntimeError, match="the minires process answered"):
+            processes["minires"].load(replace(w, batch=3))  # no such workload: the process ends
+        assert processes["minires"].process.poll() not in (None, 0)
+    finally:
+        for process in processes.values():
+            process.close()
+    if "torch" in processes:
+        assert processes["torch"].process.returncode == 0  # stdin closed: it ends its loop
+
+
 def test_settle_defaults_and_refuses_negative_counts() -> None:
     assert bench.parse_args([]).settle == 1 and bench.parse_args(["--quick"]).settle == 0
+    assert not bench.parse_args([]).same_process and bench.parse_args(["--same-process"]).same_process
     assert bench.parse_args(["--settle", "3"]).settle == 3
     for flag in ("--settle", "--warmup"):
         with pytest.raises(SystemExit):
@@ -158,6 +188,9 @@ def test_quick_run_writes_the_table_and_json(tmp_path: Path) -> None:
         "train cifar_resnet20 1x28x28 N16",
         "infer cifar_resnet20 1x28x28 N16",
     ]
+    assert data["settings"]["same_process"] is False
+    if data["machine"]["torch"]:
+        assert data["machine"]["malloc_kept"]["torch"] is False
     for row in data["results"]:
         mine = row["frameworks"]["minires"]
         assert len(mine["times_s"]) == 2 and mine["images_per_s"] > 0 and mine["gflops"] > 0
