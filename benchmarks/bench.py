@@ -7,13 +7,14 @@
 Both frameworks run the same network (the PyTorch twin's weights are copied into the minires model by
 state_dict), on the same batch, in float32, with the same thread count: torch.set_num_threads is set to the
 number of threads NumPy's BLAS uses. ``--threads N`` sets both, through OMP/OPENBLAS/MKL_NUM_THREADS before
-NumPy is imported. Each framework runs in a Python process of its own, as its users run it (``StepProcess``:
-minires's malloc settings are process-wide and would speed PyTorch up; ``--same-process`` times both in
-this one). Each sample of one framework is followed by a sample of the other (interleaved), so that a
-machine that slows down or speeds up during the run moves both alike; the ratio reported is the median of
-the per-pair ratios, the images/s come from each framework's median time. Each turn starts with an untimed
-step of its framework (``--settle``, ``time_interleaved``), so that no sample pays for the other
-framework's lingering threads.
+NumPy is imported. Each framework runs in a Python process of its own, as its users run it, a new one for
+each row (``StepProcess``: minires's malloc settings are process-wide and would speed PyTorch up, and
+glibc's own thresholds follow what a process ran before; ``--keep-processes`` keeps one per framework for
+the whole run, ``--same-process`` times both in this one). Each sample of one framework is followed by a
+sample of the other (interleaved), so that a machine that slows down or speeds up during the run moves both
+alike; the ratio reported is the median of the per-pair ratios, the images/s come from each framework's
+median time. Each turn starts with an untimed step of its framework (``--settle``, ``time_interleaved``),
+so that no sample pays for the other framework's lingering threads.
 
 A training step is zero_grad, forward, cross_entropy, backward and an SGD step (lr 0.01, momentum 0.9);
 inference is an eval-mode forward under no_grad. FLOP counts and the memory measurement are explained in
@@ -356,10 +357,11 @@ class InProcess:
 
 
 class StepProcess:
-    """A framework's steps in a Python process of its own (``bench.py --serve FRAMEWORK``), one per
-    framework for the whole run, driven line by line over its stdin and stdout: ``load(w)`` builds w's step
-    there, ``time(settle)`` runs ``settle`` untimed steps and one timed, timed in that process (the pipe's
-    round trip is not in it). While one framework's process steps, the other's waits on its pipe, asleep.
+    """A framework's steps in a Python process of its own (``bench.py --serve FRAMEWORK``), a new one per
+    framework for each row (``--keep-processes``: one for the whole run), driven line by line over its stdin
+    and stdout: ``load(w)`` builds w's step there, ``time(settle)`` runs ``settle`` untimed steps and one
+    timed, timed in that process (the pipe's round trip is not in it). While one framework's process steps,
+    the other's waits on its pipe, asleep.
 
     Why apart (the default; ``--same-process`` runs both here, as before): minires tunes glibc's malloc
     for the whole process (allocator.py: freed blocks are kept and reused instead of going back to the
@@ -367,7 +369,19 @@ class StepProcess:
     Zen 5, cifar_resnet(20)'s training step 121 against 104 ms and its inference 30-45 against 25-26 ms,
     the page faults 19,000 and 3,200 a step against 240 and 160. Alone, as its users run it, PyTorch
     keeps glibc's defaults; so does minires's own process keep its settings. Each process reports whether
-    minires's malloc settings are in force in it (``malloc_kept``)."""
+    minires's malloc settings are in force in it (``malloc_kept``).
+
+    Why a new one for each row: glibc's defaults are not a fixed state. Its mmap threshold is dynamic (a
+    freed block larger than the threshold, up to 32 MiB, raises it to that block's size, and the trim
+    threshold to twice that), so what a process ran before decides how often a step's arrays come back
+    from the kernel as fresh pages. Measured on 2 cores of an AMD EPYC Zen 3 (AVX2): PyTorch's
+    cifar_resnet(20) inference at batch 128 took 62-65 ms a step in a process that had run the training
+    row before it, 0 page faults a step, and 69-102 ms in a process of its own, 4,000-17,000 page faults a
+    step (from one run to the next); the row's ratio was 1.50-1.54 in two whole runs the first way, 1.05-1.23
+    in two with a process per row, 1.11-1.12 run alone (``--only``), minires's times the same throughout.
+    So a row's figures depended on the rows before it; in a process of its own per row they do not, and
+    each row measures what a process that runs only that workload gets. ``--keep-processes`` runs the
+    tenth round's way, a process per framework for the whole run."""
 
     def __init__(self, framework: str, device: str, quick: bool) -> None:
         self.framework = framework
@@ -824,8 +838,13 @@ def format_table(results: list[Result], info: dict[str, Any], peaks: dict[str, f
             "both frameworks timed in this process (--same-process): PyTorch ran with minires's malloc "
             "settings."
             if info.get("same_process")
-            else "each framework timed in a process of its own, taking turns (StepProcess); minires's malloc "
-            "settings in force: "
+            else "each framework timed in a process of its own, "
+            + (
+                "one for the whole run (--keep-processes)"
+                if info.get("keep_processes")
+                else "new for each row"
+            )
+            + ", taking turns (StepProcess); minires's malloc settings in force: "
             + ", ".join(f"{fw} {'yes' if kept else 'no'}" for fw, kept in info.get("malloc_kept", {}).items())
             + "."
         ),
@@ -921,16 +940,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="time both frameworks in this process (default: each in a process of its own; see StepProcess)",
     )
+    p.add_argument(
+        "--keep-processes",
+        action="store_true",
+        help="one process per framework for the whole run (default: a new one for each row; see StepProcess)",
+    )
     p.add_argument("--probe-memory", nargs=2, metavar=("FRAMEWORK", "WORKLOAD"), help=argparse.SUPPRESS)
     p.add_argument("--serve", choices=FRAMEWORKS, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     # args.repeats stays None unless given: each row then takes its own (20 for the steadiness target, else 5)
     args.warmup = args.warmup if args.warmup is not None else (1 if args.quick else 2)
     args.settle = args.settle if args.settle is not None else (0 if args.quick else 1)
+    if args.same_process and args.keep_processes:
+        p.error("--same-process and --keep-processes: choose one (the first runs no process to keep)")
     if args.warmup < 0 or args.settle < 0:
         p.error(f"--warmup and --settle: expected counts >= 0, got {args.warmup} and {args.settle}")
     args.memory = (not args.quick) if args.memory is None else args.memory
     return args
+
+
+def _close_all(processes: dict[str, StepProcess]) -> None:
+    """Close every process of ``processes`` and empty it."""
+    for process in processes.values():
+        process.close()
+    processes.clear()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -969,19 +1002,21 @@ def main(argv: list[str] | None = None) -> int:
     info["same_process"] = args.same_process
     if "torch" not in frameworks:
         peaks.pop("torch", None)
+    info["keep_processes"] = args.keep_processes
     results = []
-    processes = None if args.same_process else {}
+    processes: dict[str, StepProcess] | None = None if args.same_process else {}
     try:
-        for fw in frameworks if processes is not None else ():
-            processes[fw] = StepProcess(fw, args.device, args.quick)
         for w in rows:
             print(f"bench: {w.name} ...", file=log, flush=True)
+            if processes is not None and not processes:  # a new pair for each row, or one for the run
+                processes.update((fw, StepProcess(fw, args.device, args.quick)) for fw in frameworks)
             results.append(run_workload(w, frameworks, args, next(iter(peaks.values())), processes))
-        if processes is not None:  # whether minires's malloc settings were in force where each one ran
-            info["malloc_kept"] = {fw: process.malloc_kept() for fw, process in processes.items()}
+            if processes is not None:  # whether minires's malloc settings were in force where each one ran
+                info["malloc_kept"] = {fw: process.malloc_kept() for fw, process in processes.items()}
+                if not args.keep_processes:
+                    _close_all(processes)
     finally:
-        for process in (processes or {}).values():
-            process.close()
+        _close_all(processes or {})
     elapsed = time.perf_counter() - start
     probes = sum(r.memory_seconds for r in results)
     table = (
@@ -991,7 +1026,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.json is not None:
         settings = {
             k: getattr(args, k)
-            for k in ("device", "quick", "only", "repeats", "warmup", "settle", "memory", "same_process")
+            for k in (
+                "device",
+                "quick",
+                "only",
+                "repeats",
+                "warmup",
+                "settle",
+                "memory",
+                "same_process",
+                "keep_processes",
+            )  # fmt: skip
         }
         settings["seconds"], settings["memory_seconds"] = elapsed, probes
         text = to_json(results, info, peaks, settings)

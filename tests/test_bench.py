@@ -170,10 +170,54 @@ def test_step_processes_time_each_framework_apart() -> None:
 def test_settle_defaults_and_refuses_negative_counts() -> None:
     assert bench.parse_args([]).settle == 1 and bench.parse_args(["--quick"]).settle == 0
     assert not bench.parse_args([]).same_process and bench.parse_args(["--same-process"]).same_process
+    assert not bench.parse_args([]).keep_processes and bench.parse_args(["--keep-processes"]).keep_processes
+    with pytest.raises(SystemExit):  # nothing to keep when both run here
+        bench.parse_args(["--same-process", "--keep-processes"])
     assert bench.parse_args(["--settle", "3"]).settle == 3
     for flag in ("--settle", "--warmup"):
         with pytest.raises(SystemExit):
             bench.parse_args([flag, "-1"])
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_each_row_gets_processes_of_its_own_unless_kept(monkeypatch: pytest.MonkeyPatch, keep: bool) -> None:
+    """By default each row starts a new process per framework and closes it after the row (a framework's
+    process state, glibc's malloc thresholds among it, does not carry over from the rows before);
+    --keep-processes starts one per framework for the whole run. StepProcess and the timing are faked."""
+    started: list[Any] = []
+    closed: list[Any] = []
+    rows_seen: list[dict[str, Any]] = []
+
+    class FakeProcess:
+        def __init__(self, framework: str, device: str, quick: bool) -> None:
+            self.framework = framework
+            started.append(self)
+
+        def malloc_kept(self) -> bool:
+            return self.framework == "minires"
+
+        def close(self) -> None:
+            closed.append(self)
+
+    def fake_run(w: Any, frameworks: Any, args: Any, peak: float, processes: Any) -> bench.Result:
+        assert set(processes) == set(frameworks) and not set(processes.values()) & set(closed)
+        rows_seen.append(dict(processes))
+        return bench.Result(w, 0.0)
+
+    monkeypatch.setattr(bench, "StepProcess", FakeProcess)
+    monkeypatch.setattr(bench, "run_workload", fake_run)
+    monkeypatch.setattr(bench, "gemm_peak", lambda *args: {"numpy": 100.0})
+    monkeypatch.setattr(bench, "format_table", lambda *args: "")
+    flags = ["--only", "cifar_resnet20 1x28x28 N128", "--no-memory"] + (["--keep-processes"] if keep else [])
+    assert bench.main(flags) == 0
+    assert len(rows_seen) == 2  # its training and inference rows
+    n_frameworks = len(rows_seen[0])
+    if keep:
+        assert rows_seen[0] == rows_seen[1] and len(started) == n_frameworks
+    else:
+        assert not set(rows_seen[0].values()) & set(rows_seen[1].values())
+        assert len(started) == 2 * n_frameworks
+    assert sorted(map(id, started)) == sorted(map(id, closed))  # every one closed, once
 
 
 @pytest.mark.slow  # about 10 s: imports, a GEMM peak, two rows of a small model
@@ -188,7 +232,8 @@ def test_quick_run_writes_the_table_and_json(tmp_path: Path) -> None:
         "train cifar_resnet20 1x28x28 N16",
         "infer cifar_resnet20 1x28x28 N16",
     ]
-    assert data["settings"]["same_process"] is False
+    assert data["settings"]["same_process"] is False and data["settings"]["keep_processes"] is False
+    assert data["machine"]["keep_processes"] is False
     if data["machine"]["torch"]:
         assert data["machine"]["malloc_kept"]["torch"] is False
     for row in data["results"]:
