@@ -1008,7 +1008,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for w in rows:
             print(f"bench: {w.name} ...", file=log, flush=True)
-            if processes is not None and not processes:  # a new pair for each row, or one for the run
+            if processes is not None and not processes:  # new ones for each row, or one set for the run
                 processes.update((fw, StepProcess(fw, args.device, args.quick)) for fw in frameworks)
             results.append(run_workload(w, frameworks, args, next(iter(peaks.values())), processes))
             if processes is not None:  # whether minires's malloc settings were in force where each one ran
