@@ -1036,7 +1036,7 @@ def main(argv: list[str] | None = None) -> int:
                 "memory",
                 "same_process",
                 "keep_processes",
-            )  # fmt: skip
+            )
         }
         settings["seconds"], settings["memory_seconds"] = elapsed, probes
         text = to_json(results, info, peaks, settings)
