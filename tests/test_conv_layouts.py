@@ -185,6 +185,33 @@ def test_channels_last_output_keeps_its_memory_format_through_elementwise_ops() 
         assert t.data.transpose(0, 2, 3, 1).flags.c_contiguous
 
 
+@pytest.mark.parametrize("layout", [None, *CONV_LAYOUTS])
+@pytest.mark.parametrize("x_last", [False, True], ids=["nchw_x", "nhwc_x"])
+@pytest.mark.parametrize("need_dw", [True, False], ids=["dx_dw", "dx_only"])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_dx_comes_in_the_memory_order_of_x(
+    layout: str | None, x_last: bool, need_dw: bool, stride: int
+) -> None:
+    """x.grad lies in memory as x does (PyTorch gives a gradient its input's memory format), whatever the
+    layout writes, with dw or without (the first conv of a network has no dx; a frozen one no dw); and
+    its values are those of an NCHW x in the reference layout. 16 channels on 8x8 images: the rule's dx
+    convolution is Winograd's F(4x4, 3x3) there, the forward's the stacked rows."""
+    rng = np.random.default_rng(stride + 2 * x_last)
+    x0 = rng.standard_normal((3, 16, 8, 8)).astype(np.float32)
+    w0 = rng.standard_normal((16, 16, 3, 3)).astype(np.float32) * 0.1
+    g0 = rng.standard_normal((3, 16, 8 // stride, 8 // stride)).astype(np.float32)
+    grads = []
+    for forced, last in ((layout, x_last), ("nchw", False)):
+        x = mr.tensor(_channels_last(x0) if last else x0, requires_grad=True)
+        w = mr.tensor(w0, requires_grad=need_dw)
+        with conv_layout(forced):
+            F.conv2d(x, w, stride=stride, padding=1).backward(mr.tensor(g0))
+        grads.append(x.grad.data)
+    dx, reference = grads
+    assert (dx.flags.c_contiguous, dx.transpose(0, 2, 3, 1).flags.c_contiguous) == (not x_last, x_last)
+    np.testing.assert_allclose(dx, reference, rtol=1e-4, atol=1e-4)
+
+
 def test_im2col_rows_holds_im2col_at_the_output_pixels() -> None:
     """The shifted-rows unfold's columns at the output pixels are im2col's columns, in the same order."""
     rng = np.random.default_rng(2)
@@ -323,6 +350,14 @@ def test_per_layer_choice() -> None:
     assert choose_layout((2, 2048, 4, 4), *one_tap).name == "nchw" and square(256, 12, 2, n=32) == "nhwc"
     assert square(256, 12, oc=64) == "nhwc" and square(128, 12, 2) == "nhwc"
     assert square(16, 24) == "rows_stacked"
+    # dx's flipped convolution takes the larger tiles from 16 channels (the forward from 32); not below
+
+    def dx_square(c: int, width: int, stride: int = 1) -> str:
+        x_shape, w_shape, *rest = _layer(c, width, stride)
+        return choose_layout(x_shape, (c, *w_shape[1:]), *rest, for_dx=True).name
+
+    assert dx_square(16, 28) == "winograd4" and dx_square(32, 14) == square(32, 14) == "winograd4"
+    assert dx_square(16, 28, 2) == "nchw" and dx_square(8, 28) == square(8, 28) == "rows_stacked"
     # The shifted rows stack their kernel rows where a row of the kernel holds at least 6 values and twice
     # the output channels (per group): 3 -> 16 channels (9 values) and a kernel of one row stay unfolded
     assert (

@@ -30,10 +30,11 @@ from ..backend import get_array_module
 from ..errors import DTypeError, ShapeError
 from ..function import Function
 from ..grad_mode import conv_layout  # noqa: F401 - also here: tests/op_table.py forces layouts through it
+from ..memory_order import row_order
 from ..tensor import Tensor
 from ..threads import ordered_sum, parallel_map, sum_in_order
 from .args import Padding, Pair, int_pair
-from .conv_layouts import Layout, choose_layout
+from .conv_layouts import Layout, channels_last_empty, choose_layout
 from .shape import squeeze, unsqueeze
 
 # Where dx is a convolution, backward makes dx and dw from one unfold of g unless dx's weight matrix is
@@ -42,16 +43,18 @@ FUSED_WEIGHT_RATIO = 1.0
 
 
 # ----- kernels on arrays ------------------------------------------------------------------------------
-def conv2d_forward(x: Any, w: Any, b: Any | None, layout: Layout, W: Any | None = None) -> Any:
+def conv2d_forward(
+    x: Any, w: Any, b: Any | None, layout: Layout, W: Any | None = None, order: str | None = None
+) -> Any:
     """y = conv2d(x, w, b) in ``layout`` (whose geometry is x's and w's): per batch chunk, the chunk's cols
     (``layout.unfold``) times W (``layout.product``); see Conv2d. ``W``: ``layout.weight_matrix(w)``, where
     the caller has made it already. Shapes: x (N, C, H, W), w (OC, Cg, KH, KW), b (OC,) or None ->
-    y (N, OC, OH, OW), in the layout's memory order."""
+    y (N, OC, OH, OW), in the memory ``order`` given (``_empty``), else in the layout's own."""
     xp = get_array_module(x)
     N, OC = x.shape[0], w.shape[0]
     if W is None:
         W = layout.weight_matrix(w)  # (G, OCg, K) or (G, OCg, T*Cg)
-    y = layout.empty(xp, (N, OC, layout.OH, layout.OW), x.dtype)
+    y = _empty(xp, layout, (N, OC, layout.OH, layout.OW), x.dtype, order)
 
     def one_chunk(chunk: slice) -> None:
         _product_into(layout, W, layout.unfold(x[chunk]), y[chunk])
@@ -76,7 +79,7 @@ def conv2d_weight_grad(g: Any, x: Any, layout: Layout) -> Any:
     return layout.weight_from_matrix(dW)
 
 
-def conv2d_input_grad(g: Any, w: Any, layout: Layout) -> Any:
+def conv2d_input_grad(g: Any, w: Any, layout: Layout, order: str | None = None) -> Any:
     r"""dx: by the flipped kernel where it is a convolution (stride 1) and the layout has no cheaper fold
     (``dx_by_fold``), else by folding dcols = W^T dY.
 
@@ -100,14 +103,25 @@ def conv2d_input_grad(g: Any, w: Any, layout: Layout) -> Any:
     adds each tap's block dY_t W_t where the flipped convolution would first make its w' (C, T, OC), w with
     its channel axes swapped: a copy against the grain, about 1.5 ns a value, 3.6 ms for a 512x512 3x3
     kernel; measured, AVX-512: the backward of 512x512 3x3 layers on 2x2 and 3x3 images 10-20% faster).
+
+    dx is made in x's memory ``order`` (memory_order.row_order of x, which Conv2d keeps from forward), as
+    PyTorch gives a gradient its input's memory format: the op that made x saved its arrays in that order,
+    and its backward reads dx against them (ReLU's and batch norm's copy a g of the other order over first:
+    memory_order.in_order_of, a pass over the whole array). A layout that writes the other order puts each
+    chunk into place instead, while the chunk is in the cache (``_product_into``). Measured with
+    WINOGRAD_TILES_MIN_CHANNELS_DX (conv_layouts.py), whose 16-channel dx would otherwise come out channels
+    last beside the NCHW arrays of the stacked rows' forward: a cifar_resnet(20) training step took 0.953
+    of the time before with that rule alone and 0.928 with dx in x's order too (steps alternating in one
+    process, 16 rounds, one run; 2 cores of an AMD EPYC Zen 4, OpenBLAS's SkylakeX kernels; this VM's
+    noise is a few percent).
     Shapes: g (N, OC, OH, OW), w (OC, Cg, KH, KW) -> dx (N, C, H, W).
     """
     xp = get_array_module(g)
     if layout.dx_by_flipped_kernel():
         w_flipped, flipped = _flipped_convolution(g, w, layout)
-        return conv2d_forward(g, w_flipped, None, flipped)
+        return conv2d_forward(g, w_flipped, None, flipped, order=order)
     W = layout.weight_matrix(w)  # (G, OCg, K) or (G, OCg, T*Cg)
-    dx = layout.empty(xp, layout.x_shape, g.dtype)
+    dx = _empty(xp, layout, layout.x_shape, g.dtype, order)
 
     def one_chunk(chunk: slice) -> None:
         dx[chunk] = layout.fold(W, layout.output_grad(g[chunk]), chunk.stop - chunk.start)
@@ -140,18 +154,20 @@ def conv2d_input_and_weight_grad(g: Any, x: Any, w: Any, layout: Layout) -> tupl
     channels and few pixels: Winograd's (16, C, OC) of a 512-channel 3x3 layer on 3x3 images is 17 MB, x
     1 MB at batch 64) that raised a training step's peak (+27 MB, 7%, for d2l_resnet18 at 96x96), so there
     dx and dw are computed apart, as ``conv2d_input_grad`` and ``conv2d_weight_grad`` do.
+    dx is made in x's memory order (``conv2d_input_grad``).
     Shapes: g (N, OC, OH, OW), x (N, C, H, W), w (OC, Cg, KH, KW) -> dx (N, C, H, W), dw (OC, Cg, KH, KW).
     """
+    order = row_order(x)
     if not layout.dx_by_flipped_kernel():
-        return conv2d_input_grad(g, w, layout), conv2d_weight_grad(g, x, layout)  # dx by the fold
+        return conv2d_input_grad(g, w, layout, order), conv2d_weight_grad(g, x, layout)  # dx by the fold
     xp = get_array_module(g)
     w_flipped, flipped = _flipped_convolution(g, w, layout)
     W_flipped = flipped.weight_matrix(w_flipped)
     if W_flipped.nbytes > FUSED_WEIGHT_RATIO * x.nbytes:  # many channels, few pixels: apart (the docstring)
-        dx = conv2d_forward(g, w_flipped, None, flipped, W_flipped)
+        dx = conv2d_forward(g, w_flipped, None, flipped, W_flipped, order)
         del W_flipped  # freed before dw's products are made
         return dx, conv2d_weight_grad(g, x, layout)
-    dx = flipped.empty(xp, layout.x_shape, g.dtype)
+    dx = _empty(xp, flipped, layout.x_shape, g.dtype, order)
 
     def one_chunk(chunk: slice) -> Any:
         cols = flipped.unfold(g[chunk])  # the flipped convolution's cols of g, for both products
@@ -163,6 +179,16 @@ def conv2d_input_and_weight_grad(g: Any, x: Any, w: Any, layout: Layout) -> tupl
         return dx, xp.zeros(w.shape, dtype=g.dtype)
     dw_flipped = flipped.weight_from_matrix(dW_flipped)  # (C, OCg, KH, KW), w_flipped's shape
     return dx, xp.ascontiguousarray(_flip_kernel(dw_flipped, layout.groups))  # (OC, Cg, KH, KW)
+
+
+def _empty(xp: Any, layout: Layout, shape: tuple[int, ...], dtype: Any, order: str | None) -> Any:
+    """An uninitialized (N, C, H, W) array for a kernel's result, in the memory ``order`` given ("first":
+    NCHW, "last": channels last, as memory_order.row_order names them), else in ``layout``'s own."""
+    if order == "first":
+        return xp.empty(shape, dtype=dtype)
+    if order == "last":
+        return channels_last_empty(xp, shape, dtype)
+    return layout.empty(xp, shape, dtype)
 
 
 def _product_into(layout: Layout, W: Any, cols: Any, out: Any) -> None:
@@ -195,7 +221,7 @@ def _flipped_convolution(g: Any, w: Any, layout: Layout) -> tuple[Any, Layout]:
     padding = ((DH * (KH - 1) - pt, DH * (KH - 1) - pb), (DW * (KW - 1) - pl, DW * (KW - 1) - pr))
     flipped = choose_layout(
         g.shape, w_flipped.shape, (1, 1), padding, layout.dilation, layout.groups, get_array_module(g),
-        forced=layout.forced,
+        forced=layout.forced, for_dx=True,
     )  # fmt: skip
     return w_flipped, flipped
 
@@ -260,7 +286,8 @@ class Conv2d(Function):
     Shapes: x (N, C, H, W), w (OC, Cg, KH, KW), b (OC,), y (N, OC, OH, OW).
     """
 
-    saved = ("layout", "x", "w")  # what forward keeps for backward (x and w only when a gradient needs them)
+    # what forward keeps for backward: x and w only when a gradient needs them, x's memory order for dx
+    saved = ("layout", "x", "w", "x_order")
 
     def __init__(self, stride: Pair, padding: Padding, dilation: Pair, groups: int) -> None:
         self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
@@ -272,7 +299,7 @@ class Conv2d(Function):
         )
         need_dx, need_dw, _ = self.needs_input_grad
         if need_dx:
-            self.w = w
+            self.w, self.x_order = w, row_order(x)  # dx goes into x's memory order
         if need_dw:
             self.x = x
         return conv2d_forward(x, w, b, self.layout)
@@ -282,7 +309,7 @@ class Conv2d(Function):
         if need_dx and need_dw:  # one unfold of g for both, where dx is a convolution
             dx, dw = conv2d_input_and_weight_grad(g, self.x, self.w, self.layout)
         else:
-            dx = conv2d_input_grad(g, self.w, self.layout) if need_dx else None
+            dx = conv2d_input_grad(g, self.w, self.layout, self.x_order) if need_dx else None
             dw = conv2d_weight_grad(g, self.x, self.layout) if need_dw else None
         db = g.sum(axis=(0, 2, 3)) if need_db else None  # (OC,)
         return dx, dw, db

@@ -33,16 +33,16 @@ questions, so that conv.py's loops (``conv2d_forward``, ``conv2d_weight_grad``, 
   3x3 output with padding 1, 32 of the 81 tap-pixel pairs are zeros). Any stride, dilation and groups;
   its fold scatter-adds each tap's dx block.
 
-The choice (``choose_layout``): on the CPU, for the 3x3 stride-1 layers of one group with 32 to 128 (F(4x4,
-3x3)) or 256 (F(3x3, 3x3)) channels, Winograd's larger tiles, the one that takes the fewest products per
-output pixel (``_large_tiles``: 3x3 tiles on 3x3, 6x6 and 9x9 outputs, for example, 4x4 tiles on 4x4, 7x7, 8x8
-and 10x10 to 16x16; neither on 1x1, 2x2 and 5x5), where there are at least as many tiles as channels and fewer
-than 4 products a pixel; then the live taps for the layers of one group with a kernel of more than one tap
-and, with stride 1, an output of at most TAPS_MAX_OUTPUT (7) pixels on a side, at most
-TAPS_MAX_OUTPUT_OVER_WINOGRAD (4) where Winograd would take the layer, or, strided, an output of 2x2 to
-TAPS_MAX_STRIDED_OUTPUT (4x4) pixels from TAPS_MIN_STRIDED_CHANNELS (64) input channels; then channels first
-for a layer whose weights are more than WEIGHT_HEAVY_RATIO (6) times its input, every kernel tap live (the
-many-channel layers on a few pixels: below); then Winograd for the 3x3 stride-1 layers with at least
+The choice (``choose_layout``): on the CPU, for the 3x3 stride-1 layers of one group with 32 (16 for dx's
+flipped convolution) to 128 (F(4x4, 3x3)) or 256 (F(3x3, 3x3)) channels, Winograd's larger tiles, the one that
+takes the fewest products per output pixel (``_large_tiles``: 3x3 tiles on 3x3, 6x6 and 9x9 outputs, for
+example, 4x4 tiles on 4x4, 7x7, 8x8 and 10x10 to 16x16; neither on 1x1, 2x2 and 5x5), where there are at least
+as many tiles as channels and fewer than 4 products a pixel; then the live taps for the layers of one group
+with a kernel of more than one tap and, with stride 1, an output of at most TAPS_MAX_OUTPUT (7) pixels on a
+side, at most TAPS_MAX_OUTPUT_OVER_WINOGRAD (4) where Winograd would take the layer, or, strided, an output of
+2x2 to TAPS_MAX_STRIDED_OUTPUT (4x4) pixels from TAPS_MIN_STRIDED_CHANNELS (64) input channels; then channels
+first for a layer whose weights are more than WEIGHT_HEAVY_RATIO (6) times its input, every kernel tap live
+(the many-channel layers on a few pixels: below); then Winograd for the 3x3 stride-1 layers with at least
 WINOGRAD_MIN_CHANNELS (128) channels in and out and an output of 2x2 pixels or more; then channels last when a
 pixel's Cg channels make a longer run than an output row of OW values (Cg >= 4*OW: the small images of the
 late stages); otherwise shifted rows when the layer's dx is a convolution (stride 1), their kernel rows
@@ -192,10 +192,10 @@ VM's environment sets OPENBLAS_CORETYPE=Haswell: 256-bit vectors, a GEMM peak of
     512x3x3 N64         65.7    42.2     42.9      30.4       43.1      28.8    28.8     28.8
 
 With its SkylakeX kernels (the environment variable unset: 512-bit vectors, 463 GFLOP/s), the same layers:
-before 25.2, 16.1, 16.6, 5.9, 3.8, 9.7, 8.6, 6.6, 7.8, 20.3 ms, now 18.2, 12.3, 16.8, 3.9, 3.9, 7.3, 7.0,
-5.6, 7.7, 20.4. The products are where the time goes at these channel counts, and the larger the tile the
-fewer (per output pixel 4 for F(2x2, 3x3), 25/9 for F(3x3, 3x3), 36/16 for F(4x4, 3x3) where the tiles fit
-the output), while the transforms, each a small product along one axis (winograd.py), cost about the same per
+before 25.2, 16.1, 16.6, 5.9, 3.8, 9.7, 8.6, 6.6, 7.8, 20.3 ms, now 18.2, 12.3, 16.8, 3.9, 3.9, 7.3, 7.0, 5.6,
+7.7, 20.4. The products are where the time goes at these channel counts, and the larger the tile the fewer
+(per output pixel 4 for F(2x2, 3x3), 25/9 for F(3x3, 3x3), 36/16 for F(4x4, 3x3) where the tiles fit the
+output), while the transforms, each a small product along one axis (winograd.py), cost about the same per
 pixel: so the larger tiles win wherever their tiles cover the output with little waste (4x4 tiles on a 6x6
 output compute 64 pixels for 36: F(3x3, 3x3) there). They lose where the weights dominate: with 512 channels
 (F(3x3, 3x3) with the SkylakeX kernels: 34.5 ms against 20.3 on 3x3 outputs, one tile per image and a
@@ -209,11 +209,17 @@ process, twice: training -0.8% and -0.5%, inference +3.5% and +3.7%; an earlier 
 F(4x4, 3x3), 4.1 a layer where alone it takes 3.75, and 24.2 with the rows, 4.0 a layer against 4.3 alone; the
 strided 16 -> 32 layer after them, channels first, read its input channels last (3.1 ms against 2.7). The
 transforms, a dozen passes over arrays 2.25 times the input, lose more to the cache that the network's other
-arrays share than the rows' products do, which the GEMM bounds: the bound is 32. Whole networks (steps with
-and without the larger tiles alternating in one process, 8 rounds, Haswell kernels): d2l_resnet18 at 28x28
-training -13%, at 96x96 training -17%, inference -17%; cifar_resnet(20) -4.5%, resnet50 -4.5%; with the
-SkylakeX kernels d2l_resnet18 -2.5% (28x28) and -9% (96x96 training), resnet50 -2.5%. F(3x3, 3x3) alone (on
-the 6x6 outputs) takes 2.6% off d2l_resnet18's 96x96 training step. Their float32 error is larger than the
+arrays share than the rows' products do, which the GEMM bounds: the bound is 32. Backward is another matter:
+there one transform of g serves dx and dw (conv.py ``conv2d_input_and_weight_grad``), and dx goes into x's
+memory order, NCHW beside the rows' forward, so the batch norm and ReLU around the layer are not slowed. So
+dx's flipped convolution takes the larger tiles from 16 channels (WINOGRAD_TILES_MIN_CHANNELS_DX): on 2 cores
+of an AMD EPYC Zen 4 (AVX-512, OpenBLAS's SkylakeX kernels) the six 16-channel layers' backward took 60-64 ms
+of a cifar_resnet(20) training step against 81 with the rows (profile_ops.py), and the step 2-4.5% less
+(alternating in one process, 14-30 rounds, three runs: 0.955, 0.979, 0.988 of the time before). Whole networks
+(steps with and without the larger tiles alternating in one process, 8 rounds, Haswell kernels): d2l_resnet18
+at 28x28 training -13%, at 96x96 training -17%, inference -17%; cifar_resnet(20) -4.5%, resnet50 -4.5%; with
+the SkylakeX kernels d2l_resnet18 -2.5% (28x28) and -9% (96x96 training), resnet50 -2.5%. F(3x3, 3x3) alone
+(on the 6x6 outputs) takes 2.6% off d2l_resnet18's 96x96 training step. Their float32 error is larger than the
 direct form's (winograd.py, tests/test_winograd.py): up to about 5e-6 and 1.1e-5 of the largest value, against
 2e-7 to 7e-7. On 3x3 outputs (one 3x3 tile an image, where the live taps would take the layer otherwise)
 F(3x3, 3x3) took 5.6 ms against the taps' 6.7 (128 channels, batch 256) and 1.7 against 2.2 (64 channels) with
@@ -277,6 +283,14 @@ WINOGRAD_MIN_CHANNELS = 128
 # fewer than WINOGRAD_MAX_PRODUCTS products per output pixel (F(2x2, 3x3)'s 4 on whole tiles; the direct
 # form's 9).
 WINOGRAD_TILES_MIN_CHANNELS = 32
+# ... and for the flipped convolution that gives a layer's dx and dw together (conv.py
+# ``conv2d_input_and_weight_grad``), from this many channels: 16-channel layers too. There one transform of
+# g serves both products, and dx goes into x's memory order, so the channels-last output that slows the
+# batch norm and ReLU after a 16-channel forward (the forward's bound stays 32) costs nothing. Measured
+# (cifar_resnet(20) training, 28x28 at batch 128; steps with and without alternating in one process, 16
+# rounds; 2 cores of an AMD EPYC Zen 4, AVX-512, OpenBLAS's SkylakeX kernels): the six 16-channel layers'
+# backward 60-64 ms a step against 81 with the stacked rows (the module docstring).
+WINOGRAD_TILES_MIN_CHANNELS_DX = 16
 WINOGRAD_TILES_MAX_CHANNELS = {"winograd4": 128, "winograd3": 256}
 WINOGRAD_MAX_PRODUCTS = 4
 # dW = dY cols^T of a channels-first layer with at most this many output channels (per group) is computed
@@ -591,7 +605,7 @@ class ChannelsLast(Layout):
         return len(self.taps) * self.x_shape[1] * self.OH * self.OW  # T*Cg columns in each of G groups
 
     def empty(self, xp: Any, shape: tuple[int, ...], dtype: Any) -> Any:
-        return _channels_last_empty(xp, shape, dtype)
+        return channels_last_empty(xp, shape, dtype)
 
     def weight_matrix(self, w: Any) -> Any:
         G, OCg, Cg = self.groups, self.OCg, self.w_shape[1]
@@ -778,7 +792,7 @@ class Winograd(Layout):
         return WINOGRAD_CHUNK_BYTES
 
     def empty(self, xp: Any, shape: tuple[int, ...], dtype: Any) -> Any:
-        return _channels_last_empty(xp, shape, dtype)
+        return channels_last_empty(xp, shape, dtype)
 
     def weight_matrix(self, w: Any) -> Any:
         return weight_transform(w, self.minimal)  # (a*a, OC, C)
@@ -833,7 +847,7 @@ def _nhwc_rows(out: Any | None) -> Any | None:
     return nhwc.reshape(-1, nhwc.shape[3]) if nhwc.flags.c_contiguous else None
 
 
-def _channels_last_empty(xp: Any, shape: tuple[int, ...], dtype: Any) -> Any:
+def channels_last_empty(xp: Any, shape: tuple[int, ...], dtype: Any) -> Any:
     """An uninitialized (N, C, H, W) array laid out as (N, H, W, C): PyTorch's channels_last format."""
     N, C, H, W = shape
     return xp.empty((N, H, W, C), dtype=dtype).transpose(0, 3, 1, 2)  # (N, C, H, W), channels last
@@ -863,20 +877,18 @@ def _weight_heavy(
     return len(live_taps(x_shape[2:], w_shape[2:], stride, padding, dilation)) == taps
 
 
-def _large_tiles(N: int, OH: int, OW: int, w_shape: tuple[int, ...]) -> str | None:
+def _large_tiles(N: int, OH: int, OW: int, w_shape: tuple[int, ...], min_channels: int) -> str | None:
     """The larger Winograd tile that choose_layout gives a layer that Winograd fits: of "winograd4" and
-    "winograd3", those the layer's channels and tiles allow (WINOGRAD_TILES_MIN_CHANNELS,
-    WINOGRAD_TILES_MAX_CHANNELS, N*TH*TW >= the channels, fewer than WINOGRAD_MAX_PRODUCTS per output pixel),
-    the one with the fewest products per output pixel (a*a*TH*TW / (OH*OW): 4x4 tiles on a 6x6 output
-    waste 28 of 64 pixels, 3x3 tiles none); None if neither."""
+    "winograd3", those the layer's channels and tiles allow (``min_channels``: WINOGRAD_TILES_MIN_CHANNELS,
+    or WINOGRAD_TILES_MIN_CHANNELS_DX for dx's convolution; WINOGRAD_TILES_MAX_CHANNELS, N*TH*TW >= the
+    channels, fewer than WINOGRAD_MAX_PRODUCTS per output pixel), the one with the fewest products per
+    output pixel (a*a*TH*TW / (OH*OW): 4x4 tiles on a 6x6 output waste 28 of 64 pixels, 3x3 tiles none);
+    None if neither."""
     best, fewest = None, float(WINOGRAD_MAX_PRODUCTS)
     for name, f in (("winograd3", F3), ("winograd4", F4)):
         TH, TW = tiles((OH, OW), f)
         products = f.a * f.a * TH * TW / (OH * OW)
-        fit = (
-            WINOGRAD_TILES_MIN_CHANNELS <= min(w_shape[:2])
-            and max(w_shape[:2]) <= WINOGRAD_TILES_MAX_CHANNELS[name]
-        )
+        fit = min_channels <= min(w_shape[:2]) and max(w_shape[:2]) <= WINOGRAD_TILES_MAX_CHANNELS[name]
         if fit and N * TH * TW >= max(w_shape[:2]) and products < fewest:
             best, fewest = name, products
     return best
@@ -922,6 +934,7 @@ def choose_layout(
     groups: int,
     xp: Any = np,
     forced: Any = THREADS_OVERRIDE,
+    for_dx: bool = False,
 ) -> Layout:
     """The layout of one convolution, the one place where it is chosen (see the module docstring): the
     ``forced`` layout (by default the thread's ``conv_layout``; dx passes the forward's) if one is set
@@ -931,7 +944,9 @@ def choose_layout(
     first for a layer whose weights outweigh its input (``_weight_heavy``), then F(2x2, 3x3) for the 3x3
     layers it fits with at least WINOGRAD_MIN_CHANNELS channels in and out and an output of 2x2 pixels or
     more, then channels last when Cg >= 4*OW, shifted rows when dx is a convolution (stacked where their
-    kernel rows are long enough: ``_rows``), channels first otherwise."""
+    kernel rows are long enough: ``_rows``), channels first otherwise. ``for_dx``: the layer is the
+    flipped convolution that gives a layer's dx (conv.py ``_flipped_convolution``), for which the larger
+    tiles start at WINOGRAD_TILES_MIN_CHANNELS_DX channels."""
     args = (x_shape, w_shape, stride, padding, dilation, groups)
     rows_fit = dx_is_convolution(w_shape[2:], stride, padding, dilation)  # rows has no fold
     winograd_fit = winograd_fits(w_shape[2:], stride, padding, dilation, groups)
@@ -947,7 +962,8 @@ def choose_layout(
         OH = conv_output_size(x_shape[2], w_shape[2], stride[0], padding[0], dilation[0])
         OW = conv_output_size(x_shape[3], w_shape[3], stride[1], padding[1], dilation[1])
         wide = min(w_shape[:2]) >= WINOGRAD_MIN_CHANNELS and min(OH, OW) >= 2  # a 1-pixel output: 1 live tap
-        large = _large_tiles(x_shape[0], OH, OW, w_shape) if xp is np and winograd_fit else None
+        min_channels = WINOGRAD_TILES_MIN_CHANNELS_DX if for_dx else WINOGRAD_TILES_MIN_CHANNELS
+        large = _large_tiles(x_shape[0], OH, OW, w_shape, min_channels) if xp is np and winograd_fit else None
         if large is not None:
             name = large
         elif xp is np and _taps_fit(OH, OW, w_shape, stride, groups, winograd_fit and wide):
