@@ -263,12 +263,19 @@ from .winograd import (
 )
 
 CHUNK_BYTES = 4 << 20  # the cols of one batch chunk: about 4 MiB, to stay in the cache (L3 here: 32 MiB)
-# Winograd's V per chunk: half as much, for its transforms hold three more arrays of about V's size beside
-# it (the stacked slabs and the first axis's result). Measured against 4 MiB (steps alternating in one
-# process, 8 rounds, 2 cores of an AMD EPYC Zen 5): with OpenBLAS's Haswell kernels d2l_resnet18 -1.5%
-# (both sizes) and -6% (96x96 inference), resnet50 -1.5%, cifar_resnet(20) +1%; with its SkylakeX kernels
-# d2l_resnet18 at 96x96 -3% and -7% (inference), cifar_resnet(20) -7%, resnet50 +1%. 1 MiB: -1% to +4%.
-WINOGRAD_CHUNK_BYTES = 2 << 20
+# Winograd's V per chunk: a quarter as much, for its transforms hold three more arrays of about V's size
+# beside it (the stacked slabs and the first axis's result), and two threads share the memory's bandwidth.
+# First 2 MiB, measured against 4 MiB (steps alternating in one process, 8 rounds, 2 cores of an AMD EPYC Zen
+# 5): with OpenBLAS's Haswell kernels d2l_resnet18 -1.5% (both sizes) and -6% (96x96 inference), resnet50
+# -1.5%, cifar_resnet(20) +1%; with its SkylakeX kernels d2l_resnet18 at 96x96 -3% and -7% (inference),
+# cifar_resnet(20) -7%, resnet50 +1%; 1 MiB there -1% to +4% against 2 MiB. Then 1 MiB against 2 MiB on a
+# Zen 4 (AVX-512, 1 MiB of L2 a core, OpenBLAS's SkylakeX kernels; the same method, 14 rounds, two runs):
+# cifar_resnet(20) training -4.3% and -1.4%, inference -5.1% and -5.5% (every Winograd layer's forward and
+# backward faster, and the batch norms beside them: the transforms' arrays crowd the caches less);
+# d2l_resnet18 at 96x96 training -1.8% and +1.0%, inference -7.7%; at 28x28 training -1.1%, inference
+# +0.9%; resnet50 training +0.5%, inference -0.8%. A chunk on two threads there: a 1.55 MB copy took
+# 0.044 ms alone and 0.080 beside another.
+WINOGRAD_CHUNK_BYTES = 1 << 20
 # On the GPU a chunk is bounded by memory, not by a cache: each chunk costs a copy kernel per kernel offset
 # and a GEMM launch, so CPU-sized chunks would turn a conv into hundreds of small launches. 1 GiB of cols
 # holds the whole batch of every zoo network at its benchmark size (d2l_resnet18 at 96x96, batch 256, is
