@@ -194,12 +194,13 @@ def test_dx_comes_in_the_memory_order_of_x(
 ) -> None:
     """x.grad lies in memory as x does (PyTorch gives a gradient its input's memory format), whatever the
     layout writes, with dw or without (the first conv of a network has no dx; a frozen one no dw); and
-    its values are those of an NCHW x in the reference layout. 16 channels on 8x8 images: the rule's dx
-    convolution is Winograd's F(4x4, 3x3) there, the forward's the stacked rows."""
+    its values are those of an NCHW x in the reference layout. 16 channels on 8x8 images at batch 4 (as
+    many tiles as channels): the rule's dx convolution is Winograd's F(4x4, 3x3) there, the forward's the
+    stacked rows."""
     rng = np.random.default_rng(stride + 2 * x_last)
-    x0 = rng.standard_normal((3, 16, 8, 8)).astype(np.float32)
+    x0 = rng.standard_normal((4, 16, 8, 8)).astype(np.float32)
     w0 = rng.standard_normal((16, 16, 3, 3)).astype(np.float32) * 0.1
-    g0 = rng.standard_normal((3, 16, 8 // stride, 8 // stride)).astype(np.float32)
+    g0 = rng.standard_normal((4, 16, 8 // stride, 8 // stride)).astype(np.float32)
     grads = []
     for forced, last in ((layout, x_last), ("nchw", False)):
         x = mr.tensor(_channels_last(x0) if last else x0, requires_grad=True)

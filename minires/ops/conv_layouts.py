@@ -213,9 +213,10 @@ arrays share than the rows' products do, which the GEMM bounds: the bound is 32.
 there one transform of g serves dx and dw (conv.py ``conv2d_input_and_weight_grad``), and dx goes into x's
 memory order, NCHW beside the rows' forward, so the batch norm and ReLU around the layer are not slowed. So
 dx's flipped convolution takes the larger tiles from 16 channels (WINOGRAD_TILES_MIN_CHANNELS_DX): on 2 cores
-of an AMD EPYC Zen 4 (AVX-512, OpenBLAS's SkylakeX kernels) the six 16-channel layers' backward took 60-64 ms
-of a cifar_resnet(20) training step against 81 with the rows (profile_ops.py), and the step 2-4.5% less
-(alternating in one process, 14-30 rounds, three runs: 0.955, 0.979, 0.988 of the time before). Whole networks
+of an AMD EPYC Zen 4 (AVX-512, OpenBLAS's SkylakeX kernels) the six 16-channel layers' backward took 48.6 ms
+of a cifar_resnet(20) training step against 61.5 with the rows (each op timed, steps with and without taking
+turns in one process, 16 rounds), and the step 1-4.5% less (three runs of 14-30 rounds: 0.955, 0.979, 0.988
+of the time before). Whole networks
 (steps with and without the larger tiles alternating in one process, 8 rounds, Haswell kernels): d2l_resnet18
 at 28x28 training -13%, at 96x96 training -17%, inference -17%; cifar_resnet(20) -4.5%, resnet50 -4.5%; with
 the SkylakeX kernels d2l_resnet18 -2.5% (28x28) and -9% (96x96 training), resnet50 -2.5%. F(3x3, 3x3) alone
@@ -296,7 +297,7 @@ WINOGRAD_TILES_MIN_CHANNELS = 32
 # batch norm and ReLU after a 16-channel forward (the forward's bound stays 32) costs nothing. Measured
 # (cifar_resnet(20) training, 28x28 at batch 128; steps with and without alternating in one process, 16
 # rounds; 2 cores of an AMD EPYC Zen 4, AVX-512, OpenBLAS's SkylakeX kernels): the six 16-channel layers'
-# backward 60-64 ms a step against 81 with the stacked rows (the module docstring).
+# backward 48.6 ms a step against 61.5 with the stacked rows (the module docstring).
 WINOGRAD_TILES_MIN_CHANNELS_DX = 16
 WINOGRAD_TILES_MAX_CHANNELS = {"winograd4": 128, "winograd3": 256}
 WINOGRAD_MAX_PRODUCTS = 4
