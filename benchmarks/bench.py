@@ -521,6 +521,40 @@ def gemm_peak(device: str, sizes: tuple[int, ...] = (1024, 2048), repeats: int =
     return peaks
 
 
+def spread_of(times: list[float]) -> float:
+    """The steadiness target's measure: the largest deviation of ``times`` from their median, over it."""
+    median = statistics.median(times)
+    return max(abs(t - median) for t in times) / median
+
+
+def machine_noise(repeats: int = 20, seconds: float = 0.05, copy_mib: int = 64) -> dict[str, float]:
+    """The machine's own steadiness, to read the rows' spreads against: ``spread_of`` ``repeats`` samples
+    of about ``seconds`` each of two fixed NumPy workloads, one after the other. "gemm": float32 1024 x
+    1024 matmuls on BLAS's threads (compute-bound, in the cache); "copy": copies of a ``copy_mib`` MiB
+    array on one thread (memory-bound, past any cache). A row's work mixes the two kinds; where the
+    machine's memory alone spreads past the target, so will any memory-heavy step. Measured on 2 cores of
+    an AMD EPYC Zen 4 VM: GEMM 7%, copy 22% in one run (issue 23's fifteenth round)."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((1024, 1024), dtype=np.float32)
+    src = np.ones(copy_mib << 18, dtype=np.float32)  # copy_mib MiB of float32
+    dst = np.empty_like(src)
+    work = {"gemm": lambda: np.matmul(a, a), "copy": lambda: np.copyto(dst, src)}
+    spreads = {}
+    for name, fn in work.items():
+        fn()
+        start = time.perf_counter()
+        fn()
+        count = max(1, round(seconds / max(time.perf_counter() - start, 1e-6)))  # calls per sample
+        samples = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            for _ in range(count):
+                fn()
+            samples.append(time.perf_counter() - start)
+        spreads[name] = spread_of(samples)
+    return spreads
+
+
 # ----- memory -------------------------------------------------------------------------------------------
 
 
@@ -757,8 +791,7 @@ def run_workload(
     if "torch" in times:
         result.ratio = statistics.median(a / b for a, b in zip(times["minires"], times["torch"], strict=True))
     for fw, ts in times.items():
-        median = statistics.median(ts)
-        spread = max(abs(t - median) for t in ts) / median
+        spread = spread_of(ts)
         if fw == "minires":
             result.spread = spread
         else:
@@ -814,8 +847,14 @@ def format_table(results: list[Result], info: dict[str, Any], peaks: dict[str, f
         "float32 GEMM peak: "
         + ", ".join(f"{name} {value:.0f} GFLOP/s" for name, value in peaks.items())
         + f" (% peak below is of {next(iter(peaks))}'s)",
-        "",
     ]
+    if info.get("noise"):
+        noise = info["noise"]
+        lines.append(
+            f"machine noise (spread of {noise['repeats']} samples of fixed NumPy work, as the rows' spread): "
+            f"float32 GEMM {noise['gemm']:.0%}, 64 MiB copies {noise['copy']:.0%}"
+        )
+    lines.append("")
     rows = [[title for title, _ in COLUMNS], [sub for _, sub in COLUMNS]] + [_cells(r) for r in results]
     widths = [max(len(row[k]) for row in rows) for k in range(len(COLUMNS))]
     left = {0, len(COLUMNS) - 2, len(COLUMNS) - 1}  # workload, target, verdict
@@ -851,8 +890,8 @@ def format_table(results: list[Result], info: dict[str, Any], peaks: dict[str, f
         "GFLOP/s: convs and linears, 2*MACs forward, 6*MACs per training step (4 or 6 per conv layer).",
         "peak MB: peak memory growth over two training steps, each framework in a process of its own.",
         "target: t<= time ratio, m<= memory ratio, >=50% pk minires's share of the GEMM peak, s<= steadiness "
-        "(spread: minires's largest per-step deviation from its median; torch's beside it is the machine's "
-        "own noise).",
+        "(spread: minires's largest per-step deviation from its median; torch's beside it, and the machine "
+        "noise above, are the machine's own).",
     ]
     return "\n".join(lines)
 
@@ -997,6 +1036,9 @@ def main(argv: list[str] | None = None) -> int:
     info = machine_info(args.device, threads, thread_source)
     sizes = (4096, 8192) if args.device == "cuda" else (1024, 2048)
     peaks = gemm_peak(args.device, sizes[:1] if args.quick else sizes, 3 if args.quick else 10)
+    if args.device == "cpu":
+        repeats = 5 if args.quick else 20
+        info["noise"] = {"repeats": repeats, **machine_noise(repeats, 0.01 if args.quick else 0.05)}
     info["torch_timed"] = "torch" in frameworks
     info["settle"] = args.settle
     info["same_process"] = args.same_process

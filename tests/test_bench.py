@@ -221,6 +221,18 @@ def test_each_row_gets_processes_of_its_own_unless_kept(monkeypatch: pytest.Monk
 
 
 @pytest.mark.slow  # about 10 s: imports, a GEMM peak, two rows of a small model
+def test_machine_noise_is_the_spread_of_fixed_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert bench.spread_of([1.0, 2.0, 4.0]) == 1.0  # |4 - 2| / 2
+    assert bench.spread_of([3.0, 3.0]) == 0.0
+    samples = []
+    monkeypatch.setattr(bench, "spread_of", lambda times: samples.append(times) or 0.5)
+    assert bench.machine_noise(repeats=4, seconds=0.002, copy_mib=1) == {"gemm": 0.5, "copy": 0.5}
+    assert [len(times) for times in samples] == [4, 4] and all(t > 0 for times in samples for t in times)
+    info = dict(bench.machine_info("cpu", 2, "test"), noise={"repeats": 4, "gemm": 0.07, "copy": 0.22})
+    table = bench.format_table([], info, {"numpy": 250.0})
+    assert "machine noise (spread of 4 samples" in table and "GEMM 7%, 64 MiB copies 22%" in table
+
+
 def test_quick_run_writes_the_table_and_json(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     cmd = [sys.executable, str(BENCHMARKS / "bench.py"), "--quick", "--only", "cifar_resnet20 1x28x28 N16"]
@@ -234,6 +246,8 @@ def test_quick_run_writes_the_table_and_json(tmp_path: Path) -> None:
     ]
     assert data["settings"]["same_process"] is False and data["settings"]["keep_processes"] is False
     assert data["machine"]["keep_processes"] is False
+    assert data["machine"]["noise"]["repeats"] == 5 and "machine noise" in run.stdout
+    assert data["machine"]["noise"]["gemm"] >= 0 and data["machine"]["noise"]["copy"] >= 0
     if data["machine"]["torch"]:
         assert data["machine"]["malloc_kept"]["torch"] is False
     for row in data["results"]:
