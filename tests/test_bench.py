@@ -220,7 +220,6 @@ def test_each_row_gets_processes_of_its_own_unless_kept(monkeypatch: pytest.Monk
     assert sorted(map(id, started)) == sorted(map(id, closed))  # every one closed, once
 
 
-@pytest.mark.slow  # about 10 s: imports, a GEMM peak, two rows of a small model
 def test_machine_noise_is_the_spread_of_fixed_work(monkeypatch: pytest.MonkeyPatch) -> None:
     assert bench.spread_of([1.0, 2.0, 4.0]) == 1.0  # |4 - 2| / 2
     assert bench.spread_of([3.0, 3.0]) == 0.0
@@ -228,11 +227,14 @@ def test_machine_noise_is_the_spread_of_fixed_work(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(bench, "spread_of", lambda times: samples.append(times) or 0.5)
     assert bench.machine_noise(repeats=4, seconds=0.002, copy_mib=1) == {"gemm": 0.5, "copy": 0.5}
     assert [len(times) for times in samples] == [4, 4] and all(t > 0 for times in samples for t in times)
-    info = dict(bench.machine_info("cpu", 2, "test"), noise={"repeats": 4, "gemm": 0.07, "copy": 0.22})
+    info = dict(
+        bench.machine_info("cpu", 2, "test"), noise={"repeats": 4, "copy_mib": 64, "gemm": 0.07, "copy": 0.22}
+    )
     table = bench.format_table([], info, {"numpy": 250.0})
     assert "machine noise (spread of 4 samples" in table and "GEMM 7%, 64 MiB copies 22%" in table
 
 
+@pytest.mark.slow  # about 10 s: imports, a GEMM peak, two rows of a small model
 def test_quick_run_writes_the_table_and_json(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     cmd = [sys.executable, str(BENCHMARKS / "bench.py"), "--quick", "--only", "cifar_resnet20 1x28x28 N16"]
