@@ -1,5 +1,6 @@
 """benchmarks/bench.py: its FLOP counts against analytic and published numbers, its verdicts, its table and
-JSON, and one quick run end to end (a few seconds: one small model, two repeats, no memory probes)."""
+JSON, and one quick run end to end (a few seconds: one small model, two repeats, no memory probes); and the
+two tools beside it, profile_ops.py and thread_scaling.py."""
 
 from __future__ import annotations
 
@@ -279,3 +280,50 @@ def test_profile_ops_times_each_op_and_unwraps_them_after() -> None:
     assert sum(seconds for seconds, _ in ops.values()) <= per_step
     table = profile_ops.format_profile(w.name, per_step, ops)
     assert "Conv2d.backward (16, 16, 28, 28) rows" in table and "outside the ops" in table
+
+
+def test_thread_scaling_takes_turns_at_one_and_all_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """benchmarks/thread_scaling.py: a warm-up at each count, then 1 and N threads taking turns (the order
+    swapped each round), medians per count, and the framework left at N threads."""
+    import thread_scaling
+
+    counts: list[int] = []
+    original = thread_scaling.set_threads
+    monkeypatch.setattr(thread_scaling, "set_threads", lambda fw, n: (counts.append(n), original(fw, n)))
+    before = mr.get_num_threads()
+    try:
+        (w,) = [w for w in bench.workloads(quick=True) if w.name == "infer cifar_resnet20 1x28x28 N16"]
+        medians = thread_scaling.measure(w, "minires", 2, rounds=2)
+        assert counts == [1, 2, 1, 2, 2, 1, 2] and mr.get_num_threads() == 2
+        assert set(medians) == {1, 2} and all(s > 0 for s in medians.values())
+    finally:
+        mr.set_num_threads(before)
+    text = thread_scaling.format_scaling(
+        "train x", 2, {"minires": {1: 0.4, 2: 0.2}, "torch": {1: 0.2, 2: 0.1}}
+    )
+    assert "minires  1 thread    400.0   2 threads    200.0   speedup 2.00" in text
+    assert "minires / torch: 2.00 on 1 thread, 2.00 on 2" in text
+
+
+@pytest.mark.slow  # about 10 s: a process per framework, two small rows
+def test_thread_scaling_runs_each_framework_in_a_process_of_its_own() -> None:
+    cmd = [
+        sys.executable,
+        str(BENCHMARKS / "thread_scaling.py"),
+        "--quick",
+        "--rounds",
+        "1",
+        "--threads",
+        "2",
+    ]
+    run = subprocess.run(
+        [*cmd, "--only", "cifar_resnet20 1x28x28 N16"], capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0].startswith("train cifar_resnet20 1x28x28 N16: ms a step on 1 and 2 threads")
+    assert any(line.startswith("infer cifar_resnet20 1x28x28 N16") for line in lines)
+    assert sum("minires  1 thread" in line for line in lines) == 2
+    if bench.torch is not None:
+        assert sum("torch    1 thread" in line for line in lines) == 2
+        assert sum("minires / torch:" in line for line in lines) == 2
