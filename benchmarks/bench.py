@@ -171,6 +171,11 @@ def workloads(quick: bool = False) -> list[Workload]:
     return rows
 
 
+def model_rows(only: str, quick: bool = False) -> list[Workload]:
+    """The training and inference rows whose name holds ``only`` (profile_ops.py, thread_scaling.py)."""
+    return [w for w in workloads(quick) if only in w.name and w.kind in ("train", "infer")]
+
+
 # ----- FLOPs --------------------------------------------------------------------------------------------
 
 

@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first (default 2)")
     parser.add_argument("--threads", type=int, help="minires's and BLAS's threads (bench.py's flag)")
     args = parser.parse_args(argv)
-    rows = [w for w in bench.workloads() if args.only in w.name and w.kind in ("train", "infer")]
+    rows = bench.model_rows(args.only)
     if not rows:
         parser.error(f"no training or inference row of bench.py matches {args.only!r}")
     for w in rows:

@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     threads = args.threads or len(os.sched_getaffinity(0))
     if args.rounds < 1 or threads < 1:
         parser.error(f"--rounds and --threads: expected counts >= 1, got {args.rounds} and {threads}")
-    rows = [w for w in bench.workloads(args.quick) if args.only in w.name and w.kind in ("train", "infer")]
+    rows = bench.model_rows(args.only, args.quick)
     if not rows:
         parser.error(f"no training or inference row of bench.py matches {args.only!r}")
     if args.framework:  # run by main below, in a process of its own: one JSON line per row
