@@ -14,7 +14,14 @@ from . import autograd, backends, cuda, data, distributed, models, nn, optim, ut
 from .cuda import GradScaler as _GradScaler
 from .cuda import autocast
 from .errors import DeviceError, DTypeError, GraphError, ShapeError, TargetIndexError
-from .grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled
+from .grad_mode import (
+    enable_grad,
+    fuse_norm_relu,
+    inference_mode,
+    is_grad_enabled,
+    no_grad,
+    set_grad_enabled,
+)
 from .gradcheck import GradcheckError, directional_gradcheck, gradcheck
 from .ops.activation import log_softmax, relu, sigmoid, softmax, tanh
 from .ops.elementwise import abs, clamp, erf, exp, log, sqrt

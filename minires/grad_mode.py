@@ -1,5 +1,6 @@
 """Whether ops record the graph: ``no_grad``, ``enable_grad``, ``set_grad_enabled``, ``inference_mode``,
-``is_grad_enabled``; and beside it the other per-thread switch of the ops, ``conv_layout``.
+``is_grad_enabled``; and beside it the other per-thread switches of the ops, ``conv_layout`` and
+``fuse_norm_relu``.
 
 The mode is per thread, as in PyTorch: a ``no_grad`` block in one thread leaves the others recording.
 """
@@ -18,6 +19,7 @@ class _State(threading.local):
 
     enabled = True  # grad mode
     conv_layout: str | None = None  # the forced layout of conv2d, None: each layer chooses
+    fuse_norm_relu = True  # the blocks' batch norm -> (add ->) ReLU as one op
 
 
 _state = _State()
@@ -50,6 +52,29 @@ def conv_layout(layout: str | None) -> Iterator[None]:
         yield
     finally:
         _state.conv_layout = saved
+
+
+def norm_relu_fused() -> bool:
+    """Whether this thread's blocks run batch norm -> (add ->) ReLU as one op (``fuse_norm_relu``)."""
+    return _state.fuse_norm_relu
+
+
+@contextlib.contextmanager
+def fuse_norm_relu(enabled: bool) -> Iterator[None]:
+    """Within the block, the residual blocks and stems of this thread (minires.models) run their batch norm
+    followed by a ReLU, with or without a residual added in between, as one op (True, the default:
+    ``BatchNormReLU``, one pass over memory for three, the same bits), or as the separate ops (False: the
+    graph that PyTorch's blocks record, BatchNormBackward, AddBackward and ReLUBackward, as
+    docs/backward.md draws it). For a learner's picture of the textbook graph, and for tests and benchmarks
+    that compare the two."""
+    if not isinstance(enabled, bool):
+        raise TypeError(f"fuse_norm_relu: expected a bool, got {enabled!r}")
+    saved = norm_relu_fused()
+    _state.fuse_norm_relu = enabled
+    try:
+        yield
+    finally:
+        _state.fuse_norm_relu = saved
 
 
 def is_grad_enabled() -> bool:

@@ -785,6 +785,50 @@ def batch_norm_samples(draw: Any, max_n: int = 4, max_c: int = 3, max_hw: int = 
 
 
 @st.composite
+def batch_norm_relu_samples(draw: Any, max_n: int = 4, max_c: int = 3, max_hw: int = 3) -> Sample:
+    """batch_norm's samples, with a residual of x's shape (requiring grad) or None after bias."""
+    s = draw(batch_norm_samples(max_n, max_c, max_hw))
+    x = s.args[0]
+    residual = normal(draw(RNG), x.shape) if draw(st.booleans()) else None
+    grad = s.grad + ((5,) if residual is not None else ())
+    return Sample((*s.args, residual), s.kwargs, grad=grad)
+
+
+def _batch_norm_relu(
+    x: Any, running_mean: Any, running_var: Any, weight: Any, bias: Any, residual: Any, **kw: Any
+) -> Any:
+    """minires.ops.norm.batch_norm_relu with the residual in the arguments (so that it can require grad)."""
+    from minires.ops.norm import batch_norm_relu
+
+    return batch_norm_relu(x, running_mean, running_var, weight, bias, residual=residual, **kw)
+
+
+def _torch_batch_norm_relu(
+    x: Any, running_mean: Any, running_var: Any, weight: Any, bias: Any, residual: Any, **kw: Any
+) -> Any:
+    """Its PyTorch twin: relu(batch_norm(x, ...) + residual), the three ops."""
+    y = torch.nn.functional.batch_norm(x, running_mean, running_var, weight, bias, **kw)
+    return torch.relu(y if residual is None else y + residual)
+
+
+def _batch_norm_relu_kinks(s: Sample) -> bool:
+    """The ReLU's input, batch norm's output plus the residual (float64), near 0."""
+    x, running_mean, running_var, weight, bias, residual = s.args
+    eps = s.kwargs.get("eps", 1e-5)
+    axes = (0, *range(2, x.ndim))
+    bshape = (1, -1) + (1,) * (x.ndim - 2)
+    if s.kwargs["training"]:
+        mu, var = x.mean(axis=axes, keepdims=True), x.var(axis=axes, keepdims=True)
+    else:
+        mu, var = running_mean.reshape(bshape), running_var.reshape(bshape)
+    y = (x - mu) / np.sqrt(var + eps)
+    y = y * (1.0 if weight is None else weight.reshape(bshape)) + (
+        0.0 if bias is None else bias.reshape(bshape)
+    )
+    return _near(y if residual is None else y + residual, [0.0])
+
+
+@st.composite
 def sync_batch_norm_samples(draw: Any, max_n: int = 4, max_c: int = 3, max_hw: int = 3) -> Sample:
     """batch_norm's training samples, for sync_batch_norm on one rank (all_reduce=None), which is then
     F.batch_norm(..., training=True)."""
@@ -1676,6 +1720,53 @@ OPS: list[OpInfo] = [
                 lambda d: F.batch_norm(t(3, device=d), t(3, device=d), t(3, device=d)),
                 ShapeError,
                 ("batch_norm", "(3,)"),
+            ),
+        ),
+        rtol32=3e-5,
+    ),
+    OpInfo(
+        "batch_norm_relu",
+        _batch_norm_relu,
+        _torch_batch_norm_relu,
+        batch_norm_relu_samples(),
+        kinks=_batch_norm_relu_kinks,
+        big=batch_norm_relu_samples(max_n=8, max_c=6, max_hw=10),
+        bad=(
+            BadInput(
+                "weight of the wrong size",
+                lambda d: _batch_norm_relu(
+                    t(2, 3, 4, 4, device=d), t(3, device=d), t(3, device=d), t(5, device=d), None, None
+                ),
+                ShapeError,
+                ("batch_norm_relu", "(5,)"),
+            ),
+            BadInput(
+                "residual of another shape",
+                lambda d: _batch_norm_relu(
+                    t(2, 3, 4, 4, device=d), None, None, None, None, t(2, 3, 4, 1, device=d), training=True
+                ),
+                ShapeError,
+                ("batch_norm_relu", "(2, 3, 4, 4)", "(2, 3, 4, 1)"),
+            ),
+            BadInput(
+                "residual of another dtype",
+                lambda d: _batch_norm_relu(
+                    t(2, 3, device=d),
+                    None,
+                    None,
+                    None,
+                    None,
+                    t(2, 3, device=d, dtype=mr.float64),
+                    training=True,
+                ),
+                DTypeError,
+                ("batch_norm_relu", "float64", "float32"),
+            ),
+            BadInput(
+                "one value per channel in training",
+                lambda d: _batch_norm_relu(t(1, 3, device=d), None, None, None, None, None, training=True),
+                ValueError,
+                ("batch_norm_relu", "(1, 3)"),
             ),
         ),
         rtol32=3e-5,

@@ -269,13 +269,15 @@ def test_profile_ops_times_each_op_and_unwraps_them_after() -> None:
     ops' times add up to at most the step's, and the Functions are unwrapped afterwards."""
     import profile_ops
 
-    from minires.ops.norm import BatchNorm
+    from minires.ops.norm import BatchNorm, BatchNormReLU
 
-    before = BatchNorm.__dict__["forward"]
+    before = BatchNorm.__dict__["forward"], BatchNormReLU.__dict__["backward"]
     (w,) = [w for w in bench.workloads(quick=True) if w.name == "train cifar_resnet20 1x28x28 N16"]
     per_step, ops = profile_ops.profile(w, warmup=1, steps=1)
-    assert BatchNorm.__dict__["forward"] is before
-    assert ops["BatchNorm.forward"][1] == 19 and ops["ReLU.backward"][1] == 19  # calls per step
+    assert (BatchNorm.__dict__["forward"], BatchNormReLU.__dict__["backward"]) == before
+    # calls per step: each of the 19 batch norms with the ReLU after it (and the residual sum) as one op
+    assert ops["BatchNormReLU.forward"][1] == 19 and ops["BatchNormReLU.backward"][1] == 19
+    assert "ReLU.backward" not in ops and "BatchNorm.forward" not in ops
     assert ops["Conv2d.forward (16, 1, 28, 28) rows"][1] == 1  # the stem
     assert sum(seconds for seconds, _ in ops.values()) <= per_step
     table = profile_ops.format_profile(w.name, per_step, ops)

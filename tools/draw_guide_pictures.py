@@ -53,9 +53,13 @@ def basic_block(projection: bool) -> tuple[BasicBlock, mr.Tensor, np.ndarray]:
 
 
 def basic_block_graph(projection: bool) -> Any:
-    """make_dot of the block's output, its parameters and x named."""
+    """make_dot of the block's output, its parameters and x named: the separate ops' graph, as PyTorch's
+    block records it (``mr.fuse_norm_relu(False)``; by default a BatchNormReLUBackward node stands for
+    each batch norm -> (add ->) ReLU, docs/backward.md section 4)."""
     block, x, _ = basic_block(projection)
-    return mr.utils.make_dot(block(x), params={"x": x, **dict(block.named_parameters())})
+    with mr.fuse_norm_relu(False):
+        y = block(x)
+    return mr.utils.make_dot(y, params={"x": x, **dict(block.named_parameters())})
 
 
 def basic_block_trace(projection: bool) -> list[tuple[str, str, float]]:

@@ -9,6 +9,11 @@ ops whose backward lives in ``minires/ops``.
 Attribute names, registration order and constructor arguments are those of the originals, so that a
 block's ``state_dict`` keys equal its PyTorch twin's key for key, in order.
 
+Each batch norm that a ReLU follows, with or without the residual added in between, runs with it as one
+op (``batch_norm_relu``, minires/nn/modules/norm.py: the same values and gradients, one pass over memory
+for three) unless a hook or ``mr.fuse_norm_relu(False)`` asks for the separate ops; the formulas in the
+docstrings are what the blocks compute either way.
+
 Notation: N, C, H, W (input), C' = planes (output channels of a block's last conv, times ``expansion``).
 """
 
@@ -17,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .. import nn
-from ..nn import functional as F
+from ..nn.modules.norm import batch_norm_relu
 from ..ops.shape import cat
 from ..tensor import Tensor, zeros
 
@@ -57,12 +62,10 @@ class Residual(nn.Module):
         self.bn2 = nn.BatchNorm2d(num_channels)
 
     def forward(self, X: Tensor) -> Tensor:
-        Y = F.relu(self.bn1(self.conv1(X)))
-        Y = self.bn2(self.conv2(Y))  # (N, num_channels, H', W')
-        if self.conv3 is not None:
-            X = self.conv3(X)  # (N, num_channels, H', W')
-        Y += X  # the book's; in place outside the graph (Tensor.__iadd__)
-        return F.relu(Y)
+        Y = batch_norm_relu(self.bn1, None, self.conv1(X))  # F.relu(bn1(conv1(X)))
+        Y = self.conv2(Y)  # (N, num_channels, H', W')
+        shortcut = X if self.conv3 is None else (lambda: self.conv3(X))  # (N, num_channels, H', W')
+        return batch_norm_relu(self.bn2, None, Y, shortcut)  # F.relu(bn2(Y) + X), the book's Y += X between
 
 
 def conv3x3(
@@ -128,13 +131,11 @@ class BasicBlock(nn.Module):
         self.stride = stride
 
     def forward(self, x: Tensor) -> Tensor:
-        identity = x
-        out = self.relu(self.bn1(self.conv1(x)))  # (N, planes, H', W')
-        out = self.bn2(self.conv2(out))
-        if self.downsample is not None:
-            identity = self.downsample(x)  # (N, planes, H', W')
-        out += identity  # in place outside the graph (Tensor.__iadd__), as torchvision's
-        return self.relu(out)
+        out = batch_norm_relu(self.bn1, self.relu, self.conv1(x))  # relu(bn1(conv1(x))), (N, planes, H', W')
+        out = self.conv2(out)
+        # the shortcut, (N, planes, H', W'): downsample(x) is made after bn2 runs, as in torchvision's order
+        identity = x if self.downsample is None else (lambda: self.downsample(x))
+        return batch_norm_relu(self.bn2, self.relu, out, identity)  # relu(bn2(out) + identity)
 
 
 class Bottleneck(nn.Module):
@@ -177,14 +178,13 @@ class Bottleneck(nn.Module):
         self.stride = stride
 
     def forward(self, x: Tensor) -> Tensor:
-        identity = x
-        out = self.relu(self.bn1(self.conv1(x)))  # (N, width, H, W)
-        out = self.relu(self.bn2(self.conv2(out)))  # (N, width, H', W')
-        out = self.bn3(self.conv3(out))  # (N, 4 planes, H', W')
-        if self.downsample is not None:
-            identity = self.downsample(x)
-        out += identity  # in place outside the graph (Tensor.__iadd__), as torchvision's
-        return self.relu(out)
+        out = batch_norm_relu(self.bn1, self.relu, self.conv1(x))  # relu(bn1(conv1(x))), (N, width, H, W)
+        out = batch_norm_relu(
+            self.bn2, self.relu, self.conv2(out)
+        )  # relu(bn2(conv2(out))), (N, width, H', W')
+        out = self.conv3(out)  # (N, 4 planes, H', W')
+        identity = x if self.downsample is None else (lambda: self.downsample(x))  # made after bn3 runs
+        return batch_norm_relu(self.bn3, self.relu, out, identity)  # relu(bn3(out) + identity)
 
 
 class PreActBlock(nn.Module):
@@ -217,10 +217,10 @@ class PreActBlock(nn.Module):
             self.shortcut = None
 
     def forward(self, x: Tensor) -> Tensor:
-        a = F.relu(self.bn1(x))
+        a = batch_norm_relu(self.bn1, None, x)  # F.relu(bn1(x))
         shortcut = self.shortcut(a) if self.shortcut is not None else x  # (N, planes, H', W')
         out = self.conv1(a)
-        out = self.conv2(F.relu(self.bn2(out)))
+        out = self.conv2(batch_norm_relu(self.bn2, None, out))  # conv2(F.relu(bn2(out)))
         out += shortcut  # pytorch-cifar's; in place outside the graph (Tensor.__iadd__)
         return out
 

@@ -16,6 +16,7 @@ in the block's ``downsample`` as torchvision names it (272,474 parameters for Re
 from __future__ import annotations
 
 from .. import nn
+from ..nn.modules.norm import batch_norm_relu
 from ..ops.shape import flatten
 from ..tensor import Tensor
 from .blocks import BasicBlock, ZeroPadShortcut, conv1x1, he_init_
@@ -63,7 +64,7 @@ class CifarResNet(nn.Module):
         return nn.Sequential(*layers)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self.relu(self.bn1(self.conv1(x)))  # (N, 16, H, W)
+        x = batch_norm_relu(self.bn1, self.relu, self.conv1(x))  # relu(bn1(conv1(x))), (N, 16, H, W)
         x = self.layer1(x)
         x = self.layer2(x)  # (N, 32, H/2, W/2)
         x = self.layer3(x)  # (N, 64, H/4, W/4)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .. import nn
+from ..nn.modules.norm import batch_norm_relu
 from ..ops.shape import flatten
 from ..tensor import Tensor
 from .blocks import PreActBlock, he_init_
@@ -57,7 +58,7 @@ class PreActResNet(nn.Module):
         out = self.layer2(out)
         out = self.layer3(out)
         out = self.layer4(out)  # (N, 512, H/8, W/8)
-        out = self.relu(self.bn(out))
+        out = batch_norm_relu(self.bn, self.relu, out)  # relu(bn(out))
         out = flatten(self.avgpool(out), 1)  # (N, 512)
         return self.fc(out)  # (N, num_classes)
 

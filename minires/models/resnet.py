@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .. import nn
+from ..nn.modules.norm import batch_norm_relu
 from ..ops.shape import flatten
 from ..tensor import Tensor
 from .blocks import BasicBlock, Bottleneck, conv1x1, he_init_
@@ -135,8 +136,7 @@ class ResNet(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.conv1(x)  # (N, 64, H/2, W/2)
-        x = self.bn1(x)
-        x = self.relu(x)
+        x = batch_norm_relu(self.bn1, self.relu, x)  # relu(bn1(x))
         x = self.maxpool(x)  # (N, 64, H/4, W/4)
         x = self.layer1(x)
         x = self.layer2(x)

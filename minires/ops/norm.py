@@ -45,23 +45,37 @@ def _einsum_axes(a: Any) -> str:
     return "nc" + "hwdefgijkl"[: a.ndim - 2]
 
 
-def normalize(x: Any, mu: Any, inv_std: Any, gamma: Any | None, beta: Any | None) -> Any:
+def normalize(
+    x: Any,
+    mu: Any,
+    inv_std: Any,
+    gamma: Any | None,
+    beta: Any | None,
+    residual: Any | None = None,
+    relu: bool = False,
+) -> Any:
     """y = gamma * (x - mu) * inv_std + beta per channel, computed as y = x * scale + shift with
     scale = gamma * inv_std and shift = beta - mu * scale (two passes over x; PyTorch's CPU kernel does the
     same), a batch chunk at a time on the CPU's threads. y has x's memory order (channels last stays so).
+    With ``residual`` (an array of x's shape, in x's memory order) and ``relu``, y = max(y + residual, 0):
+    added and clipped while the chunk is in the cache (``BatchNormReLU``).
     Shapes: x (N, C, *); mu, inv_std (1, C, 1, ..., 1); gamma, beta (C,) or None (1 and 0)."""
     xp = get_array_module(x)
     bshape = mu.shape
     scale = inv_std if gamma is None else gamma.reshape(bshape) * inv_std  # (1, C, 1, ..., 1)
     shift = -mu * scale if beta is None else beta.reshape(bshape) - mu * scale
     y = xp.empty_like(x)
-    rows = row_order(x)
+    rows = row_order(x) if residual is None else row_order(x, residual)
     scale, shift = per_row(scale, x, rows), per_row(shift, x, rows)
 
     def affine(c: Any) -> None:
         y_c = as_rows(y[c], rows)
         xp.multiply(as_rows(x[c], rows), scale, out=y_c)
         y_c += shift
+        if residual is not None:
+            y_c += as_rows(residual[c], rows)
+        if relu:  # clip to [0, inf], as relu_into (activation.py): keeps NaN and -0.0 as PyTorch does
+            xp.clip(y_c, 0, xp.inf, out=y_c)
 
     each_chunk(xp, affine, x)
     return y
@@ -111,12 +125,18 @@ class BatchNorm(Function):
         self.training, self.momentum, self.eps = training, momentum, eps
 
     def forward(self, x: Any, gamma: Any | None, beta: Any | None) -> Any:
+        self.gamma = gamma
+        mu, inv_std = self._statistics(x)
+        return normalize(x, mu, inv_std, gamma, beta)
+
+    def _statistics(self, x: Any) -> tuple[Any, Any]:
+        """mu and inv_std (each (1, C, 1, ..., 1)) for y: the batch's (training, the running estimates
+        updated) or the running estimates (eval); sets what backward needs."""
         xp = get_array_module(x)
         C = x.shape[1]
         bshape = (1, C) + (1,) * (x.ndim - 2)  # (1, C, 1, ..., 1): a (C,) vector broadcast against x
         m = x.size // C if C else 0
         self.bshape, self.m = bshape, m
-        self.gamma = gamma
         if self.training:
             inv_m = 1.0 / max(m, 1)  # an empty batch gives mu = var = 0 rather than 0/0
             mu = sum_in_order(each_chunk(xp, lambda c: _channel_sum(x[c]), x)).reshape(bshape) * inv_m
@@ -139,7 +159,7 @@ class BatchNorm(Function):
             if self.needs_input_grad[1]:  # x_hat is rebuilt in backward only when dgamma is wanted
                 self.x, self.mu = x, mu.copy()  # a copy: the running mean may change before backward
         self.inv_std = inv_std
-        return normalize(x, mu, inv_std, gamma, beta)
+        return mu, inv_std
 
     def _update_running(self, mu: Any, var_unbiased: Any) -> None:
         rm, rv, momentum = self.running_mean, self.running_var, self.momentum
@@ -149,12 +169,30 @@ class BatchNorm(Function):
         rv += momentum * var_unbiased
 
     def backward(self, g: Any) -> tuple[Any, Any, Any]:
+        return self._backward(g)[:3]
+
+    def _backward(self, g: Any, z: Any | None = None) -> tuple[Any, Any, Any, Any]:
+        """(dx, dgamma, dbeta, g_y): the gradients of the inputs the graph asked for (None for the others)
+        and the gradient g_y = dL/dy of the batch norm's own output y: g itself, or, with ``z`` (the output
+        of a ReLU after y, BatchNormReLU), g * [z > 0], made chunk by chunk in the passes that use it."""
         xp = get_array_module(g)
         C, inv_std = self.bshape[1], self.inv_std
-        need_dx, need_dgamma, need_dbeta = self.needs_input_grad
+        need_dx, need_dgamma, need_dbeta = self.needs_input_grad[:3]
         gamma = self.gamma
         scale = inv_std if gamma is None else gamma.reshape(self.bshape) * inv_std  # (1, C, 1, ..., 1)
         dx = dgamma = dbeta = None
+        if z is not None:
+            g = in_order_of(g, z)  # z is in x's memory order (normalize)
+            g_y = xp.empty_like(z)
+
+            def mask(c: Any) -> Any:  # the chunk of g_y = g * [z > 0]
+                return xp.multiply(g[c], z[c] > 0, out=g_y[c])
+
+            if not self.training or not (need_dx or need_dgamma or need_dbeta):
+                each_chunk(xp, mask, z)
+                g = g_y  # eval: the terms below are single passes over g_y; or g_y is all that is asked
+                if not (need_dx or need_dgamma or need_dbeta):
+                    return dx, dgamma, dbeta, g_y
         if self.training:
             x, mu = self.x, self.mu
             g = in_order_of(g, x)  # so that both go by rows (a g of the other layout is copied over)
@@ -168,11 +206,13 @@ class BatchNorm(Function):
                 x_mu_c = xp.subtract(
                     as_rows(x[c], rows), mu_row, out=None if x_mu is None else as_rows(x_mu[c], rows)
                 )
-                g_sum_c = _channel_sum(g[c]).reshape(self.bshape)  # (1, C, 1, ..., 1)
-                gx_mu_sum_c = _channel_dot(g[c], from_rows(x_mu_c, x[c], rows)).reshape(self.bshape)
+                g_c = g[c] if z is None else mask(c)  # the mask made here, where the chunk is read anyway
+                g_sum_c = _channel_sum(g_c).reshape(self.bshape)  # (1, C, 1, ..., 1)
+                gx_mu_sum_c = _channel_dot(g_c, from_rows(x_mu_c, x[c], rows)).reshape(self.bshape)
                 return g_sum_c, gx_mu_sum_c
 
             sums = each_chunk(xp, channel_sums, x)
+            g = g if z is None else g_y
             g_sum = sum_in_order([s[0] for s in sums])  # (1, C, 1, ..., 1)
             gx_hat_sum = sum_in_order([s[1] for s in sums]) * inv_std  # sum(g * x_hat), (1, C, 1, ..., 1)
             if need_dx:
@@ -195,7 +235,7 @@ class BatchNorm(Function):
                 dgamma = gx_hat_sum.reshape(C)
             if need_dbeta:
                 dbeta = g_sum.reshape(C)
-            return dx, dgamma, dbeta
+            return dx, dgamma, dbeta, g
         if need_dx:
             dx = g * scale
         if need_dgamma:
@@ -203,7 +243,44 @@ class BatchNorm(Function):
             dgamma = _channel_dot(g, x_hat)  # (C,)
         if need_dbeta:
             dbeta = _channel_sum(g)  # (C,)
-        return dx, dgamma, dbeta
+        return dx, dgamma, dbeta, g
+
+
+class BatchNormReLU(BatchNorm):
+    r"""z = max(y + r, 0), y = gamma * x_hat + beta (BatchNorm), r an optional residual of x's shape: a
+    ResNet block's bn1 -> ReLU, and its bn2 -> add the shortcut -> ReLU, as one op (``batch_norm_relu``).
+    The separate ops pass over memory three times where this op passes once: y written, then read and
+    written by the add, then by the ReLU, against z written while each batch chunk of y is in the cache.
+
+    Backward, with g = dL/dz. The ReLU's derivative is [y + r > 0] = [z > 0] (0 at the kink, as
+    PyTorch's), and the sum's is 1 in each term, so
+
+        g_y = dL/dy = g * [z > 0],      dL/dr = g_y,
+
+    and dx, dgamma, dbeta are BatchNorm's backward of g_y (derived there). z is saved for the mask; the
+    convolution that reads z keeps it anyway. In training g_y is made a batch chunk at a time inside batch
+    norm's first backward pass, which reads the chunk of g then, and is kept as dL/dr; so the ReLU's own
+    backward pass (read g and z, write g_y) and its separate read of g_y go.
+
+    The same roundings in the same order as the three ops (y = x * scale + shift, then y + r, then the
+    clip; g_y the ReLU's product): its results equal theirs bit for bit (tests/test_norm_relu.py).
+    Shapes: x, r, z (N, C, *); gamma, beta, running_mean, running_var (C,).
+    """
+
+    saved = (*BatchNorm.saved, "z")
+
+    def forward(self, x: Any, gamma: Any | None, beta: Any | None, residual: Any | None) -> Any:
+        self.gamma = gamma
+        mu, inv_std = self._statistics(x)
+        r = None if residual is None else in_order_of(residual, x)  # read by rows beside x
+        z = normalize(x, mu, inv_std, gamma, beta, residual=r, relu=True)
+        if any(self.needs_input_grad):
+            self.z = z
+        return z
+
+    def backward(self, g: Any) -> tuple[Any, Any, Any, Any]:
+        dx, dgamma, dbeta, g_y = self._backward(g, self.z)
+        return dx, dgamma, dbeta, g_y if self.needs_input_grad[3] else None
 
 
 class GroupNorm(Function):
@@ -266,6 +343,48 @@ class GroupNorm(Function):
         return dx, dgamma, dbeta
 
 
+def _check_batch_norm(
+    op: str,
+    input: Tensor,  # noqa: A002 - PyTorch's name
+    running_mean: Tensor | None,
+    running_var: Tensor | None,
+    weight: Tensor | None,
+    bias: Tensor | None,
+    training: bool,
+    momentum: float,
+) -> None:
+    """batch_norm's argument checks, the errors naming ``op``."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{op}: expected input to be a Tensor, got {type(input).__name__}")
+    if input.ndim < 2:
+        raise ShapeError(f"{op}: expected input of at least 2 dimensions (N, C, *), got shape {input.shape}")
+    if input.dtype.kind != "f":
+        raise DTypeError(f"{op}: expected a floating-point input, got {input.dtype}")
+    if momentum is None or isinstance(momentum, bool) or not isinstance(momentum, numbers.Real):
+        raise TypeError(
+            f"{op}: momentum must be a float, got {momentum!r}; for a cumulative moving average pass "
+            "momentum = 1 / num_batches_tracked (what nn.BatchNorm2d does when its momentum is None)"
+        )
+    if (running_mean is None) != (running_var is None):
+        raise ValueError(f"{op}: running_mean and running_var must either both be None or both be given")
+    if not training and running_mean is None:
+        raise ValueError(f"{op}: running_mean and running_var must be given when training=False")
+    for name, t in (
+        ("running_mean", running_mean),
+        ("running_var", running_var),
+        ("weight", weight),
+        ("bias", bias),
+    ):
+        check_vector(op, name, t, input.shape[1], input)
+    if training:
+        m = input.numel() // input.shape[1] if input.shape[1] else 0
+        if m == 1:
+            raise ShapeError(
+                f"{op}: Expected more than 1 value per channel when training, "
+                f"got input of shape {input.shape}"
+            )
+
+
 def batch_norm(
     input: Tensor,  # noqa: A002 - PyTorch's name
     running_mean: Tensor | None,
@@ -284,37 +403,7 @@ def batch_norm(
     torch.nn.functional.batch_norm: a cumulative moving average is the caller's business (nn.BatchNorm2d
     with momentum=None passes 1 / num_batches_tracked).
     """
-    if not isinstance(input, Tensor):
-        raise TypeError(f"batch_norm: expected input to be a Tensor, got {type(input).__name__}")
-    if input.ndim < 2:
-        raise ShapeError(
-            f"batch_norm: expected input of at least 2 dimensions (N, C, *), got shape {input.shape}"
-        )
-    if input.dtype.kind != "f":
-        raise DTypeError(f"batch_norm: expected a floating-point input, got {input.dtype}")
-    if momentum is None or isinstance(momentum, bool) or not isinstance(momentum, numbers.Real):
-        raise TypeError(
-            f"batch_norm: momentum must be a float, got {momentum!r}; for a cumulative moving average pass "
-            "momentum = 1 / num_batches_tracked (what nn.BatchNorm2d does when its momentum is None)"
-        )
-    if (running_mean is None) != (running_var is None):
-        raise ValueError("batch_norm: running_mean and running_var must either both be None or both be given")
-    if not training and running_mean is None:
-        raise ValueError("batch_norm: running_mean and running_var must be given when training=False")
-    for name, t in (
-        ("running_mean", running_mean),
-        ("running_var", running_var),
-        ("weight", weight),
-        ("bias", bias),
-    ):
-        check_vector("batch_norm", name, t, input.shape[1], input)
-    if training:
-        m = input.numel() // input.shape[1] if input.shape[1] else 0
-        if m == 1:
-            raise ShapeError(
-                "batch_norm: Expected more than 1 value per channel when training, "
-                f"got input of shape {input.shape}"
-            )
+    _check_batch_norm("batch_norm", input, running_mean, running_var, weight, bias, training, momentum)
     op = BatchNorm(
         None if running_mean is None else running_mean.data,
         None if running_var is None else running_var.data,
@@ -323,6 +412,47 @@ def batch_norm(
         float(eps),
     )
     return op(input, weight, bias)
+
+
+def batch_norm_relu(
+    input: Tensor,  # noqa: A002 - PyTorch's name
+    running_mean: Tensor | None,
+    running_var: Tensor | None,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+    residual: Tensor | None = None,
+) -> Tensor:
+    """``relu(batch_norm(input, ...) + residual)`` (``residual`` None: nothing added) as one op,
+    ``BatchNormReLU``: the same values and gradients as the separate ops, bit for bit, in one pass over
+    memory instead of three. batch_norm's arguments; ``residual`` a Tensor of input's shape, dtype and
+    device. minires's own (PyTorch has no such function): the blocks call it through
+    ``nn.modules.norm.batch_norm_relu`` where nothing would see the ops in between."""
+    op_name = "batch_norm_relu"
+    _check_batch_norm(op_name, input, running_mean, running_var, weight, bias, training, momentum)
+    if residual is not None:
+        if not isinstance(residual, Tensor):
+            raise TypeError(
+                f"{op_name}: expected residual to be a Tensor or None, got {type(residual).__name__}"
+            )
+        if residual.shape != input.shape:
+            raise ShapeError(
+                f"{op_name}: expected residual of input's shape {input.shape}, got shape {residual.shape}"
+            )
+        if residual.dtype != input.dtype:
+            raise DTypeError(
+                f"{op_name}: residual dtype {residual.dtype} does not match input dtype {input.dtype}"
+            )
+    op = BatchNormReLU(
+        None if running_mean is None else running_mean.data,
+        None if running_var is None else running_var.data,
+        bool(training),
+        float(momentum),
+        float(eps),
+    )
+    return op(input, weight, bias, residual)
 
 
 def group_norm(

@@ -132,6 +132,19 @@ def _positive(rng: np.random.Generator, *shape: int) -> Tensor:
     return _leaf(rng.uniform(0.5, 2.0, shape))
 
 
+def _batch_norm_relu_sample(rng: np.random.Generator) -> tuple[Callable[..., Tensor], list[Any]]:
+    """batch_norm_relu in training with a residual r chosen so that batch norm's output plus r, the ReLU's
+    input, is at least 0.1 from its kink at 0."""
+    x, gamma, beta = rng.standard_normal((4, 3, 2, 2)), rng.standard_normal(3), rng.standard_normal(3)
+    mu, var = x.mean(axis=(0, 2, 3), keepdims=True), x.var(axis=(0, 2, 3), keepdims=True)
+    y = (x - mu) / np.sqrt(var + 1e-5) * gamma.reshape(1, 3, 1, 1) + beta.reshape(1, 3, 1, 1)
+    r = _away_from(rng, 4, 3, 2, 2).data - y  # y + r: the values away from 0
+    return (
+        lambda x, gamma, beta, r: norm.batch_norm_relu(x, None, None, gamma, beta, training=True, residual=r),
+        [_leaf(x), _leaf(gamma), _leaf(beta), _leaf(r)],
+    )
+
+
 def _away_from(rng: np.random.Generator, *shape: int, points: Sequence[float] = (0.0,)) -> Tensor:
     """Values at least 0.1 from every kink in ``points`` (ReLU and abs at 0, clamp at its bounds)."""
     x = rng.uniform(-2.0, 2.0, shape)
@@ -207,6 +220,13 @@ REGISTRY = Registry(
                 [_normal(rng, 4, 3, 2, 2), _normal(rng, 3), _normal(rng, 3)],
             ),
             api=("F.batch_norm",),
+        ),
+        Entry(
+            "batch_norm_relu",
+            (norm.BatchNormReLU,),
+            "batch_norm_relu(x, None, None, gamma, beta, training=True, residual=r), x, r (4, 3, 2, 2), "
+            "gamma, beta (3,)",
+            lambda rng: _batch_norm_relu_sample(rng),
         ),
         Entry(
             "sync_batch_norm",

@@ -1,19 +1,24 @@
 """``BatchNorm1d`` and ``BatchNorm2d``: batch normalization with PyTorch's parameters, running statistics
 and ``num_batches_tracked``; ``GroupNorm``. The math is ``F.batch_norm`` and ``F.group_norm``
-(minires/ops/norm.py derives their backward)."""
+(minires/ops/norm.py derives their backward). ``batch_norm_relu``: a block's batch norm -> (add ->) ReLU,
+as one op where nothing would see the ops in between."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from ...errors import ShapeError
+from ...grad_mode import norm_relu_fused
+from ...ops import norm as norm_ops
 from ...tensor import Tensor, ones, tensor, zeros
 from .. import functional as F
 from .. import init
 from ..module import Module
 from ..parameter import Parameter
+from .activation import ReLU
 
 
 class _BatchNorm(Module):
@@ -85,6 +90,11 @@ class _BatchNorm(Module):
             )
 
     def forward(self, input: Tensor) -> Tensor:  # noqa: A002 - PyTorch's name
+        return F.batch_norm(input, *self._functional_args(input))
+
+    def _functional_args(self, input: Tensor) -> tuple:  # noqa: A002 - PyTorch's name
+        """F.batch_norm's arguments after ``input`` for this call (its input checked, and in training the
+        batch counted): running_mean, running_var, weight, bias, training, momentum, eps."""
         self._check_input_dim(input)
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats and self.num_batches_tracked is not None:
@@ -93,8 +103,7 @@ class _BatchNorm(Module):
                 factor = 1.0 / float(self.num_batches_tracked.data)
         use_batch_stats = self.training or (self.running_mean is None and self.running_var is None)
         track = not self.training or self.track_running_stats  # running stats passed only to be used/updated
-        return F.batch_norm(
-            input,
+        return (
             self.running_mean if track else None,
             self.running_var if track else None,
             self.weight,
@@ -177,3 +186,47 @@ class GroupNorm(Module):
             f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}, "
             f"bias={self.bias is not None}"
         )
+
+
+def batch_norm_relu(
+    bn: Module,
+    relu: Module | None,
+    input: Tensor,  # noqa: A002 - PyTorch's name
+    residual: Tensor | Callable[[], Tensor] | None = None,
+) -> Tensor:
+    """``relu(bn(input) + residual)`` for a residual block or a stem (``residual`` None: ``relu(bn(input))``),
+    with ``relu`` an ``nn.ReLU`` module, or None for ``F.relu``. ``residual`` may be a function that makes
+    it (a block's shortcut): it is called after ``bn``, as the blocks of torchvision call their modules, so
+    that hooks see the modules in that order.
+
+    One op, ``ops.norm.batch_norm_relu`` (the same bits in one pass over memory for three), where that is
+    what the modules would compute and nothing would see the ops in between: ``fuse_norm_relu`` is on (the
+    default), ``bn`` is a plain BatchNorm1d or BatchNorm2d and ``relu`` a plain ReLU (a subclass may
+    change forward: SyncBatchNorm, a lazy layer not yet materialized), neither has a hook, and the
+    residual is a Tensor of bn's output shape and dtype on its device. Otherwise the modules are called,
+    the residual added in place between them, as torchvision's blocks do."""
+    make = residual if callable(residual) and not isinstance(residual, Tensor) else None
+    fusable = (
+        norm_relu_fused()
+        and type(bn) in (BatchNorm1d, BatchNorm2d)
+        and (relu is None or type(relu) is ReLU)
+        and not any(_hooked(m) for m in (bn, relu) if m is not None)
+        and isinstance(input, Tensor)
+    )
+    if fusable:  # bn has no hook: nothing sees whether it runs before or after the shortcut
+        r = make() if make is not None else residual
+        if r is None or (
+            isinstance(r, Tensor) and (r.shape, r.dtype, r.device) == (input.shape, input.dtype, input.device)
+        ):
+            return norm_ops.batch_norm_relu(input, *bn._functional_args(input), residual=r)
+        out = bn(input)
+    else:
+        out = bn(input)
+        r = make() if make is not None else residual
+    if r is not None:
+        out += r
+    return F.relu(out) if relu is None else relu(out)
+
+
+def _hooked(module: Module) -> bool:
+    return bool(module._forward_hooks or module._forward_pre_hooks or module._backward_hooks)
