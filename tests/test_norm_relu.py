@@ -258,3 +258,31 @@ def test_hooks_see_the_modules_in_torchvisions_order(name: str) -> None:
             module.register_forward_hook(lambda m, i, o, n=module_name: calls.append(n))
     block(mr.randn(2, 4, 6, 6))
     assert calls == expected
+
+
+@pytest.mark.parametrize("backend", ["standin", pytest.param("cupy", marks=pytest.mark.gpu)], indirect=True)
+def test_fused_on_the_device_equals_the_separate_ops(backend: str) -> None:
+    """On the GPU path (CuPy, or its stand-in here) the op is one pass over the whole batch: the same
+    values and gradients as the separate ops, training and eval, and as on the CPU within float32 rounding."""
+    from minires import backend as backend_mod
+
+    rng = np.random.default_rng(3)
+    x0 = rng.standard_normal((4, 1, 12, 12)).astype(np.float32)
+    results = {}
+    for device, fused, train in [
+        (d, f, t) for d in (backend, "cpu") for f in (True, False) for t in (True, False)
+    ]:
+        mr.manual_seed(0)
+        model = cifar_resnet(8, in_channels=1).to(device).train(train)
+        x = mr.tensor(x0, device=device, requires_grad=True)
+        with mr.fuse_norm_relu(fused):
+            y = model(x)
+            (y * y).sum().backward()
+        grads = [x.grad] + [p.grad for p in model.parameters()]
+        results[device, fused, train] = [backend_mod.to_numpy(t.data) for t in [y, *grads]]
+        assert ("BatchNormReLU" in node_names(y)) == fused
+    for train in (True, False):
+        for a, b in zip(results[backend, True, train], results[backend, False, train], strict=True):
+            np.testing.assert_array_equal(a, b)
+        for a, b in zip(results[backend, True, train], results["cpu", True, train], strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * float(np.abs(b).max()))
