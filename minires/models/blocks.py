@@ -179,9 +179,8 @@ class Bottleneck(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         out = batch_norm_relu(self.bn1, self.relu, self.conv1(x))  # relu(bn1(conv1(x))), (N, width, H, W)
-        out = batch_norm_relu(
-            self.bn2, self.relu, self.conv2(out)
-        )  # relu(bn2(conv2(out))), (N, width, H', W')
+        # relu(bn2(conv2(out))), (N, width, H', W')
+        out = batch_norm_relu(self.bn2, self.relu, self.conv2(out))
         out = self.conv3(out)  # (N, 4 planes, H', W')
         identity = x if self.downsample is None else (lambda: self.downsample(x))  # made after bn3 runs
         return batch_norm_relu(self.bn3, self.relu, out, identity)  # relu(bn3(out) + identity)

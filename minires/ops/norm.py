@@ -57,8 +57,8 @@ def normalize(
     """y = gamma * (x - mu) * inv_std + beta per channel, computed as y = x * scale + shift with
     scale = gamma * inv_std and shift = beta - mu * scale (two passes over x; PyTorch's CPU kernel does the
     same), a batch chunk at a time on the CPU's threads. y has x's memory order (channels last stays so).
-    With ``residual`` (an array of x's shape, in x's memory order) and ``relu``, y = max(y + residual, 0):
-    added and clipped while the chunk is in the cache (``BatchNormReLU``).
+    ``residual`` (an array of x's shape, in x's memory order) is added to y, and ``relu`` clips y at 0, each
+    while the chunk is in the cache (``BatchNormReLU``).
     Shapes: x (N, C, *); mu, inv_std (1, C, 1, ..., 1); gamma, beta (C,) or None (1 and 0)."""
     xp = get_array_module(x)
     bshape = mu.shape
@@ -343,7 +343,8 @@ class GroupNorm(Function):
         return dx, dgamma, dbeta
 
 
-def _check_batch_norm(
+def _batch_norm_node(
+    cls: type[BatchNorm],
     op: str,
     input: Tensor,  # noqa: A002 - PyTorch's name
     running_mean: Tensor | None,
@@ -352,8 +353,10 @@ def _check_batch_norm(
     bias: Tensor | None,
     training: bool,
     momentum: float,
-) -> None:
-    """batch_norm's argument checks, the errors naming ``op``."""
+    eps: float,
+) -> BatchNorm:
+    """The node ``cls`` (BatchNorm or BatchNormReLU) for batch_norm's arguments, checked first (the errors
+    naming ``op``)."""
     if not isinstance(input, Tensor):
         raise TypeError(f"{op}: expected input to be a Tensor, got {type(input).__name__}")
     if input.ndim < 2:
@@ -383,6 +386,13 @@ def _check_batch_norm(
                 f"{op}: Expected more than 1 value per channel when training, "
                 f"got input of shape {input.shape}"
             )
+    return cls(
+        None if running_mean is None else running_mean.data,
+        None if running_var is None else running_var.data,
+        bool(training),
+        float(momentum),
+        float(eps),
+    )
 
 
 def batch_norm(
@@ -403,15 +413,8 @@ def batch_norm(
     torch.nn.functional.batch_norm: a cumulative moving average is the caller's business (nn.BatchNorm2d
     with momentum=None passes 1 / num_batches_tracked).
     """
-    _check_batch_norm("batch_norm", input, running_mean, running_var, weight, bias, training, momentum)
-    op = BatchNorm(
-        None if running_mean is None else running_mean.data,
-        None if running_var is None else running_var.data,
-        bool(training),
-        float(momentum),
-        float(eps),
-    )
-    return op(input, weight, bias)
+    args = (input, running_mean, running_var, weight, bias, training, momentum, eps)
+    return _batch_norm_node(BatchNorm, "batch_norm", *args)(input, weight, bias)
 
 
 def batch_norm_relu(
@@ -431,7 +434,8 @@ def batch_norm_relu(
     device. minires's own (PyTorch has no such function): the blocks call it through
     ``nn.modules.norm.batch_norm_relu`` where nothing would see the ops in between."""
     op_name = "batch_norm_relu"
-    _check_batch_norm(op_name, input, running_mean, running_var, weight, bias, training, momentum)
+    args = (input, running_mean, running_var, weight, bias, training, momentum, eps)
+    node = _batch_norm_node(BatchNormReLU, op_name, *args)
     if residual is not None:
         if not isinstance(residual, Tensor):
             raise TypeError(
@@ -445,14 +449,7 @@ def batch_norm_relu(
             raise DTypeError(
                 f"{op_name}: residual dtype {residual.dtype} does not match input dtype {input.dtype}"
             )
-    op = BatchNormReLU(
-        None if running_mean is None else running_mean.data,
-        None if running_var is None else running_var.data,
-        bool(training),
-        float(momentum),
-        float(eps),
-    )
-    return op(input, weight, bias, residual)
+    return node(input, weight, bias, residual)
 
 
 def group_norm(
