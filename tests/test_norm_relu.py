@@ -286,3 +286,43 @@ def test_fused_on_the_device_equals_the_separate_ops(backend: str) -> None:
             np.testing.assert_array_equal(a, b)
         for a, b in zip(results[backend, True, train], results["cpu", True, train], strict=True):
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * float(np.abs(b).max()))
+
+
+def test_a_replaced_forward_keeps_the_separate_ops() -> None:
+    """A forward replaced on the module or on the class (an ablation, an instrumentation) is what runs."""
+    mr.manual_seed(0)
+    x = mr.randn(2, 4, 6, 6)
+    block = BasicBlock(4, 4)
+    block.bn2.forward = lambda input: input * 0.0  # type: ignore[method-assign]
+    nodes = node_names(block(x.requires_grad_()))
+    assert nodes.get("BatchNormReLU") == 1 and nodes.get("Mul") == 1  # bn1 + relu still fused
+    y = block(x)
+    assert float(y.detach().numpy().min()) >= 0.0
+    with mr.fuse_norm_relu(False):
+        np.testing.assert_array_equal(y.detach().numpy(), block(x).detach().numpy())
+    original = nn.ReLU.forward
+    try:
+        nn.ReLU.forward = lambda self, input: input  # type: ignore[method-assign]
+        y = BasicBlock(4, 4)(x)
+        assert "BatchNormReLU" not in node_names(y) and float(y.detach().numpy().min()) < 0.0
+    finally:
+        nn.ReLU.forward = original  # type: ignore[method-assign]
+
+
+def test_the_blocks_errors_name_batch_norm_and_come_before_the_shortcut() -> None:
+    """One value per channel in training: the error is batch_norm's, as the module's own call gives it, and
+    bn2 has counted its batch before the shortcut runs, fused or not."""
+    from minires.models.blocks import conv1x1
+
+    for fused in (True, False):
+        mr.manual_seed(0)
+        block = BasicBlock(4, 8, 2, nn.Sequential(conv1x1(4, 8, 2), nn.BatchNorm2d(8)))
+        seen: list[int] = []
+        block.downsample.register_forward_pre_hook(
+            lambda m, i, seen=seen, bn=block.bn2: seen.append(int(bn.num_batches_tracked))
+        )
+        with mr.fuse_norm_relu(fused):
+            block(mr.randn(2, 4, 6, 6))
+            assert seen == [1]
+            with pytest.raises(ValueError, match="^batch_norm: Expected more than 1 value per channel"):
+                block(mr.randn(1, 4, 2, 2))

@@ -133,7 +133,7 @@ class BasicBlock(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         out = batch_norm_relu(self.bn1, self.relu, self.conv1(x))  # relu(bn1(conv1(x))), (N, planes, H', W')
         out = self.conv2(out)
-        # the shortcut, (N, planes, H', W'): downsample(x) is made after bn2 runs, as in torchvision's order
+        # the shortcut, (N, planes, H', W'): downsample(x) made after bn2 is called, in torchvision's order
         identity = x if self.downsample is None else (lambda: self.downsample(x))
         return batch_norm_relu(self.bn2, self.relu, out, identity)  # relu(bn2(out) + identity)
 
@@ -182,7 +182,7 @@ class Bottleneck(nn.Module):
         # relu(bn2(conv2(out))), (N, width, H', W')
         out = batch_norm_relu(self.bn2, self.relu, self.conv2(out))
         out = self.conv3(out)  # (N, 4 planes, H', W')
-        identity = x if self.downsample is None else (lambda: self.downsample(x))  # made after bn3 runs
+        identity = x if self.downsample is None else (lambda: self.downsample(x))  # made after bn3 is called
         return batch_norm_relu(self.bn3, self.relu, out, identity)  # relu(bn3(out) + identity)
 
 

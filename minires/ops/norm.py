@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..backend import get_array_module
-from ..errors import DTypeError, ShapeError
+from ..errors import DeviceError, DTypeError, ShapeError
 from ..function import Function
 from ..memory_order import as_rows, from_rows, in_order_of, per_row, row_order
 from ..tensor import Tensor
@@ -449,6 +449,8 @@ def batch_norm_relu(
             raise DTypeError(
                 f"{op_name}: residual dtype {residual.dtype} does not match input dtype {input.dtype}"
             )
+        if residual.device != input.device:
+            raise DeviceError(f"{op_name}: residual is on {residual.device} but input is on {input.device}")
     return node(input, weight, bias, residual)
 
 

@@ -196,36 +196,54 @@ def batch_norm_relu(
 ) -> Tensor:
     """``relu(bn(input) + residual)`` for a residual block or a stem (``residual`` None: ``relu(bn(input))``),
     with ``relu`` an ``nn.ReLU`` module, or None for ``F.relu``. ``residual`` may be a function that makes
-    it (a block's shortcut): it is called after ``bn``, as the blocks of torchvision call their modules, so
-    that hooks see the modules in that order.
+    it (a block's shortcut): it is called after ``bn``, as the blocks of torchvision call their modules.
 
-    One op, ``ops.norm.batch_norm_relu`` (the same bits in one pass over memory for three), where that is
+    One op, ``ops.norm.BatchNormReLU`` (the same bits in one pass over memory for three), where that is
     what the modules would compute and nothing would see the ops in between: ``fuse_norm_relu`` is on (the
-    default), ``bn`` is a plain BatchNorm1d or BatchNorm2d and ``relu`` a plain ReLU (a subclass may
-    change forward: SyncBatchNorm, a lazy layer not yet materialized), neither has a hook, and the
-    residual is a Tensor of bn's output shape and dtype on its device. Otherwise the modules are called,
-    the residual added in place between them, as torchvision's blocks do."""
+    default); ``bn`` is a plain BatchNorm1d or BatchNorm2d and ``relu`` a plain ReLU, their ``forward``
+    neither replaced on the module nor on the class (a subclass may change it: SyncBatchNorm, a lazy layer
+    not yet materialized); neither has a hook; and the residual is a Tensor of bn's output shape and dtype
+    on its device. Otherwise the modules are called, the residual added in place between them, as
+    torchvision's blocks do. Either way bn's checks (errors naming batch_norm) and its batch count come
+    before the shortcut is made. What differs: the running statistics are updated when the one op runs,
+    after the shortcut; and the graph holds one BatchNormReLUBackward node, so backward finishes bn's
+    parameter gradients together with the shortcut's gradient."""
     make = residual if callable(residual) and not isinstance(residual, Tensor) else None
-    fusable = (
+    if not (
         norm_relu_fused()
         and type(bn) in (BatchNorm1d, BatchNorm2d)
-        and (relu is None or type(relu) is ReLU)
-        and not any(_hooked(m) for m in (bn, relu) if m is not None)
+        and _plain(bn, _BN_FORWARD)
+        and (relu is None or (type(relu) is ReLU and _plain(relu, _RELU_FORWARD)))
         and isinstance(input, Tensor)
-    )
-    if fusable:  # bn has no hook: nothing sees whether it runs before or after the shortcut
-        r = make() if make is not None else residual
-        if r is None or (
-            isinstance(r, Tensor) and (r.shape, r.dtype, r.device) == (input.shape, input.dtype, input.device)
-        ):
-            return norm_ops.batch_norm_relu(input, *bn._functional_args(input), residual=r)
-        out = bn(input)
-    else:
+    ):
         out = bn(input)
         r = make() if make is not None else residual
-    if r is not None:
-        out += r
+        if r is not None:
+            out += r
+        return F.relu(out) if relu is None else relu(out)
+    args = bn._functional_args(input)  # what bn(input) does first: its input checked, its batch counted
+    node = norm_ops._batch_norm_node(norm_ops.BatchNormReLU, "batch_norm", input, *args)  # bn's checks
+    r = make() if make is not None else residual
+    if r is None or (
+        isinstance(r, Tensor) and (r.shape, r.dtype, r.device) == (input.shape, input.dtype, input.device)
+    ):
+        return node(input, bn.weight, bn.bias, r)
+    out = F.batch_norm(input, *args)  # bn(input), which has no hook
+    out += r
     return F.relu(out) if relu is None else relu(out)
+
+
+_BN_FORWARD, _RELU_FORWARD = _BatchNorm.forward, ReLU.forward  # their own, to tell a class-wide replacement
+
+
+def _plain(module: Module, forward: Callable) -> bool:
+    """The module runs ``forward`` (its class's, not replaced on it or on the class), without hooks."""
+    return (
+        type(module).forward is forward
+        and type(module).__call__ is Module.__call__
+        and "forward" not in vars(module)
+        and not _hooked(module)
+    )
 
 
 def _hooked(module: Module) -> bool:
