@@ -8,6 +8,7 @@ The op's values and gradients against PyTorch and finite differences are the op 
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +17,7 @@ import pytest
 
 import minires as mr
 import minires.nn as nn
+from minires.autograd import topological_order
 from minires.models import cifar_resnet, d2l_resnet18, preact_resnet18, resnet18, resnet50
 from minires.models.blocks import BasicBlock
 from minires.nn.modules.norm import batch_norm_relu
@@ -34,16 +36,7 @@ MODELS: dict[str, tuple[Callable[[], nn.Module], tuple[int, ...]]] = {
 
 def node_names(t: mr.Tensor) -> dict[str, int]:
     """How many nodes of each Function class the graph of ``t`` holds."""
-    counts: dict[str, int] = {}
-    seen, stack = set(), [t.grad_fn]
-    while stack:
-        node = stack.pop()
-        if node is None or id(node) in seen or not isinstance(node, mr.function.Function):
-            continue
-        seen.add(id(node))
-        counts[type(node).__name__] = counts.get(type(node).__name__, 0) + 1
-        stack.extend(node.next_nodes)
-    return counts
+    return dict(Counter(type(node).__name__ for node in topological_order(t.grad_fn)))
 
 
 def step(make: Callable[[], nn.Module], shape: tuple[int, ...], fused: bool, train: bool, dtype: Any) -> dict:

@@ -46,14 +46,19 @@ def int_pair(op: str, name: str, value: Any) -> Pair:
 def check_vector(op: str, name: str, t: Any, n: int, input: Tensor, per: str = "channel") -> Tensor | None:  # noqa: A002
     """``t`` is None, or a Tensor of shape (n,) (one value per ``per`` of ``input``) with input's dtype
     and device; otherwise a TypeError, ShapeError, DTypeError or DeviceError naming ``op`` and ``name``."""
+    return check_like(op, name, t, input, (n,), f"one per {per} of input {input.shape}")
+
+
+def check_like(op: str, name: str, t: Any, input: Tensor, shape: tuple[int, ...], what: str) -> Tensor | None:  # noqa: A002
+    """``t`` is None, or a Tensor of ``shape`` (``what`` says why, in the error) with input's dtype and
+    device; otherwise a TypeError, ShapeError, DTypeError or DeviceError naming ``op`` and ``name``."""
     if t is None:
         return None
     if not isinstance(t, Tensor):
         raise TypeError(f"{op}: expected {name} to be a Tensor or None, got {type(t).__name__}")
-    if t.shape != (n,):
+    if t.shape != tuple(shape):
         raise ShapeError(
-            f"{op}: expected {name} of shape ({n},), one per {per} of input {input.shape}, got {name} of "
-            f"shape {t.shape}"
+            f"{op}: expected {name} of shape {tuple(shape)}, {what}, got {name} of shape {t.shape}"
         )
     if t.dtype != input.dtype:
         raise DTypeError(f"{op}: {name} dtype {t.dtype} does not match input dtype {input.dtype}")

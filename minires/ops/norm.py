@@ -9,12 +9,12 @@ from typing import Any
 import numpy as np
 
 from ..backend import get_array_module
-from ..errors import DeviceError, DTypeError, ShapeError
+from ..errors import DTypeError, ShapeError
 from ..function import Function
 from ..memory_order import as_rows, from_rows, in_order_of, per_row, row_order
 from ..tensor import Tensor
 from ..threads import each_chunk, sum_in_order
-from .args import check_vector
+from .args import check_like, check_vector
 
 
 def _channel_dot(a: Any, b: Any) -> Any:
@@ -436,21 +436,7 @@ def batch_norm_relu(
     op_name = "batch_norm_relu"
     args = (input, running_mean, running_var, weight, bias, training, momentum, eps)
     node = _batch_norm_node(BatchNormReLU, op_name, *args)
-    if residual is not None:
-        if not isinstance(residual, Tensor):
-            raise TypeError(
-                f"{op_name}: expected residual to be a Tensor or None, got {type(residual).__name__}"
-            )
-        if residual.shape != input.shape:
-            raise ShapeError(
-                f"{op_name}: expected residual of input's shape {input.shape}, got shape {residual.shape}"
-            )
-        if residual.dtype != input.dtype:
-            raise DTypeError(
-                f"{op_name}: residual dtype {residual.dtype} does not match input dtype {input.dtype}"
-            )
-        if residual.device != input.device:
-            raise DeviceError(f"{op_name}: residual is on {residual.device} but input is on {input.device}")
+    check_like(op_name, "residual", residual, input, input.shape, "the shape of input")
     return node(input, weight, bias, residual)
 
 
