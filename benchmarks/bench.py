@@ -172,8 +172,11 @@ def workloads(quick: bool = False) -> list[Workload]:
 
 
 def model_rows(only: str, quick: bool = False) -> list[Workload]:
-    """The training and inference rows whose name holds ``only`` (profile_ops.py, thread_scaling.py)."""
-    return [w for w in workloads(quick) if only in w.name and w.kind in ("train", "infer")]
+    """The training and inference rows whose name holds ``only`` (profile_ops.py, thread_scaling.py); the one
+    row named exactly ``only`` where there is one ("... N1" names that row, not the "... N128" one too)."""
+    rows = [w for w in workloads(quick) if only in w.name and w.kind in ("train", "infer")]
+    exact = [w for w in rows if w.name == only]
+    return exact or rows
 
 
 # ----- FLOPs --------------------------------------------------------------------------------------------

@@ -7,10 +7,11 @@
 Every ``Function`` subclass's ``forward`` and ``backward`` is wrapped with a clock (two perf_counter
 calls a call, a few microseconds per op), the workload of bench.py (same network, batch, seed and
 threads) runs ``--warmup`` steps untimed and ``--steps`` timed, and the table lists each op's time per
-step and its share of the step: convolutions by input shape and unfold layout, the others by name
-(BatchNorm, ReLU, MaxPool2d, Add, ...). What the table does not cover is the rest of the step: the
+step and its share of the step: convolutions by input shape and unfold layout, batch norms by input shape,
+the others by name (ReLU, MaxPool2d, Add, ...). What the table does not cover is the rest of the step: the
 autograd engine, the optimizer, the layers' Python. The times are wall times on the calling thread: a
 convolution's chunks run on every thread, and the op's time is the time until all of them are done.
+``--only`` takes every training and inference row whose name holds it, or the one row named exactly so.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import bench  # noqa: E402 - bench.py sets the thread count before NumPy loads, 
 
 import minires as mr  # noqa: E402
 from minires.function import Function  # noqa: E402
+from minires.ops.norm import BatchNorm  # noqa: E402
 
 
 def _subclasses(cls: type) -> Iterator[type]:
@@ -54,6 +56,8 @@ def instrument(stats: dict[str, list[float]]) -> Callable[[], None]:
                 layout = getattr(self, "layout", None)
                 if layout is not None:  # a convolution: by input shape and unfold layout
                     key += f" {tuple(layout.x_shape)} {layout.name}"
+                elif isinstance(self, BatchNorm) and args:  # a batch norm: by input (or gradient) shape
+                    key += f" {tuple(args[0].shape)}"
                 entry = stats.setdefault(key, [0.0, 0])
                 entry[0] += time.perf_counter() - start
                 entry[1] += 1

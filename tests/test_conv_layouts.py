@@ -390,6 +390,23 @@ def test_per_layer_choice() -> None:
             pass
 
 
+def test_a_geometry_gets_its_layout_once() -> None:
+    """choose_layout makes a layer's Layout once and hands the same object to every later call with the
+    same geometry, array module, override and purpose; each of those four changes it."""
+    args = _layer(64, 7, 1, n=1)  # the live taps, whose blocks cost the most to work out
+    first = choose_layout(*args)
+    assert first.name == "taps" and choose_layout(*args) is first
+    assert choose_layout(*[list(a) if isinstance(a, tuple) else a for a in args]) is first  # lists too
+    other_batch = choose_layout((2, *args[0][1:]), *args[1:])
+    assert other_batch is not first and other_batch.x_shape == (2, 64, 7, 7)
+    with conv_layout("nchw"):
+        forced = choose_layout(*args)
+    assert forced.name == "nchw" and forced.forced == "nchw" and first.forced is None
+    assert choose_layout(*args, xp=object()).name == "nhwc"  # the GPU's rule
+    assert choose_layout(*args, for_dx=True) is not first
+    assert choose_layout(*args) is first  # none of them changed the first
+
+
 def test_layout_names_are_the_override_names() -> None:
     assert tuple(LAYOUTS) == CONV_LAYOUTS
     layouts = (
