@@ -12,7 +12,7 @@ import pytest
 import minires as mr
 import minires.nn.functional as F
 from minires import threads
-from minires.memory_order import in_order_of, same_order
+from minires.memory_order import channel_rows, in_order_of, row_order, same_order
 
 
 def channels_last(v: np.ndarray) -> np.ndarray:
@@ -88,6 +88,43 @@ def test_an_op_on_two_layouts_gives_what_it_gives_on_nchw(
             np.testing.assert_allclose(a, b, rtol=tol, atol=tol * np.abs(b).max(), err_msg=f"{op} [{i}]")
         else:
             np.testing.assert_array_equal(a, b, err_msg=f"{op} [{i}]")
+
+
+@pytest.mark.parametrize("last", [False, True])
+@pytest.mark.parametrize("training", [False, True])
+def test_batch_norm_of_one_image_broadcasts_and_gives_what_rows_give(
+    last: bool, training: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """channel_rows: a batch of one image takes the broadcast (no (C*S,) row vectors), more take rows;
+    batch norm with the ReLU and a residual gives the same values and gradients either way."""
+    from minires.ops import norm
+
+    rng = np.random.default_rng(3)
+
+    def lay(a: np.ndarray) -> np.ndarray:
+        return channels_last(a) if last else a
+
+    one, two = lay(rng.standard_normal((1, 6, 5, 4))), lay(rng.standard_normal((2, 6, 5, 4)))
+    assert channel_rows(one) is None and row_order(one) == ("last" if last else "first")
+    assert channel_rows(two) == row_order(two) == ("last" if last else "first")
+    assert channel_rows(one[:, :0]) is None and channel_rows(np.zeros((0, 6, 5, 4))) is None
+
+    def run() -> list[np.ndarray]:
+        x = mr.tensor(one, requires_grad=True)
+        r = mr.tensor(lay(rng.standard_normal(one.shape)), requires_grad=True)
+        w = mr.tensor(np.linspace(0.5, 2, 6), requires_grad=True)
+        b = mr.tensor(np.linspace(-1, 1, 6), requires_grad=True)
+        rm, rv = mr.zeros(6, dtype=np.float64), mr.ones(6, dtype=np.float64)
+        z = norm.batch_norm_relu(x, rm, rv, w, b, training, 0.1, 1e-5, residual=r)
+        z.backward(mr.tensor(lay(rng.standard_normal(one.shape))))
+        return [z.numpy(), x.grad.numpy(), r.grad.numpy(), w.grad.numpy(), b.grad.numpy(), rv.numpy()]
+
+    rng = np.random.default_rng(4)
+    broadcast = run()
+    monkeypatch.setattr(norm, "channel_rows", row_order)  # rows for one image too
+    rng = np.random.default_rng(4)
+    for i, (a, b) in enumerate(zip(broadcast, run(), strict=True)):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-13, err_msg=f"[{i}]")
 
 
 @pytest.mark.parametrize("other_last", [False, True])

@@ -356,7 +356,7 @@ def test_an_op_chunk_by_chunk_on_two_threads_computes_what_it_computes_at_once(
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_batch_norm_by_rows_and_by_broadcast_agree(dtype: Any) -> None:
     """NCHW x and g go row by row in that order, channels-last x and g row by row in theirs
-    (memory_order.row_order); a g in the other memory order is copied into x's first (in_order_of), and a
+    (memory_order.channel_rows); a g in the other memory order is copied into x's first (in_order_of), and a
     strided view broadcasts per channel. Every combination gives the same y, gradients and running
     statistics, the outputs in x's memory order."""
     rs = np.random.default_rng(5)
@@ -389,12 +389,13 @@ def test_batch_norm_by_rows_and_by_broadcast_agree(dtype: Any) -> None:
             np.testing.assert_allclose(a, b, rtol=tol, atol=tol * np.abs(b).max())
         assert got[0].strides == x_data.strides  # y keeps x's memory order
     assert (
-        norm.row_order(x0, g0) == "first" and norm.row_order(channels_last(x0), channels_last(g0)) == "last"
+        norm.channel_rows(x0, g0) == "first"
+        and norm.channel_rows(channels_last(x0), channels_last(g0)) == "last"
     )
-    assert norm.row_order(x0, channels_last(g0)) is None and norm.row_order(x0[:, :, :, ::2]) is None
+    assert norm.channel_rows(x0, channels_last(g0)) is None and norm.channel_rows(x0[:, :, :, ::2]) is None
     x5 = rs.standard_normal((2, 3, 4, 2, 5))  # 3d: channels last is (N, D, H, W, C)
     last5 = np.ascontiguousarray(np.moveaxis(x5, 1, -1))
-    assert norm.row_order(np.moveaxis(last5, -1, 1)) == "last"
+    assert norm.channel_rows(np.moveaxis(last5, -1, 1)) == "last"
     rows = norm.as_rows(np.moveaxis(last5, -1, 1), "last")
     np.testing.assert_array_equal(norm.from_rows(rows, x5, "last"), x5)
 

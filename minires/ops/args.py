@@ -11,6 +11,7 @@ shapes or values in the message.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ..errors import DeviceError, DTypeError, ShapeError
@@ -46,19 +47,28 @@ def int_pair(op: str, name: str, value: Any) -> Pair:
 def check_vector(op: str, name: str, t: Any, n: int, input: Tensor, per: str = "channel") -> Tensor | None:  # noqa: A002
     """``t`` is None, or a Tensor of shape (n,) (one value per ``per`` of ``input``) with input's dtype
     and device; otherwise a TypeError, ShapeError, DTypeError or DeviceError naming ``op`` and ``name``."""
-    return check_like(op, name, t, input, (n,), f"one per {per} of input {input.shape}")
+    return check_like(op, name, t, input, (n,), lambda: f"one per {per} of input {input.shape}")
 
 
-def check_like(op: str, name: str, t: Any, input: Tensor, shape: tuple[int, ...], what: str) -> Tensor | None:  # noqa: A002
-    """``t`` is None, or a Tensor of ``shape`` (``what`` says why, in the error) with input's dtype and
-    device; otherwise a TypeError, ShapeError, DTypeError or DeviceError naming ``op`` and ``name``."""
+def check_like(
+    op: str,
+    name: str,
+    t: Any,
+    input: Tensor,  # noqa: A002
+    shape: tuple[int, ...],
+    what: str | Callable[[], str],
+) -> Tensor | None:
+    """``t`` is None, or a Tensor of ``shape`` (``what`` says why, in the error: a string, or a call that
+    makes it, so that a check that passes formats nothing) with input's dtype and device; otherwise a
+    TypeError, ShapeError, DTypeError or DeviceError naming ``op`` and ``name``."""
     if t is None:
         return None
     if not isinstance(t, Tensor):
         raise TypeError(f"{op}: expected {name} to be a Tensor or None, got {type(t).__name__}")
     if t.shape != tuple(shape):
+        why = what() if callable(what) else what
         raise ShapeError(
-            f"{op}: expected {name} of shape {tuple(shape)}, {what}, got {name} of shape {t.shape}"
+            f"{op}: expected {name} of shape {tuple(shape)}, {why}, got {name} of shape {t.shape}"
         )
     if t.dtype != input.dtype:
         raise DTypeError(f"{op}: {name} dtype {t.dtype} does not match input dtype {input.dtype}")

@@ -11,7 +11,7 @@ import numpy as np
 from ..backend import get_array_module
 from ..errors import DTypeError, ShapeError
 from ..function import Function
-from ..memory_order import as_rows, from_rows, in_order_of, per_row, row_order
+from ..memory_order import as_rows, channel_rows, from_rows, in_order_of, per_row
 from ..tensor import Tensor
 from ..threads import each_chunk, sum_in_order
 from .args import check_like, check_vector
@@ -65,7 +65,7 @@ def normalize(
     scale = inv_std if gamma is None else gamma.reshape(bshape) * inv_std  # (1, C, 1, ..., 1)
     shift = -mu * scale if beta is None else beta.reshape(bshape) - mu * scale
     y = xp.empty_like(x)
-    rows = row_order(x) if residual is None else row_order(x, residual)
+    rows = channel_rows(x) if residual is None else channel_rows(x, residual)
     scale, shift = per_row(scale, x, rows), per_row(shift, x, rows)
 
     def affine(c: Any) -> None:
@@ -141,7 +141,7 @@ class BatchNorm(Function):
             inv_m = 1.0 / max(m, 1)  # an empty batch gives mu = var = 0 rather than 0/0
             mu = sum_in_order(each_chunk(xp, lambda c: _channel_sum(x[c]), x)).reshape(bshape) * inv_m
 
-            rows = row_order(x)
+            rows = channel_rows(x)
             mu_row = per_row(mu, x, rows)
 
             def squared_deviations(c: slice) -> Any:  # sum over the chunk of (x - mu)^2, per channel
@@ -196,7 +196,7 @@ class BatchNorm(Function):
         if self.training:
             x, mu = self.x, self.mu
             g = in_order_of(g, x)  # so that both go by rows (a g of the other layout is copied over)
-            rows = row_order(x, g)
+            rows = channel_rows(x, g)
             mu_row = per_row(mu, x, rows)
 
             # x - mu goes where dx will be (dx is made from it in place), else to a temporary per chunk
