@@ -78,16 +78,61 @@ def is_dtype_name(name: str) -> bool:
     return True
 
 
+def dtype_category(dtype: np.dtype) -> int:
+    """PyTorch's categories of dtypes in promotion: bool 0, integers 1, floats 2 (others 3)."""
+    return {"b": 0, "i": 1, "u": 1, "f": 2}.get(dtype.kind, 3)
+
+
+def promote_dtypes(dtypes: list[np.dtype]) -> np.dtype:
+    """PyTorch's promotion among values of equal standing (the items of ``torch.tensor``'s nested data, the
+    tensors of ``torch.cat`` and ``torch.stack``): the highest category (bool < integer < float) wins, then
+    the widest type within it; so int64 with float32 gives float32 (NumPy's result_type: float64), and
+    uint8 with int8 gives int16."""
+    top = max(dtype_category(d) for d in dtypes)
+    return np.result_type(*[d for d in dtypes if dtype_category(d) == top])
+
+
+_PYTHON_DTYPES = {bool: np.dtype(bool), int: int64, float: float32}  # torch's defaults for Python scalars
+
+
+def _item_dtypes(data: Any, found: set) -> None:
+    """Add to ``found`` the dtype that each value of nested Python data stands for in torch.tensor: Python
+    floats the default float32, ints int64, bools bool; NumPy scalars and arrays (and Tensors) their own
+    dtype. A level's types are taken at once (``set(map(type, ...))``), so a long flat list costs about
+    what NumPy's conversion does. Other types (complex, str) add their NumPy dtype, which tensor refuses."""
+    kinds = set(map(type, data))
+    nested = False
+    for kind in kinds:
+        if kind in _PYTHON_DTYPES:
+            found.add(_PYTHON_DTYPES[kind])
+        elif issubclass(kind, np.generic):
+            found.add(np.dtype(kind))
+        elif issubclass(kind, (list, tuple, np.ndarray, Tensor)):
+            nested = True
+        else:
+            found.add(np.asarray(next(v for v in data if type(v) is kind)).dtype)
+    if nested:  # a level of scalars only (the long one, as a rule) is not walked value by value
+        for v in data:
+            if isinstance(v, (list, tuple)):
+                _item_dtypes(v, found)
+            elif isinstance(v, (np.ndarray, Tensor)):
+                found.add(v.dtype)
+
+
 def _default_array(data: Any) -> np.ndarray:
-    """Python data to a NumPy array with PyTorch's default dtypes (float32 for floats, int64 for ints)."""
-    arr = np.array(data)
-    if arr.dtype == np.float64:
-        return arr.astype(np.float32)
-    if arr.dtype.kind in "iu":
-        return arr.astype(np.int64)
-    if arr.dtype.kind not in "fb":
-        raise DTypeError(f"tensor: cannot make a tensor from data of dtype {arr.dtype}")
-    return arr
+    """Python data (a scalar, or nested lists and tuples of scalars, NumPy scalars and arrays) to a NumPy
+    array with PyTorch's dtypes: Python floats float32, ints int64, NumPy values their own dtype, promoted
+    together as torch.tensor does (``[np.float64(1.0), 2.0]`` is float64, ``[1, 2.5]`` float32); empty
+    data float32."""
+    if isinstance(data, (list, tuple)):
+        found: set = set()
+        _item_dtypes(data, found)
+        dtype = promote_dtypes(list(found)) if found else float32
+    else:
+        dtype = _PYTHON_DTYPES.get(type(data)) or np.asarray(data).dtype
+    if dtype_category(dtype) == 3:
+        raise DTypeError(f"tensor: cannot make a tensor from data of dtype {dtype}")
+    return np.array(data, dtype=dtype)
 
 
 class Tensor:

@@ -789,3 +789,79 @@ def test_repr_names_dtype_grad_fn_and_requires_grad() -> None:
     r = repr(y)
     assert r.startswith("tensor([3., 6.]") and "grad_fn=" in r and "Mul" in r
     assert "grad_fn" not in repr(y.detach()) and "requires_grad" not in repr(y.detach())
+
+
+NESTED_DATA = [
+    [1.0, 2.0],
+    [1, 2],
+    [True, 2],
+    [1, 2.5],
+    [np.float64(1.0), 2.0],
+    [np.float32(1.0), 2.0],
+    [np.int32(1)],
+    [np.int32(1), 2],
+    [np.ones(2), np.ones(2)],
+    [np.ones(2, np.float32), np.ones(2, np.float32)],
+    [[1, 2], [3, 4.0]],
+    [[np.float64(1.0)], [2.0]],
+    [np.float16(1), 2.0],
+    [np.uint8(1), np.int8(2)],
+    (1.0, 2.0),
+    [],
+    [[]],
+]
+
+
+@pytest.mark.parametrize("data", NESTED_DATA, ids=repr)
+def test_tensor_of_nested_data_takes_torchs_dtype(torch: Any, data: Any) -> None:
+    """torch.tensor's inference: Python floats the default float32, ints int64, NumPy scalars and arrays
+    in a list their own dtype, all promoted by category (a float64 NumPy value makes float64, a Python
+    int beside a float stays float32)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch's note that a list of arrays converts slowly
+        ref = torch.tensor(data)
+    mine = mr.tensor(data)
+    assert dtype_name(mine.dtype) == dtype_name(ref.dtype)
+    np.testing.assert_array_equal(mine.numpy(), ref.numpy())
+
+
+def test_tensor_of_unsupported_data_names_its_dtype() -> None:
+    for data in (["a"], [1 + 2j], [None]):
+        with pytest.raises(mr.DTypeError, match="tensor: cannot make a tensor from data of dtype"):
+            mr.tensor(data)
+
+
+@pytest.mark.parametrize("join", ["cat", "stack"])
+def test_cat_and_stack_promote_dtypes_as_torch(torch: Any, join: str) -> None:
+    """torch.cat and torch.stack promote by category, not by NumPy's result_type: int64 with float32 is
+    float32, uint8 with int8 int16; the gradient reaches each input in its own dtype."""
+    names = ["bool", "uint8", "int8", "int32", "int64", "float16", "float32", "float64"]
+    for a in names:
+        for b in names:
+            ta, tb = torch.ones(2, dtype=getattr(torch, a)), torch.ones(2, dtype=getattr(torch, b))
+            ref = getattr(torch, join)([ta, tb])
+            got = getattr(mr, join)([mr.tensor(np.ones(2, a)), mr.tensor(np.ones(2, b))])
+            assert dtype_name(got.dtype) == dtype_name(ref.dtype), (a, b)
+    x = mr.tensor([1, 2])
+    w = mr.tensor([0.5, 1.5], requires_grad=True)
+    y = getattr(mr, join)([x, w])
+    assert y.dtype == mr.float32
+    (y * mr.tensor(np.arange(4.0, dtype=np.float32).reshape(y.shape))).sum().backward()
+    assert w.grad.dtype == mr.float32 and w.grad.shape == (2,)
+
+
+@pytest.mark.parametrize("dim", [(), []])
+@pytest.mark.parametrize("keepdim", [False, True])
+@pytest.mark.parametrize("op", ["sum", "mean"])
+def test_sum_and_mean_over_no_dims_reduce_every_dim(torch: Any, op: str, dim: Any, keepdim: bool) -> None:
+    """dim=() (or []) means every dim in torch's sum and mean, not none of them."""
+    data = RNG.standard_normal((2, 3, 4)).astype(np.float32)
+    x, tx = pair(torch, data, requires_grad=True)
+    y, ty = getattr(x, op)(dim=dim, keepdim=keepdim), getattr(tx, op)(dim=dim, keepdim=keepdim)
+    assert y.shape == tuple(ty.shape)
+    y.sum().backward()
+    ty.sum().backward()
+    assert_same(y, ty)
+    assert_same(x.grad, tx.grad)

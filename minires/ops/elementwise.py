@@ -16,12 +16,8 @@ import numpy as np
 from ..backend import get_array_module, refuse_host_array
 from ..function import Function
 from ..memory_order import broadcast, ufunc_in_order
-from ..tensor import Tensor, float32, int64
+from ..tensor import Tensor, dtype_category, float32, int64
 from .broadcast import broadcast_shapes, sum_to
-
-
-def _category(dtype: np.dtype) -> int:
-    return {"b": 0, "i": 1, "u": 1, "f": 2}.get(dtype.kind, 3)
 
 
 def _result_dtype(a: Tensor, b: Tensor) -> np.dtype:
@@ -30,9 +26,9 @@ def _result_dtype(a: Tensor, b: Tensor) -> np.dtype:
     is higher (float32[3] + float64[] stays float32, int64[3] + float64[] gives float64)."""
     if (a.ndim == 0) != (b.ndim == 0):
         dims, zero = (b, a) if a.ndim == 0 else (a, b)
-        return zero.dtype if _category(zero.dtype) > _category(dims.dtype) else dims.dtype
-    if _category(a.dtype) != _category(b.dtype):
-        return a.dtype if _category(a.dtype) > _category(b.dtype) else b.dtype
+        return zero.dtype if dtype_category(zero.dtype) > dtype_category(dims.dtype) else dims.dtype
+    if dtype_category(a.dtype) != dtype_category(b.dtype):
+        return a.dtype if dtype_category(a.dtype) > dtype_category(b.dtype) else b.dtype
     return np.promote_types(a.dtype, b.dtype)
 
 

@@ -49,6 +49,14 @@ def normalize_dims(op: str, dim: Any, ndim: int) -> tuple[int, ...] | None:
     return out if ndim else None
 
 
+def reduced_dims(op: str, dim: Any, ndim: int) -> tuple[int, ...] | None:
+    """``normalize_dims`` for sum and mean, where an empty sequence of dims (``dim=()``, ``dim=[]``) means
+    every dim, as in torch (``x.sum(dim=())`` is the sum of all elements)."""
+    if dim is not None and not isinstance(dim, int) and len(tuple(dim)) == 0:
+        return None
+    return normalize_dims(op, dim, ndim)
+
+
 def _expand_back(g: Any, x_shape: tuple[int, ...], axes: tuple[int, ...] | None, keepdim: bool) -> Any:
     """Reshape a reduced gradient so that it broadcasts against x (re-insert the reduced axes as size 1)."""
     if axes is None:
@@ -186,7 +194,7 @@ def sum(  # noqa: A001 - PyTorch's name
 ) -> Tensor:
     x = as_input("sum", x)
     dim, keepdim = dim_alias("sum", dim, axis, keepdim, keepdims)
-    axes = normalize_dims("sum", dim, x.ndim)
+    axes = reduced_dims("sum", dim, x.ndim)
     if x.dtype.kind in "bi" or x.dtype.kind == "u":
         x = x.to(int64)  # PyTorch sums integers and bools as int64
     return Sum(axes, keepdim)(x)
@@ -199,7 +207,7 @@ def mean(
     dim, keepdim = dim_alias("mean", dim, axis, keepdim, keepdims)
     if x.dtype.kind != "f":
         raise TypeError(f"mean: expected a floating-point tensor, got {x.dtype}")
-    return Mean(normalize_dims("mean", dim, x.ndim), keepdim)(x)
+    return Mean(reduced_dims("mean", dim, x.ndim), keepdim)(x)
 
 
 def _extreme(op: str, x: Tensor, dim: Any, keepdim: bool, largest: bool) -> Any:

@@ -14,7 +14,7 @@ from .. import backend
 from ..backend import get_array_module, refuse_wrapped_indices
 from ..errors import DeviceError, ShapeError
 from ..function import Function
-from ..tensor import Tensor, as_dtype, is_dtype_name
+from ..tensor import Tensor, as_dtype, is_dtype_name, promote_dtypes
 from .broadcast import BroadcastTo
 from .reduction import dim_alias
 
@@ -343,7 +343,7 @@ def stack(tensors: Sequence[Tensor], dim: int | None = None, *, axis: int | None
 
 
 def _common_dtype(tensors: list[Tensor]) -> list[Tensor]:
-    dtype = np.result_type(*[t.dtype for t in tensors])
+    dtype = promote_dtypes([t.dtype for t in tensors])
     return [t if t.dtype == dtype else to_dtype(t, dtype) for t in tensors]
 
 
