@@ -13,9 +13,12 @@ Calling an instance on Tensors runs ``forward`` and, when some input requires a 
 is on), makes the result a node of the graph. ``self.needs_input_grad`` tells forward and backward
 which inputs want a gradient, so that work nobody needs (the input gradient of the first conv) is skipped.
 
-The ``saved`` attributes are freed after ``backward`` has used them, unless the caller asked for
-``retain_graph=True``; a second backward through a freed node raises ``GraphError``. (tests/test_saved.py
-runs every op of the registry and checks that forward sets no attribute that ``saved`` does not name.)
+The ``saved`` attributes that hold arrays are freed after ``backward`` has used them, unless the caller
+asked for ``retain_graph=True``; a second backward through a node that freed some raises ``GraphError``.
+As in PyTorch, which frees saved tensors only, a node that saved none (a sum keeps its input's shape, an
+addition nothing) runs again: ``y = (x + x).sum(); y.backward(); y.backward()`` accumulates twice.
+(tests/test_saved.py runs every op of the registry and checks that forward sets no attribute that ``saved``
+does not name.)
 
 In anomaly mode (``minires.autograd.detect_anomaly``) each recorded node also keeps ``creation_stack``,
 the stack of the line that created it, for the error that backward raises when the node's gradient is NaN.
@@ -29,6 +32,9 @@ import traceback
 import weakref
 from typing import Any
 
+import numpy as np
+
+from .backend import get_array_module
 from .errors import DeviceError, GraphError
 from .grad_mode import is_grad_enabled
 from .tensor import Tensor
@@ -46,6 +52,14 @@ def set_anomaly_enabled(mode: bool) -> None:
     """Turn anomaly mode on or off (``minires.autograd.set_detect_anomaly`` is the public switch)."""
     global _anomaly_enabled
     _anomaly_enabled = bool(mode)
+
+
+def _holds_array(value: Any) -> bool:
+    """A saved value is (or holds, in a list or tuple) a NumPy or CuPy array or a Tensor: a buffer that
+    release() frees."""
+    if isinstance(value, (list, tuple)):
+        return any(_holds_array(v) for v in value)
+    return isinstance(value, (np.ndarray, Tensor)) or isinstance(value, get_array_module(value).ndarray)
 
 
 def _forward_stack() -> traceback.StackSummary:
@@ -113,10 +127,13 @@ class Function:
         return out
 
     def release(self) -> None:
-        """Free what forward saved; a later backward through this node raises ``GraphError``."""
+        """Free the arrays that forward saved; a later backward through this node then raises
+        ``GraphError``. Shapes, sizes and flags stay, as PyTorch keeps them: a node that saved no array
+        can run again."""
         for key in self.saved:
-            self.__dict__.pop(key, None)
-        self._freed = True
+            if _holds_array(self.__dict__.get(key)):
+                del self.__dict__[key]
+                self._freed = True
 
     def run_backward(self, gy: Any) -> tuple[Any, ...]:
         """``backward`` with its result as a tuple of one gradient per input (the engine calls this)."""

@@ -232,18 +232,42 @@ def _saved_attributes(node: Function) -> list[str]:
     return [k for k in node.saved if k in vars(node)]
 
 
+def _saved_arrays(node: Function) -> list[str]:
+    return [k for k in _saved_attributes(node) if isinstance(vars(node)[k], np.ndarray)]
+
+
 def test_backward_frees_every_nodes_saved_buffers() -> None:
+    """Every saved array goes with backward; a node that saved only shapes keeps them and is not freed
+    (PyTorch frees saved tensors only)."""
     x = mr.tensor(RNG.standard_normal((4, 3)), requires_grad=True)
     w = mr.tensor(RNG.standard_normal((3, 2)), requires_grad=True)
     loss = ((x @ w).relu().exp() * x.sum(1, keepdim=True) / (w * w).sum()).log_softmax(1).mean()
     nodes = topological_order(loss.grad_fn)
     assert len(nodes) >= 8
-    assert any(_saved_attributes(n) for n in nodes)  # forward did save something
+    with_arrays = [n for n in nodes if _saved_arrays(n)]
+    assert len(with_arrays) >= 5  # forward did save arrays
     assert not any(n._freed for n in nodes)
     loss.backward()
     for node in nodes:
-        assert node._freed, node
-        assert _saved_attributes(node) == [], node
+        assert _saved_arrays(node) == [], node
+        assert node._freed == (node in with_arrays), node
+    shapes_only = [n for n in nodes if n not in with_arrays]
+    assert shapes_only and all(_saved_attributes(n) == list(n.saved) for n in shapes_only)
+
+
+def test_a_graph_that_saved_no_array_runs_backward_again(torch: Any) -> None:
+    """As in PyTorch: (x + x).sum() saved no tensor, so a second backward accumulates again; x * x saved
+    x, so its second backward raises, naming the op that lost its buffers."""
+    x, tx = mr.tensor([1.0, 2.0], requires_grad=True), torch.tensor([1.0, 2.0], requires_grad=True)
+    y, ty = (x + x).sum(), (tx + tx).sum()
+    for _ in range(2):
+        y.backward()
+        ty.backward()
+    np.testing.assert_array_equal(x.grad.numpy(), tx.grad.numpy())  # [4, 4]
+    y = (x * x).sum()
+    y.backward()
+    with pytest.raises(mr.GraphError, match=r"(?s)mul.*second time.*retain_graph"):
+        y.backward()
 
 
 def test_retain_graph_keeps_saved_buffers() -> None:
