@@ -507,7 +507,7 @@ def _torch_state_dict_as_numpy(sd: Any) -> Any:
     return sd.numpy() if hasattr(sd, "numpy") else sd
 
 
-@pytest.mark.parametrize("via", ["numpy", "mr.save", "str-keys"])
+@pytest.mark.parametrize("via", ["numpy", "mr.save", "str-keys", "torch-tensors"])
 @pytest.mark.parametrize(
     ("name", "opts"), [("SGD", {"momentum": 0.9}), ("Adam", {"amsgrad": True}), ("AdamW", {})]
 )
@@ -524,6 +524,11 @@ def test_load_a_torch_state_dict_and_continue_as_torch(
     if via == "mr.save":  # mr.save takes torch tensors and gives NumPy arrays back
         mr.save(topt.state_dict(), tmp_path / "torch_opt.npz")
         sd = mr.load(tmp_path / "torch_opt.npz")
+    elif via == "torch-tensors":  # torch's own state dict, its tensors as they are (copied: torch steps on)
+        sd = {
+            "state": {k: {n: v.clone() for n, v in s.items()} for k, s in topt.state_dict()["state"].items()}
+        }
+        sd["param_groups"] = topt.state_dict()["param_groups"]
     else:
         sd = _torch_state_dict_as_numpy(topt.state_dict())
         if via == "str-keys":  # as a JSON round trip would leave it

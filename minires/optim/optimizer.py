@@ -277,10 +277,15 @@ class Optimizer:
 
 
 def _cast_state(p: Tensor, key: str, value: Any) -> Any:
-    """A loaded state entry as this optimizer keeps it: ``step`` a float; an array (NumPy, CuPy, Tensor)
-    a fresh copy on ``p``'s device, with ``p``'s dtype when ``p`` is floating-point; anything else as is."""
+    """A loaded state entry as this optimizer keeps it: ``step`` a float; an array (NumPy, CuPy, Tensor, or
+    anything else ``numpy.asarray`` reads: a torch CPU tensor of torch's own state dict, as
+    ``Module.load_state_dict`` takes them) a fresh copy on ``p``'s device, with ``p``'s dtype when ``p`` is
+    floating-point; anything else as is."""
     if isinstance(value, Tensor):
         value = value.data
+    elif hasattr(value, "__array__") and not isinstance(value, (np.ndarray, np.generic)):
+        if backend.cupy is None or not isinstance(value, backend.cupy.ndarray):
+            value = np.asarray(value)  # a torch tensor, or another array type NumPy can read
     is_array = isinstance(value, np.ndarray) or (
         backend.cupy is not None and isinstance(value, backend.cupy.ndarray)
     )
