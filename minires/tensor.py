@@ -291,7 +291,16 @@ class Tensor:
         return self.permute(*range(self.ndim - 1, -1, -1))
 
     def size(self, dim: int | None = None) -> Any:
-        return self.shape if dim is None else self.shape[dim]
+        if dim is None:
+            return self.shape
+        if self.ndim == 0:
+            raise IndexError(f"Dimension specified as {dim} but tensor has no dimensions")
+        if not -self.ndim <= dim < self.ndim:
+            raise IndexError(
+                f"Dimension out of range (expected to be in range of [{-self.ndim}, {self.ndim - 1}], "
+                f"but got {dim})"
+            )
+        return self.shape[dim]
 
     def numel(self) -> int:
         return int(self.data.size)

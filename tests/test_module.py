@@ -222,6 +222,8 @@ def test_non_strict_load_returns_the_keys_as_torch(torch: ModuleType) -> None:
     assert result.missing_keys == ["heads.cls.weight", "heads.cls.bias", "heads.aux.weight"]
     missing, unexpected = result  # a namedtuple
     assert unexpected == ["extra.weight"]
+    assert repr(result) == repr(t_result) and type(result).__name__ == type(t_result).__name__
+    assert repr(m.load_state_dict(sd)) == repr(t.load_state_dict(sd)) == "<All keys matched successfully>"
     np.testing.assert_array_equal(m.stem.conv.weight.numpy(), partial["stem.conv.weight"].numpy())
     # a shape mismatch raises even when not strict, and changes nothing
     before = snapshot(m)

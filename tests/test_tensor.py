@@ -865,3 +865,13 @@ def test_sum_and_mean_over_no_dims_reduce_every_dim(torch: Any, op: str, dim: An
     ty.sum().backward()
     assert_same(y, ty)
     assert_same(x.grad, tx.grad)
+
+
+def test_size_of_a_dim_out_of_range_says_so_as_torch(torch: Any) -> None:
+    for shape, dim in (((2, 3), 2), ((2, 3), -3), ((), 0), ((4,), 1)):
+        with pytest.raises(IndexError) as theirs:
+            torch.zeros(shape).size(dim)
+        with pytest.raises(IndexError, match="Dimension") as mine:
+            mr.zeros(shape).size(dim)
+        assert str(mine.value) == str(theirs.value)
+    assert mr.zeros(2, 3).size(-2) == 2 and mr.zeros(2, 3).size() == (2, 3)

@@ -32,7 +32,17 @@ from ..tensor import Tensor, as_dtype, float32, float64
 from .hooks import BackwardHook, RemovableHandle
 from .parameter import Parameter, is_lazy
 
-_IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+
+class _IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
+    """What ``load_state_dict`` returns, as torch's: the two lists, and a repr that says when both are
+    empty."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        if not self.missing_keys and not self.unexpected_keys:
+            return "<All keys matched successfully>"
+        return f"_IncompatibleKeys(missing_keys={self.missing_keys}, unexpected_keys={self.unexpected_keys})"
 
 
 def _addindent(s: str, num_spaces: int) -> str:
