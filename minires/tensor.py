@@ -308,6 +308,10 @@ class Tensor:
     def dim(self) -> int:
         return self.ndim
 
+    def is_floating_point(self) -> bool:
+        """Whether the dtype is a floating-point one (float16, float32, float64), as torch's."""
+        return self.dtype.kind == "f"
+
     def __len__(self) -> int:
         if self.ndim == 0:
             raise TypeError("len() of a 0-d tensor")

@@ -875,3 +875,11 @@ def test_size_of_a_dim_out_of_range_says_so_as_torch(torch: Any) -> None:
             mr.zeros(shape).size(dim)
         assert str(mine.value) == str(theirs.value)
     assert mr.zeros(2, 3).size(-2) == 2 and mr.zeros(2, 3).size() == (2, 3)
+
+
+def test_is_floating_point_as_torch(torch: Any) -> None:
+    for dtype in ("bool", "uint8", "int32", "int64", "float16", "float32", "float64"):
+        assert (
+            mr.zeros(2, dtype=dtype).is_floating_point()
+            == torch.zeros(2, dtype=getattr(torch, dtype)).is_floating_point()
+        )
