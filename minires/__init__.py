@@ -24,7 +24,7 @@ from .grad_mode import (
 )
 from .gradcheck import GradcheckError, directional_gradcheck, gradcheck
 from .ops.activation import log_softmax, relu, sigmoid, softmax, tanh
-from .ops.elementwise import abs, clamp, erf, exp, log, sqrt
+from .ops.elementwise import abs, clamp, erf, exp, log, maximum, minimum, sqrt
 from .ops.linalg import matmul
 from .ops.reduction import argmax, argmin, max, mean, min, sum, topk
 from .ops.shape import cat, flatten, permute, reshape, squeeze, stack, transpose, unsqueeze

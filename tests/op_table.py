@@ -328,6 +328,30 @@ def _clamp_kinks(s: Sample) -> bool:
     return _near(s.args[0], [v for v in s.kwargs.values()])
 
 
+@st.composite
+def maximum_samples(draw: Any, spellings: tuple[str, ...]) -> Sample:
+    """Two tensors whose shapes broadcast (torch.maximum takes no Python scalar), some of their values
+    tied at times (each operand then gets half of g, as in PyTorch), a NaN at times."""
+    a_shape, b_shape = draw(
+        hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=4, max_side=3)
+    ).input_shapes
+    rng = draw(RNG)
+    a, b = normal(rng, a_shape), normal(rng, b_shape)
+    special = draw(st.sampled_from(["none", "none", "ties", "nan"]))
+    if special == "ties" and np.broadcast_shapes(a_shape, b_shape) == a_shape:  # b's values copied into a
+        a = np.where(rng.random(a_shape) < 0.5, np.broadcast_to(b, a_shape), a)
+    if special == "nan" and a.size:
+        a = a.copy()
+        a.reshape(-1)[0] = np.nan
+    return Sample((a, b), grad=(0, 1), variant=draw(st.sampled_from(spellings)))
+
+
+def _maximum_kinks(s: Sample) -> bool:
+    """Ties (no derivative there) and NaNs: compared with torch, not with finite differences."""
+    a, b = s.args
+    return bool(np.any(np.abs(np.subtract(a, b)) < 1e-3) or np.isnan(a).any() or np.isnan(b).any())
+
+
 def _relu_kinks(s: Sample) -> bool:
     return _near(s.args[0], [0.0])
 
@@ -1047,6 +1071,48 @@ OPS: list[OpInfo] = [
         {"mr.abs": mr.abs, "abs()": abs, "Tensor.abs": _method("abs")},
         {"mr.abs": torch.abs, "abs()": abs, "Tensor.abs": _method("abs")},
         kinks=_relu_kinks,
+    ),
+    OpInfo(
+        "maximum",
+        {
+            "mr.maximum": mr.maximum,
+            "Tensor.maximum": _method("maximum"),
+            "the max(input, other) overload": mr.max,
+        },
+        {
+            "mr.maximum": torch.maximum,
+            "Tensor.maximum": _method("maximum"),
+            "the max(input, other) overload": torch.max,
+        },
+        maximum_samples(("mr.maximum", "Tensor.maximum", "the max(input, other) overload")),
+        kinks=_maximum_kinks,
+        bad=(
+            BadInput("a Python scalar", lambda d: mr.maximum(t(2, device=d), 1.0), TypeError, ("maximum",)),
+            BadInput(
+                "unbroadcastable",
+                lambda d: mr.maximum(t(2, device=d), t(3, device=d)),
+                ShapeError,
+                ("maximum",),
+            ),
+        ),
+    ),
+    OpInfo(
+        "minimum",
+        {
+            "mr.minimum": mr.minimum,
+            "Tensor.minimum": _method("minimum"),
+            "the min(input, other) overload": mr.min,
+        },
+        {
+            "mr.minimum": torch.minimum,
+            "Tensor.minimum": _method("minimum"),
+            "the min(input, other) overload": torch.min,
+        },
+        maximum_samples(("mr.minimum", "Tensor.minimum", "the min(input, other) overload")),
+        kinks=_maximum_kinks,
+        bad=(
+            BadInput("a Python scalar", lambda d: mr.minimum(1.0, t(2, device=d)), TypeError, ("minimum",)),
+        ),
     ),
     OpInfo(
         "clamp",

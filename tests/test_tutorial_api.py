@@ -1188,8 +1188,9 @@ def test_max_of_the_data_array_and_topk(torch: ModuleType, dtype: str) -> None:
     x.topk(3, 1).values.sum().backward()
     t.topk(3, 1).values.sum().backward()
     assert_close(x.grad, t.grad, RTOL[dtype], "topk gradient")
-    with pytest.raises(NotImplementedError, match="torch.maximum"):
-        mr.max(x, x)
+    # torch.max's other overload, max(input, other): the elementwise maximum (the op table's row `maximum`)
+    assert_close(mr.max(x, x * 0.5), torch.max(t, t * 0.5), RTOL[dtype], "max(input, other)")
+    assert_close(mr.min(x, x * 0.5), torch.min(t, t * 0.5), RTOL[dtype], "min(input, other)")
 
 
 # ----- padding and group normalization ------------------------------------------------------------

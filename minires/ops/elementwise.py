@@ -303,6 +303,51 @@ class Clamp(Function):
         return g * self.mask
 
 
+class Maximum(Function):
+    r"""y = max(a, b) elementwise (broadcast; ``torch.maximum``, ``torch.max(a, b)``); ``Minimum``: min(a, b).
+    A NaN in either operand gives NaN, as in PyTorch.
+
+    Backward: y is a where a wins and b where b wins, so dy/da = 1 and dy/db = 0 where a > b, the reverse
+    where a < b; at a tie (a = b) y has no derivative, and PyTorch gives each operand half of g (the
+    midpoint of the subgradients [0, 1]). With h = g / 2 at ties and g elsewhere:
+        da = sum_to(h * [not a < b], a.shape),   db = sum_to(h * [not a > b], b.shape)
+    (for the minimum the two comparisons swap). A NaN compares false both ways: both operands get g, as
+    PyTorch's rule gives them.
+    """
+
+    saved = ("a", "b")
+    largest = True
+
+    def forward(self, a: Any, b: Any) -> Any:
+        self.a, self.b = a, b
+        xp = get_array_module(a)
+        return (xp.maximum if self.largest else xp.minimum)(a, b)
+
+    def backward(self, g: Any) -> tuple[Any, Any]:
+        xp = get_array_module(g)
+        a, b = self.a, self.b
+        h = xp.where(a == b, g * g.dtype.type(0.5), g)  # the broadcast shape
+        a_loses, b_loses = (a < b, a > b) if self.largest else (a > b, a < b)
+        da = (
+            sum_to(xp.where(a_loses, 0, h).astype(g.dtype, copy=False), a.shape)
+            if self.needs_input_grad[0]
+            else None
+        )
+        db = (
+            sum_to(xp.where(b_loses, 0, h).astype(g.dtype, copy=False), b.shape)
+            if self.needs_input_grad[1]
+            else None
+        )
+        return da, db
+
+
+class Minimum(Maximum):
+    """y = min(a, b) elementwise (``torch.minimum``, ``torch.min(a, b)``): ``Maximum``'s derivation with the
+    comparisons swapped."""
+
+    largest = False
+
+
 # ----- wrappers --------------------------------------------------------------------------------------
 def add(a: Any, b: Any) -> Tensor:
     return Add()(*operands(a, b, "add"))
@@ -325,6 +370,25 @@ def div(a: Any, b: Any) -> Tensor:
 
 def pow(a: Any, b: Any) -> Tensor:  # noqa: A001 - PyTorch's name
     return Pow()(*operands(a, b, "pow"))
+
+
+def maximum(a: Tensor, b: Tensor) -> Tensor:
+    """The elementwise maximum of two tensors, broadcast, as ``torch.maximum`` (see ``Maximum``)."""
+    return Maximum()(*_two_tensors(a, b, "maximum"))
+
+
+def minimum(a: Tensor, b: Tensor) -> Tensor:
+    """The elementwise minimum of two tensors, broadcast, as ``torch.minimum`` (see ``Minimum``)."""
+    return Minimum()(*_two_tensors(a, b, "minimum"))
+
+
+def _two_tensors(a: Any, b: Any, op: str) -> tuple[Tensor, Tensor]:
+    """``a`` and ``b`` promoted as PyTorch promotes two tensors (``operands``); both must be Tensors, as
+    torch.maximum asks."""
+    for name, v in (("input", a), ("other", b)):
+        if not isinstance(v, Tensor):
+            raise TypeError(f"{op}: expected {name} to be a Tensor, got {type(v).__name__}")
+    return operands(a, b, op)
 
 
 def neg(x: Tensor) -> Tensor:

@@ -10,6 +10,7 @@ from ..backend import get_array_module
 from ..errors import ShapeError
 from ..function import Function
 from ..tensor import Tensor, int64
+from . import elementwise
 
 ValuesIndices = namedtuple("ValuesIndices", ["values", "indices"])  # what torch.max(x, dim) returns
 
@@ -212,12 +213,10 @@ def mean(
 
 def _extreme(op: str, x: Tensor, dim: Any, keepdim: bool, largest: bool) -> Any:
     x = as_input(op, x)
-    if isinstance(dim, Tensor):
-        raise NotImplementedError(
-            f"{op}(input, other), the elementwise {'maximum' if largest else 'minimum'} of two tensors "
-            f"(torch.{'maximum' if largest else 'minimum'}), is not implemented in minires; "
-            f"mr.{op}(input, dim) reduces along a dim"
-        )
+    if isinstance(dim, Tensor):  # max(input, other): the elementwise maximum, as torch.max's overload
+        if keepdim:
+            raise TypeError(f"{op}(input, other) takes no keepdim: it is the elementwise {op}imum")
+        return (elementwise.maximum if largest else elementwise.minimum)(x, dim)
     if x.numel() == 0:
         raise ShapeError(f"{op}: expected a non-empty tensor, got shape {x.shape}")
     if dim is None:
@@ -234,7 +233,8 @@ def _extreme(op: str, x: Tensor, dim: Any, keepdim: bool, largest: bool) -> Any:
 def max(  # noqa: A001 - PyTorch's name
     x: Tensor, dim: Any = None, keepdim: bool = False, *, axis: Any = None, keepdims: Any = None
 ) -> Any:
-    """The largest element, or ``(values, indices)`` along ``dim`` as in ``torch.max``."""
+    """The largest element, or ``(values, indices)`` along ``dim``, or with a Tensor for ``dim`` (torch's
+    ``max(input, other)``) the elementwise maximum, as in ``torch.max``."""
     dim, keepdim = dim_alias("max", dim, axis, keepdim, keepdims)
     return _extreme("max", x, dim, keepdim, largest=True)
 
@@ -242,7 +242,8 @@ def max(  # noqa: A001 - PyTorch's name
 def min(  # noqa: A001 - PyTorch's name
     x: Tensor, dim: Any = None, keepdim: bool = False, *, axis: Any = None, keepdims: Any = None
 ) -> Any:
-    """The smallest element, or ``(values, indices)`` along ``dim`` as in ``torch.min``."""
+    """The smallest element, or ``(values, indices)`` along ``dim``, or with a Tensor for ``dim`` (torch's
+    ``min(input, other)``) the elementwise minimum, as in ``torch.min``."""
     dim, keepdim = dim_alias("min", dim, axis, keepdim, keepdims)
     return _extreme("min", x, dim, keepdim, largest=False)
 

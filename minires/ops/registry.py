@@ -365,6 +365,20 @@ REGISTRY = Registry(
             api=("mr.abs", "Tensor.abs", "Tensor.__abs__"),
         ),
         Entry(
+            "maximum",
+            (elementwise.Maximum,),
+            "mr.maximum(a, b), a (2, 3), b (3,)",
+            lambda rng: (elementwise.maximum, [_normal(rng, 2, 3), _normal(rng, 3)]),
+            api=("mr.maximum", "Tensor.maximum"),
+        ),
+        Entry(
+            "minimum",
+            (elementwise.Minimum,),
+            "mr.minimum(a, b), a (2, 3), b (3,)",
+            lambda rng: (elementwise.minimum, [_normal(rng, 2, 3), _normal(rng, 3)]),
+            api=("mr.minimum", "Tensor.minimum"),
+        ),
+        Entry(
             "clamp",
             (elementwise.Clamp,),
             "mr.clamp(x, -0.5, 0.5), x (3, 4)",

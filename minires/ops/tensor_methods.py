@@ -62,6 +62,8 @@ TENSOR_METHODS: dict[str, Callable[..., Any]] = {
     "abs": elementwise.abs,
     "pow": elementwise.pow,
     "clamp": elementwise.clamp,
+    "maximum": elementwise.maximum,
+    "minimum": elementwise.minimum,
     # activations
     "relu": activation.relu,
     "sigmoid": activation.sigmoid,
