@@ -1490,7 +1490,7 @@ def test_load_accepts_torch_load_keywords_inference_mode_and_clip_grad_value(tmp
     grad = 3 * rng.standard_normal((5, 4))
     p, tp = mr.nn.Parameter(mr.tensor(w)), torch.nn.Parameter(torch.tensor(w))
     p.grad, tp.grad = mr.tensor(grad.copy()), torch.tensor(grad.copy())
-    mr.nn.utils.clip_grad_value_([p], 1.5)
-    torch.nn.utils.clip_grad_value_([tp], 1.5)
+    mr.nn.utils.clip_grad_value_([p], 1.5, foreach=None)
+    torch.nn.utils.clip_grad_value_([tp], 1.5, foreach=None)
     np.testing.assert_array_equal(p.grad.numpy(), tp.grad.numpy())
     assert np.abs(p.grad.numpy()).max() == 1.5

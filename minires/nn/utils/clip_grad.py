@@ -39,6 +39,7 @@ def clip_grad_norm_(
     max_norm: float,
     norm_type: float = 2.0,
     error_if_nonfinite: bool = False,
+    foreach: bool | None = None,
 ) -> Tensor:
     r"""Scale every ``p.grad`` in place by ``min(1, max_norm / (total_norm + 1e-6))``, as
     ``torch.nn.utils.clip_grad_norm_``, where
@@ -49,7 +50,8 @@ def clip_grad_norm_(
     ``parameters`` is a Tensor or an iterable of them. Returns ``total_norm`` as a 0-d Tensor (float32
     0.0 when no parameter has a gradient), computed before clipping. The grads are multiplied even when
     the factor is 1 (no host-device synchronisation on the GPU). ``error_if_nonfinite=True`` raises a
-    ``RuntimeError`` when the total norm is nan or inf, before touching any gradient.
+    ``RuntimeError`` when the total norm is nan or inf, before touching any gradient. ``foreach`` (torch's
+    choice of its multi-tensor kernels) is accepted and changes nothing: the result is the same either way.
     """
     if isinstance(parameters, Tensor):
         parameters = [parameters]
@@ -82,9 +84,10 @@ def clip_grad_norm_(
     return Tensor(total_norm)
 
 
-def clip_grad_value_(parameters: Tensor | Any, clip_value: float) -> None:
+def clip_grad_value_(parameters: Tensor | Any, clip_value: float, foreach: bool | None = None) -> None:
     """Clamp every element of every ``p.grad`` to ``[-clip_value, clip_value]`` in place, as
-    ``torch.nn.utils.clip_grad_value_``; ``parameters`` is a Tensor or an iterable of them."""
+    ``torch.nn.utils.clip_grad_value_``; ``parameters`` is a Tensor or an iterable of them (``foreach``
+    accepted, as in clip_grad_norm_)."""
     if isinstance(parameters, Tensor):
         parameters = [parameters]
     clip_value = float(clip_value)
