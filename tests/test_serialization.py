@@ -712,3 +712,32 @@ def test_every_writer_takes_the_same_arrays(tmp_path: pathlib.Path, torch: Any, 
         np.testing.assert_array_equal(got, want, err_msg=key)
     for module in (npz, safetensors_file, torch_zip):
         assert "backend.cupy" not in inspect.getsource(module), module.__name__
+
+
+def test_save_and_load_take_open_binary_files(tmp_path: pathlib.Path, torch: Any) -> None:
+    """As torch.save and torch.load: a BytesIO (minires's own format; read from its position, which need
+    not be 0), a file opened by name (the format by its extension: a .pt one torch.load reads), and a
+    torch.save'd buffer."""
+    import io
+
+    model = mr.nn.Linear(3, 2)
+    checkpoint = {"model": model.state_dict(), "epoch": 3, "note": "best", "t": mr.arange(4.0)}
+    buf = io.BytesIO(b"head")
+    buf.seek(4)
+    save(checkpoint, buf)
+    buf.seek(4)
+    back = load(buf)
+    assert back["epoch"] == 3 and back["note"] == "best"
+    np.testing.assert_array_equal(back["t"].numpy(), np.arange(4.0, dtype=np.float32))
+    np.testing.assert_array_equal(np.asarray(back["model"]["weight"]), model.weight.numpy())
+    path = tmp_path / "w.pt"
+    with open(path, "wb") as f:
+        save(model.state_dict(), f)
+    assert zipfile.is_zipfile(path)  # torch's format, by the file's name
+    np.testing.assert_array_equal(torch.load(path)["bias"].numpy(), model.bias.numpy())
+    with open(path, "rb") as f:
+        np.testing.assert_array_equal(load(f)["weight"].numpy(), model.weight.numpy())
+    theirs = io.BytesIO()
+    torch.save(torch.nn.Linear(3, 2).state_dict(), theirs)
+    theirs.seek(0)
+    assert load(theirs)["weight"].shape == (2, 3)

@@ -28,13 +28,20 @@ every tensor as a NumPy array that owns its memory, what ``Module.state_dict()``
 
 Every format is written atomically (``minires.fileio.atomic_open``): a temporary file beside ``path``,
 renamed over it once complete, so ``path`` holds the old file or the whole new one.
+
+``path`` may also be an open binary file object (``io.BytesIO``, a file opened ``"wb"``/``"rb"``), as
+torch.save and torch.load take one: ``save`` writes at its position (the format by its ``.name``'s
+extension where it has one, else minires's own), and ``load`` reads one checkpoint from its position to
+its end. The caller owns the stream, so such a write is not atomic.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import zipfile
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -60,31 +67,38 @@ def format_for(path: PathLike) -> str:
     return "safetensors" if suffix == SAFETENSORS_SUFFIX else "minires"
 
 
-def save(obj: Any, path: PathLike) -> None:
-    """Write ``obj`` to ``path`` atomically, in the format its extension names (see the module docstring).
+def save(obj: Any, path: PathLike | IO[bytes]) -> None:
+    """Write ``obj`` to ``path`` atomically, in the format its extension names (see the module docstring);
+    or to an open binary file object, at its position.
 
     Raises ``TypeError`` naming where in ``obj`` a value sits that the format cannot hold (a set, an
     object array, a float dict key; for .safetensors anything but a flat dict of arrays); ``path`` is
     then left untouched."""
-    path = os.fspath(path)
-    kind = format_for(path)
+    stream = hasattr(path, "write")
+    name = getattr(path, "name", "") if stream else os.fspath(path)
+    name = name if isinstance(name, str) else ""  # a file opened from a descriptor is named by an int
+    kind = format_for(name)
+
+    def destination() -> contextlib.AbstractContextManager[IO[bytes]]:
+        return contextlib.nullcontext(path) if stream else atomic_open(name, "wb")
+
     if kind == "torch":
-        name = torch_zip.archive_name_for(path)
         pickled, storages = torch_zip.encode(obj)  # every check before the file is touched
-        with atomic_open(path, "wb") as f:
-            torch_zip.write(f, pickled, storages, name)
+        with destination() as f:
+            torch_zip.write(f, pickled, storages, torch_zip.archive_name_for(name))
     elif kind == "safetensors":
         content = safetensors_file.encode(obj)
-        with atomic_open(path, "wb") as f:
+        with destination() as f:
             f.write(content)
     else:
         arrays = npz.encode(obj)
-        with atomic_open(path, "wb") as f:
+        with destination() as f:
             npz.write_npz(f, arrays)
 
 
-def load(path: PathLike, map_location: Any = None, weights_only: bool | None = None) -> Any:
-    """Read a checkpoint written by ``save``, by ``torch.save`` (its zip format) or by safetensors.
+def load(path: PathLike | IO[bytes], map_location: Any = None, weights_only: bool | None = None) -> Any:
+    """Read a checkpoint written by ``save``, by ``torch.save`` (its zip format) or by safetensors, from
+    ``path`` or an open binary file object (read from its position).
 
     ``map_location`` and ``weights_only`` are accepted as ``torch.load``'s, so that a tutorial's
     ``torch.load(PATH, map_location=device, weights_only=True)`` ports unchanged: a torch or safetensors
@@ -97,8 +111,10 @@ def load(path: PathLike, map_location: Any = None, weights_only: bool | None = N
     (see ``sniff``), ``safe_pickle.UnsafePickleError`` when a PyTorch file's pickle asks for anything
     off the allow-list (naming it), ``ImportError`` for a .safetensors file without the safetensors
     package, and ``FileNotFoundError`` as ``open`` does."""
-    path = os.fspath(path)
-    with open(path, "rb") as fh:
+    stream = hasattr(path, "read")
+    path = path if stream else os.fspath(path)
+    # a stream's rest, from its position, read into a buffer of its own: the readers seek from its start
+    with contextlib.nullcontext(io.BytesIO(path.read())) if stream else open(path, "rb") as fh:
         try:
             kind, prefix = sniff.identify(fh)
             fh.seek(0)
