@@ -465,7 +465,7 @@ def test_item_by_item_datasets_and_one_argument_transforms() -> None:
 
 @pytest.mark.parametrize("bad", [0, -1, 2.5, True])
 def test_bad_batch_size(bad) -> None:
-    with pytest.raises(ValueError, match="DataLoader: batch_size must be a positive int"):
+    with pytest.raises(ValueError, match="DataLoader: batch_size must be a positive int or None"):
         DataLoader(array_dataset(3), batch_size=bad)
 
 
@@ -627,7 +627,7 @@ def test_generic_items_are_collated_as_torch_default_collate(torch) -> None:
         for workers in (0, 2):
             got = next(iter(DataLoader(Ours(), batch_size=4, num_workers=workers)))
             want = next(iter(torch.utils.data.DataLoader(Theirs(), batch_size=4)))
-            assert len(got) == len(want)
+            assert type(got) is type(want) is list and len(got) == len(want)  # tuple items: a list
             for g, w in zip(got, want, strict=True):
                 assert g.shape == tuple(w.shape) and g.dtype == getattr(
                     mr, str(w.dtype).removeprefix("torch.")
@@ -844,7 +844,7 @@ def test_items_of_other_shapes_are_collated_as_torch(torch) -> None:
     want = list(torch.utils.data.DataLoader(Triples(), batch_size=2))
     assert len(got) == len(want) == 3
     for g, w in zip(got, want, strict=True):
-        assert len(g) == len(w) == 4
+        assert type(g) is type(w) is list and len(g) == len(w) == 4
         assert type(g[3]) is tuple and g[3] == w[3]  # strings: a tuple, as torch gives them
         for gf, wf in zip(g[:3], w[:3], strict=True):
             assert gf.dtype == getattr(mr, str(wf.dtype).removeprefix("torch."))

@@ -42,7 +42,8 @@ class TensorDataset(Dataset):
 
     ``TensorDataset(*tensors)`` takes minires Tensors (or arrays, made Tensors with their dtype kept). The
     ``DataLoader`` batches it with one fancy index per tensor, stacked as torch's ``default_collate``
-    stacks tensors: dtypes and shapes as they are, no image conversion."""
+    stacks tensors: dtypes and shapes as they are, no image conversion; a batch is torch's list of the
+    fields, one per tensor (``for (x,) in loader`` for one tensor)."""
 
     def __init__(self, *tensors: Any) -> None:
         if not tensors:

@@ -10,26 +10,43 @@ on the loader's generator or a ``SequentialSampler``; ``sampler=`` (any iterable
 ``__len__``, e.g. a ``DistributedSampler``) or ``batch_sampler=`` (an iterable of lists of indices)
 replace it.
 
-How a batch is gathered:
+A batch has the structure torch's ``default_collate`` gives it (``minires.data.collate``, recursive):
+a dataset of tuples (``TensorDataset``, the image datasets' ``(image, label)``, a tuple of one field
+included) gives a **list** of fields, so ``for x, y in loader`` and ``for (x,) in loader`` unpack as in
+torch; a list item gives a list, a namedtuple its own type, a dict (any mapping) the same type with each
+key's values collated, keys in the item's order; a bare item (a Tensor, an array, a number) gives the
+stacked Tensor itself. Every numeric leaf is a Tensor on ``device``; strings are left as torch leaves
+them (a tuple of the batch's strings for a field of tuple items, a list for string items or dict values).
+
+How a batch is gathered (the structure is the same on every route):
 
 - the library's image datasets (FashionMNIST, MNIST, IDXDataset, CIFAR10: ``VisionDataset.__getitem__``,
   not overridden; or an object with ``.images`` and ``.labels`` arrays and no ``__getitem__``) without a
-  per-item ``transform``/``target_transform``: one fancy index per batch;
-- a ``TensorDataset``: one fancy index per tensor; a ``Subset`` maps the indices and gathers from its
-  dataset the same way (these are recognized by their ``__getitem__`` too: a subclass that overrides it
-  is read item by item);
-- any other dataset (and the ones above with per-item transforms): item by item, ``dataset[i]``, each
-  field of the items stacked as torch's ``default_collate`` stacks it, with no other change: Tensors
-  stacked as they are, NumPy arrays (and NumPy scalars) with their dtype and shape, Python ints as
-  int64, floats as float64, bools as bool, strings as a tuple (``collate_fn=`` replaces this stacking and
-  its result is returned as it is).
+  per-item ``transform``/``target_transform``: one fancy index per batch, ``[images, labels]``;
+- a ``TensorDataset``: one fancy index per tensor, a list of as many fields as it has tensors; a
+  ``Subset`` maps the indices and gathers from its dataset the same way (these are recognized by their
+  ``__getitem__`` too: a subclass that overrides it is read item by item);
+- any other dataset (and the ones above with per-item transforms): item by item, ``dataset[i]``, the
+  items collated as torch's ``default_collate`` collates them, with no other change: Tensors stacked as
+  they are, NumPy arrays (and NumPy scalars) with their dtype and shape, Python ints as int64, floats as
+  float64, bools as bool (``collate_fn=`` replaces this collation and its result is returned as it is).
 
 Only on the first route, the library's image datasets, is the image batch converted as torchvision's
 ``ToTensor`` converts each image: uint8 images become float32 in [0, 1] (``x / 255``), an (N, H, W) batch
 gains the channel axis, a uint8 (N, H, W, C) one (CIFAR-10's) is made channels-first; float arrays keep
 their values and dtype; the labels are int64 (``int(labels[i])``, collated). The batch is moved to
-``device`` as uint8 (the smallest form) and converted there. ``transform=`` then runs on the first field
-of every batch, whatever the route, on the device.
+``device`` as uint8 (the smallest form) and converted there. ``transform=`` then runs, whatever the
+route, on the device, on the batch's first field: field 0 of a sequence (list, namedtuple), the first
+key's value of a mapping, the batch itself for bare items; that field must be an array (a TypeError
+says so otherwise: strings, or a nested container).
+
+``batch_size=None`` turns batching off, as in torch: the loader returns each item, in the sampler's order,
+converted as torch's ``default_convert`` converts it (NumPy arrays and Tensors become Tensors on
+``device``, NumPy scalars 0-d Tensors, Python numbers and strings stay as they are, a tuple becomes a
+list, other containers keep their type), or ``collate_fn(item)``; ``len(loader)`` is the sampler's
+length and ``drop_last`` is refused. An image dataset's item is then ``[image, label]`` with the image
+converted as ``ToTensor`` converts one image (float32 (C, H, W)) and the label a Python int; the
+``transform`` gets that one image.
 
 ``num_workers=N`` gathers batches in N background threads, ``prefetch_factor`` batches each ahead (torch's
 workers are processes; threads share the dataset without copying it and overlap NumPy's work, which
@@ -55,11 +72,12 @@ import numpy as np
 
 from .. import backend
 from ..tensor import Tensor
+from .collate import collate, convert, fields, is_container, is_numeric_array, rebuild, to_tensors
 from .dataset import Subset, TensorDataset, VisionDataset
 from .sampler import BatchSampler, RandomSampler, SequentialSampler, check_sampler, drawn_seed
 from .transforms import item_generator, takes_generator
 
-Batch = tuple[list[Any], bool]  # the stacked fields, and whether the first is an image dataset's batch
+Batch = tuple[Any, bool]  # the collated structure, and whether its first field is an image dataset's images
 
 
 class DataLoader:
@@ -67,23 +85,30 @@ class DataLoader:
     device="cpu", *, sampler=None, batch_sampler=None, num_workers=0, collate_fn=None, pin_memory=False,
     timeout=0, worker_init_fn=None, generator=None, prefetch_factor=None, persistent_workers=False)``.
 
+    Each batch is structured as torch's ``default_collate`` structures it (a list of fields for tuple
+    items, one-field ones included; a dict for dict items; ...: see the module docstring), its numeric
+    leaves Tensors on ``device``. ``batch_size=None`` returns the items one by one, each converted as
+    torch's ``default_convert`` converts it.
+
     ``sampler`` is mutually exclusive with ``shuffle``; ``batch_sampler`` with ``batch_size``,
-    ``shuffle``, ``sampler`` and ``drop_last`` (torch's rules). Each pass iterates the sampler once, so a
-    sampler's own state (``DistributedSampler.set_epoch``) is read at the start of each epoch.
+    ``shuffle``, ``sampler`` and ``drop_last``; ``batch_size=None`` with ``drop_last`` (torch's rules).
+    Each pass iterates the sampler once, so a sampler's own state (``DistributedSampler.set_epoch``) is
+    read at the start of each epoch.
 
     Each pass (``iter(loader)``) draws a new order from the loader's own generator, seeded by ``seed``
     (or, when ``seed`` is None, by a draw from minires's generator, so ``mr.manual_seed`` makes it
     reproducible; ``generator=``, a ``numpy.random.Generator``, replaces it). ``transform(x, rng)`` (see
     ``minires.data.transforms``; a callable that does not declare the generator, ``transform(x)`` or
     ``transform(x, scale=2.0)``, is called ``transform(x)``: see ``transforms.takes_generator``) runs on
-    the first field of each batch with the same generator. ``state_dict()`` and ``load_state_dict()``
-    save and restore that generator and the number of passes, so a resumed run draws the same batches.
+    the first field of each batch (of each item, with ``batch_size=None``) with the same generator.
+    ``state_dict()`` and ``load_state_dict()`` save and restore that generator and the number of passes,
+    so a resumed run draws the same batches.
     """
 
     def __init__(
         self,
         dataset: Any,
-        batch_size: int = 1,
+        batch_size: int | None = 1,
         shuffle: bool = False,
         drop_last: bool = False,
         seed: int | None = None,
@@ -101,8 +126,10 @@ class DataLoader:
         prefetch_factor: int | None = None,
         persistent_workers: bool = False,
     ) -> None:
-        if not isinstance(batch_size, int | np.integer) or isinstance(batch_size, bool) or batch_size < 1:
-            raise ValueError(f"DataLoader: batch_size must be a positive int, got {batch_size!r}")
+        if batch_size is not None and (
+            not isinstance(batch_size, int | np.integer) or isinstance(batch_size, bool) or batch_size < 1
+        ):
+            raise ValueError(f"DataLoader: batch_size must be a positive int or None, got {batch_size!r}")
         if sampler is not None:
             check_sampler(sampler, "sampler")
             if shuffle:
@@ -115,6 +142,11 @@ class DataLoader:
                     f"sampler, and drop_last (got batch_size={batch_size!r}, shuffle={shuffle!r}, "
                     f"sampler={sampler!r}, drop_last={drop_last!r})"
                 )
+        elif batch_size is None and drop_last:
+            raise ValueError(
+                "DataLoader: batch_size=None option disables auto-batching and is mutually exclusive with "
+                "drop_last"
+            )
         if transform is not None and not callable(transform):
             raise TypeError(f"DataLoader: transform must be callable, got {type(transform).__name__}")
         _check_workers(num_workers, timeout, prefetch_factor, persistent_workers)
@@ -125,7 +157,7 @@ class DataLoader:
                 f"DataLoader: generator must be a numpy.random.Generator, got {type(generator).__name__}"
             )
         self.dataset = dataset
-        self.batch_size: int | None = int(batch_size)
+        self.batch_size: int | None = None if batch_size is None else int(batch_size)
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
         self.transform = transform
@@ -162,15 +194,23 @@ class DataLoader:
                     else SequentialSampler(dataset)
                 )
             self.sampler = sampler
-            self.batch_sampler = BatchSampler(sampler, self.batch_size, self.drop_last)
+            # batch_size=None: no batch sampler, the sampler's indices one by one (torch's attributes)
+            self.batch_sampler = (
+                None if self.batch_size is None else BatchSampler(sampler, self.batch_size, self.drop_last)
+            )
+
+    @property
+    def _auto_collation(self) -> bool:
+        """Whether the items are collated into batches (torch's name): not with ``batch_size=None``."""
+        return self.batch_sampler is not None
 
     def __len__(self) -> int:
-        return len(self.batch_sampler)
+        return len(self.batch_sampler if self._auto_collation else self.sampler)
 
     def __iter__(self) -> Iterator[Any]:
         pass_number = self._passes
         self._passes += 1
-        batches = enumerate(self.batch_sampler)
+        batches = enumerate(self.batch_sampler if self._auto_collation else self.sampler)
         if self.num_workers == 0:
             for k, indices in batches:
                 yield self._finish(self._fetch(indices, pass_number, k))
@@ -230,44 +270,62 @@ class DataLoader:
     # ----- one batch ----------------------------------------------------------------------------------
     def _fetch(self, indices: Any, pass_number: int, k: int) -> Any:
         """Gather batch ``k`` of pass ``pass_number`` on the host (in a worker thread when there are
-        workers); random per-item transforms draw from a generator of this batch's own."""
+        workers); random per-item transforms draw from a generator of this batch's own. With
+        ``batch_size=None``, ``indices`` is one index and the "batch" is that item, converted."""
         with item_generator(np.random.default_rng([self.seed, pass_number, k])):
+            if not self._auto_collation:
+                if self.collate_fn is not None:
+                    return self.collate_fn(self.dataset[int(indices)])
+                return _gather_one(self.dataset, int(indices))
             if self.collate_fn is not None:
                 return self.collate_fn([self.dataset[int(i)] for i in indices])
             return _gather(self.dataset, np.asarray(indices, dtype=np.int64))
 
     def _finish(self, batch: Any) -> Any:
-        """On the main thread, in order: the device move, ToTensor's conversion (image datasets only) and
-        the transform (on the first field)."""
+        """On the main thread, in order: the device move of every numeric leaf, and on the first field
+        ToTensor's conversion (image datasets only) and the transform; the structure is kept."""
         if self.collate_fn is not None:
             return batch
-        fields, image_batch = batch
-        out = []
-        for k, field in enumerate(fields):
-            if isinstance(field, tuple):  # strings: a tuple, as torch's default_collate gives them
-                out.append(field)
-                continue
-            x = backend.to_device(field, self.device)
-            if k == 0:
-                x = self._images(x, image_batch)
-            out.append(Tensor(x))
-        return tuple(out) if len(out) > 1 else out[0]
+        structure, images = batch
+        if is_container(structure):
+            values = fields(structure)
+            if not values:
+                return self._first_field(structure, images)  # no field: nothing to transform
+            rest = [to_tensors(value, self.device) for value in values[1:]]
+            return rebuild(structure, [self._first_field(values[0], images), *rest])
+        return self._first_field(structure, images)  # a bare field: the batch is the first field
 
-    def _images(self, x: Any, image_batch: bool) -> Any:
-        """The first field: an image dataset's uint8 batch made torchvision's ToTensor result, then the
-        loader's ``transform``."""
-        if image_batch:
-            xp = backend.array_module_for(self.device)
-            if x.dtype == np.uint8:
-                if x.ndim == 4:  # (B, H, W, C) images, as CIFAR10.data: ToTensor's channels-first
-                    x = x.transpose(0, 3, 1, 2)  # (B, C, H, W), a view
-                x = x.astype(xp.float32, order="C")  # one contiguous float copy
-                x /= xp.float32(255)  # ToTensor's division (not * 1/255: 126 of 256 differ), in place
-            if x.ndim == 3:
-                x = x[:, None]  # (B, H, W) -> (B, 1, H, W)
+    def _first_field(self, x: Any, images: bool) -> Any:
+        """The first field, moved to the device: an image dataset's uint8 images made torchvision's
+        ToTensor result, then the loader's ``transform``."""
+        if not is_numeric_array(x):
+            if self.transform is not None:
+                raise TypeError(
+                    "DataLoader: transform= runs on the first field of each batch, which must be an array; "
+                    f"here it is a {type(x).__name__} (reorder the items' fields, or use collate_fn=)"
+                )
+            return to_tensors(x, self.device)
+        x = backend.to_device(x, self.device)
+        if images:
+            x = self._to_tensor_images(x)
         if self.transform is not None:
             x = self.transform(x, self.generator) if self._transform_takes_rng else self.transform(x)
-        return x
+        return Tensor(x)
+
+    def _to_tensor_images(self, x: Any) -> Any:
+        """An image dataset's batch (or, with ``batch_size=None``, one image) as ToTensor makes it."""
+        one = not self._auto_collation
+        if one:
+            x = x[None]  # one image: a batch of one, (1, H, W) or (1, H, W, C)
+        xp = backend.array_module_for(self.device)
+        if x.dtype == np.uint8:
+            if x.ndim == 4:  # (B, H, W, C) images, as CIFAR10.data: ToTensor's channels-first
+                x = x.transpose(0, 3, 1, 2)  # (B, C, H, W), a view
+            x = x.astype(xp.float32, order="C")  # one contiguous float copy
+            x /= xp.float32(255)  # ToTensor's division (not * 1/255: 126 of 256 differ), in place
+        if x.ndim == 3:
+            x = x[:, None]  # (B, H, W) -> (B, 1, H, W)
+        return x[0] if one else x
 
     def state_dict(self) -> dict[str, Any]:
         """The generator's state and the passes made: restoring them replays the following passes."""
@@ -309,8 +367,9 @@ def _check_workers(num_workers: Any, timeout: Any, prefetch_factor: Any, persist
 
 
 def _gather(dataset: Any, indices: np.ndarray) -> Batch:
-    """The fields of the items at ``indices``, stacked: one fancy index where the dataset allows it
-    (see the module docstring), else item by item; and whether the first field is an image dataset's
+    """The items at ``indices``, collated as torch's ``default_collate`` collates them: one fancy index
+    per field where the dataset allows it (see the module docstring; the items are tuples there, so the
+    batch is a list of fields), else item by item; and whether the first field is an image dataset's
     batch, to be converted as ToTensor converts."""
     getitem = getattr(type(dataset), "__getitem__", None)
     if getitem is Subset.__getitem__:
@@ -320,10 +379,19 @@ def _gather(dataset: Any, indices: np.ndarray) -> Batch:
     if _is_image_array_dataset(dataset, getitem):
         labels = dataset.labels[indices].astype(np.int64, copy=False)  # int(labels[i]), collated: int64
         return [dataset.images[indices], labels], True
-    items = [dataset[int(i)] for i in indices]
-    if not isinstance(items[0], tuple | list):
-        return [_collate(items)], False
-    return [_collate(list(column)) for column in zip(*items, strict=True)], False
+    return collate([dataset[int(i)] for i in indices]), False
+
+
+def _gather_one(dataset: Any, index: int) -> Batch:
+    """Item ``index`` converted as torch's ``default_convert`` converts it (``batch_size=None``); an
+    image dataset's item is ``[image, int(label)]``, the image (a copy) to be converted as ToTensor
+    converts one image."""
+    getitem = getattr(type(dataset), "__getitem__", None)
+    if getitem is Subset.__getitem__:
+        return _gather_one(dataset.dataset, int(dataset.indices[index]))
+    if _is_image_array_dataset(dataset, getitem):
+        return [np.array(dataset.images[index]), int(dataset.labels[index])], True
+    return convert(dataset[index]), False
 
 
 def _is_image_array_dataset(dataset: Any, getitem: Any) -> bool:
@@ -339,22 +407,3 @@ def _is_image_array_dataset(dataset: Any, getitem: Any) -> bool:
     return isinstance(getattr(dataset, "images", None), np.ndarray) and isinstance(
         getattr(dataset, "labels", None), np.ndarray
     )
-
-
-def _collate(values: list[Any]) -> Any:
-    """One field of a batch, as torch's ``default_collate`` stacks it: Tensors stacked as they are, NumPy
-    arrays and NumPy scalars with their dtype, Python ints as int64, floats as float64, bools as bool;
-    strings as a tuple. No conversion of any kind."""
-    first = values[0]
-    if isinstance(first, Tensor):
-        xp = backend.get_array_module(first.data)
-        return xp.stack([v.data for v in values])
-    if isinstance(first, str):
-        return tuple(values)
-    stacked = np.stack([np.asarray(v) for v in values])
-    if stacked.dtype.kind in "OUSV":
-        raise TypeError(
-            f"DataLoader: default_collate: batch must contain tensors, numpy arrays, numbers or strings; "
-            f"found {type(first).__name__} (pass collate_fn= to batch such items)"
-        )
-    return stacked
