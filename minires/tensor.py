@@ -179,6 +179,7 @@ class Tensor:
         def abs(self) -> Tensor: ...
         def pow(self, exponent: Any) -> Tensor: ...
         def clamp(self, min: Any = None, max: Any = None) -> Tensor: ...  # noqa: A002
+        def _set_item(self, index: Any, value: Any) -> Tensor: ...
         def maximum(self, other: Tensor) -> Tensor: ...
         def minimum(self, other: Tensor) -> Tensor: ...
         def relu(self) -> Tensor: ...
@@ -467,44 +468,48 @@ class Tensor:
     def contiguous(self) -> Tensor:
         return self
 
-    # ----- in-place updates (optimizers, init): on data, never through the graph --------------------
-    def _check_inplace(self, op: str) -> None:
-        if is_grad_enabled() and self.requires_grad:
-            raise GraphError(
-                f"{op}: a tensor that requires grad is being modified in place; do it inside mr.no_grad()"
-            )
+    # ----- in-place methods: on data outside the graph (optimizers, init), recorded in it otherwise --
+    def _records(self, value: Any) -> bool:
+        """Whether an in-place op on this tensor must be recorded in the graph, as PyTorch records it: in
+        grad mode, when this tensor or the value written requires grad. On a leaf that requires grad it
+        is refused (``_check_not_leaf``); a leaf that does not (``buf = zeros(3); buf[0] = w``) becomes a
+        node, as in PyTorch."""
+        value_needs_grad = isinstance(value, Tensor) and value.requires_grad
+        return is_grad_enabled() and (self.requires_grad or value_needs_grad)
 
     def zero_(self) -> Tensor:
-        self._check_inplace("zero_")
-        self.data[...] = 0
-        return self
+        return self.fill_(0)
 
     def fill_(self, value: Any) -> Tensor:
-        self._check_inplace("fill_")
-        self.data[...] = value
+        if self._records(value):
+            self._check_not_leaf("fill_")
+            return self._become(self._set_item(..., value))
+        self.data[...] = value.data if isinstance(value, Tensor) else value
         return self
 
     def copy_(self, src: Any) -> Tensor:
-        self._check_inplace("copy_")
+        if self._records(src):
+            self._check_not_leaf("copy_")
+            return self._become(self._set_item(..., src))
         self.data[...] = Tensor._coerce_array(src, like=self.data)
         return self
 
     def add_(self, other: Any, alpha: float = 1) -> Tensor:
-        self._check_inplace("add_")
         if alpha != 1:  # scaled on its own device, so that _update_data still checks that device
-            other = Tensor._wrap(alpha * other.data) if isinstance(other, Tensor) else alpha * other
-        return self._update_data(other, "add")
+            if isinstance(other, Tensor) and other.requires_grad and is_grad_enabled():
+                other = other * alpha  # in the graph: the gradient reaches other times alpha
+            else:
+                other = Tensor._wrap(alpha * other.data) if isinstance(other, Tensor) else alpha * other
+        return self._inplace(other, "add")
 
     def sub_(self, other: Any, alpha: float = 1) -> Tensor:
         return self.add_(other, alpha=-alpha)
 
     def mul_(self, other: Any) -> Tensor:
-        self._check_inplace("mul_")
-        return self._update_data(other, "mul")
+        return self._inplace(other, "mul")
 
     def div_(self, other: Any) -> Tensor:
-        self._check_inplace("div_")
-        return self._update_data(other, "div")
+        return self._inplace(other, "div")
 
     def _update_data(self, other: Any, name: str) -> Tensor:
         """``self.data <name>= other`` in place, outside the graph: the array keeps its dtype (a result that
@@ -557,16 +562,16 @@ class Tensor:
 
     # ----- in-place operators: x += y, x -= y, x *= y, x /= y ------------------------------------------
     def _inplace(self, other: Any, name: str) -> Tensor:
-        """``self <name>= other`` in place, as PyTorch does it.
+        """``self <name>= other`` in place (``+=``, ``add_``, ...), as PyTorch does it.
 
         Outside the graph (no grad needed, or inside ``no_grad``) the data is updated in place: the manual
         SGD step ``p -= lr * p.grad``. A leaf that requires grad cannot be modified in place in grad mode.
-        A non-leaf (``Y += X`` in a residual block's forward) is recorded in the graph: the result is
-        computed out of place and then becomes this very Tensor object, so that every alias of ``Y`` sees
-        it, while the arrays that earlier ops saved for backward stay untouched.
+        A non-leaf (``Y += X`` in a residual block's forward), or a tensor that takes a value that requires
+        grad, is recorded in the graph: the result is computed out of place and then becomes this very
+        Tensor object, so that every alias of ``Y`` sees it, while the arrays that earlier ops saved for
+        backward stay untouched.
         """
-        other_needs_grad = isinstance(other, Tensor) and other.requires_grad
-        if is_grad_enabled() and (self.requires_grad or other_needs_grad):
+        if self._records(other):
             self._check_not_leaf(name)
             out = getattr(self, _OPERATORS[name])(other)
             if out.shape != self.shape:
@@ -614,7 +619,10 @@ class Tensor:
         return self
 
     def __setitem__(self, index: Any, value: Any) -> None:
-        self._check_inplace("__setitem__")
+        if self._records(value):  # recorded: x[index] = v as a new node that this tensor becomes
+            self._check_not_leaf("__setitem__")
+            self._become(self._set_item(index, value))
+            return
         if isinstance(index, Tensor):
             index = index.data
         elif isinstance(index, tuple):

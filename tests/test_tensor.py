@@ -883,3 +883,92 @@ def test_is_floating_point_as_torch(torch: Any) -> None:
             mr.zeros(2, dtype=dtype).is_floating_point()
             == torch.zeros(2, dtype=getattr(torch, dtype)).is_floating_point()
         )
+
+
+def _inplace_cases(lib: Any, w: Any, a: Any) -> dict[str, Any]:
+    """The same in-place writes in either library: into a tensor that needs no grad of a value that does,
+    and into a non-leaf; each case's result, to be summed and backpropagated."""
+    out = {}
+    buf = lib.zeros(2, 3, dtype=w.dtype)
+    buf[0] = w * 2  # a leaf that needs no grad takes a value that does: it becomes a node
+    out["setitem into zeros"] = buf
+    acc = lib.zeros(3, dtype=w.dtype)
+    acc.add_(w * 2, alpha=0.5)
+    out["add_ with alpha"] = acc
+    c = lib.ones(3, dtype=w.dtype)
+    c.copy_(w)
+    out["copy_"] = c
+    y = a * 2
+    y[0, 1:] = w[:2]  # into a non-leaf, a slice of it
+    y.mul_(3)
+    y.sub_(w)  # broadcast over rows
+    out["non-leaf setitem, mul_, sub_"] = y
+    z = a * a  # (torch refuses this after exp, whose backward reads its output; minires keeps values)
+    z[a > 0] = 0.0  # a mask
+    out["boolean mask"] = z
+    f = a * 1
+    f.fill_(w[0])  # a 0-d value that requires grad
+    out["fill_"] = f
+    zz = a * 1
+    zz.zero_()
+    out["zero_"] = zz
+    return out
+
+
+def test_inplace_writes_are_recorded_in_the_graph_as_torch(torch: Any) -> None:
+    """PyTorch records an in-place write when the tensor or the value written requires grad: the gradient
+    reaches the value, and the tensor's earlier value gets none where it was overwritten."""
+    w0 = RNG.standard_normal(3)
+    a0 = RNG.standard_normal((2, 3))
+    w, a = mr.tensor(w0, requires_grad=True), mr.tensor(a0, requires_grad=True)
+    tw, ta = torch.tensor(w0, requires_grad=True), torch.tensor(a0, requires_grad=True)
+    mine, theirs = _inplace_cases(mr, w, a), _inplace_cases(torch, tw, ta)
+    for (name, m), t in zip(mine.items(), theirs.values(), strict=True):
+        assert m.requires_grad and m.grad_fn is not None and not m.is_leaf, name
+        np.testing.assert_allclose(m.numpy(), t.detach().numpy(), rtol=1e-12, err_msg=name)
+        weights = RNG.standard_normal(m.shape)
+        for x, tx in ((w, tw), (a, ta)):
+            x.grad = None
+            tx.grad = None
+        (m * mr.tensor(weights)).sum().backward()
+        (t * torch.tensor(weights)).sum().backward()
+        for x, tx, label in ((w, tw, "w"), (a, ta, "a")):
+            expected = tx.grad
+            got = x.grad
+            if expected is None:
+                assert got is None or not got.numpy().any(), f"{name}: {label}"
+            else:
+                np.testing.assert_allclose(
+                    got.numpy(), expected.numpy(), rtol=1e-12, err_msg=f"{name}: {label}"
+                )
+
+
+def test_inplace_writes_into_a_leaf_that_requires_grad_are_refused(torch: Any) -> None:
+    w = mr.tensor([1.0, 2.0], requires_grad=True)
+    for write in (
+        lambda: w.add_(1.0),
+        lambda: w.mul_(2.0),
+        lambda: w.zero_(),
+        lambda: w.copy_(mr.ones(2)),
+        lambda: w.__setitem__(0, 5.0),
+    ):
+        with pytest.raises(mr.GraphError, match="leaf tensor that requires grad"):
+            write()
+    np.testing.assert_array_equal(w.numpy(), [1.0, 2.0])
+    with mr.no_grad():  # the optimizer's and init's way: the data itself
+        w.mul_(2.0)
+        w[0] = 0.0
+    np.testing.assert_array_equal(w.numpy(), [0.0, 4.0])
+    assert w.is_leaf and w.grad_fn is None
+
+
+def test_set_item_gradcheck() -> None:
+    """SetItem's backward against central differences: basic, advanced and boolean indices, a value
+    broadcast over the indexed block."""
+    x = mr.tensor(RNG.standard_normal((3, 4)), requires_grad=True)
+    for index, v_shape in (((0, slice(1, 3)), (2,)), ((slice(None), 1), (1,)), (([0, 2], [1, 3]), (2,))):
+        v = mr.tensor(RNG.standard_normal(v_shape), requires_grad=True)
+        assert mr.gradcheck(lambda x, v, index=index: x._set_item(index, v) * 1.5, (x, v))
+    mask = mr.tensor(RNG.standard_normal((3, 4)) > 0)
+    v = mr.tensor(RNG.standard_normal(()), requires_grad=True)
+    assert mr.gradcheck(lambda x, v: x._set_item(mask, v), (x, v))

@@ -15,7 +15,7 @@ from ..backend import get_array_module, refuse_wrapped_indices
 from ..errors import DeviceError, ShapeError
 from ..function import Function
 from ..tensor import Tensor, as_dtype, is_dtype_name, promote_dtypes
-from .broadcast import BroadcastTo
+from .broadcast import BroadcastTo, sum_to
 from .reduction import dim_alias
 
 
@@ -81,6 +81,62 @@ class GetItem(Function):
         else:
             xp.add.at(dx, self.index, g)
         return dx
+
+
+class SetItem(Function):
+    r"""y = x with y[index] = v: ``x[index] = v`` (and ``fill_``, ``copy_``) recorded in the graph, as
+    PyTorch records an assignment into a tensor that requires grad or of a value that does. v is
+    broadcast to the indexed shape (x's dtype); x's other elements are kept.
+
+    Backward: an element of y at an indexed position is a value of v, any other the element of x, so
+        dx = g with zeros at the indexed positions,   dv = sum_to(g[index], v.shape)
+    (sum_to undoes v's broadcast). An index that names an element twice keeps the last write, as NumPy's
+    assignment does, and both writes' values get the gradient there (PyTorch leaves that case undefined).
+    """
+
+    saved = ("v_shape",)
+
+    def __init__(self, index: Any) -> None:
+        self.index = index
+
+    def forward(self, x: Any, v: Any) -> Any:
+        self.v_shape = v.shape
+        refuse_wrapped_indices(x, self.index)  # CuPy would wrap them around
+        y = x.copy()
+        y[self.index] = v
+        return y
+
+    def backward(self, g: Any) -> tuple[Any, Any]:
+        dx = dv = None
+        if self.needs_input_grad[0]:
+            dx = g.copy()
+            dx[self.index] = 0
+        if self.needs_input_grad[1]:
+            dv = sum_to(g[self.index], self.v_shape)
+        return dx, dv
+
+
+def set_item(x: Tensor, index: Any, value: Any) -> Tensor:
+    """x with ``x[index] = value`` as a new tensor in the graph (``SetItem``); the Tensor's in-place
+    ``__setitem__``, ``fill_`` and ``copy_`` take it when the graph must record them (tensor.py)."""
+    if isinstance(index, Tensor):
+        index = index.data
+    elif isinstance(index, tuple):
+        index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
+    elif isinstance(index, list):
+        index = get_array_module(x.data).asarray(index)
+    v = value if isinstance(value, Tensor) else Tensor._wrap(get_array_module(x.data).asarray(value))
+    if v.device != x.device:
+        raise DeviceError(f"__setitem__: the value is on {v.device} but the tensor is on {x.device}")
+    if v.dtype != x.dtype:
+        v = v.to(x.dtype)
+    try:
+        return SetItem(index)(x, v)
+    except (IndexError, ValueError) as exc:
+        raise ShapeError(
+            f"__setitem__: cannot assign a value of shape {v.shape} at index {index!r} of a tensor of shape "
+            f"{x.shape}: {exc}"
+        ) from None
 
 
 def _is_basic(index: Any) -> bool:

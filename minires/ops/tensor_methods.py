@@ -53,6 +53,7 @@ TENSOR_METHODS: dict[str, Callable[..., Any]] = {
     "__neg__": elementwise.neg,
     "__abs__": elementwise.abs,
     "__getitem__": shape.getitem,
+    "_set_item": shape.set_item,
     # elementwise
     "mul": elementwise.mul,
     "div": elementwise.div,
