@@ -972,3 +972,33 @@ def test_set_item_gradcheck() -> None:
     mask = mr.tensor(RNG.standard_normal((3, 4)) > 0)
     v = mr.tensor(RNG.standard_normal(()), requires_grad=True)
     assert mr.gradcheck(lambda x, v: x._set_item(mask, v), (x, v))
+
+
+def test_squeeze_takes_a_tuple_of_dims_as_torch(torch: Any) -> None:
+    data = np.zeros((1, 3, 1, 4))
+    x, tx = mr.tensor(data), torch.tensor(data)
+    for dim in ((0, 2), (), (0, 1), [-2], 0, 1, (-1,)):
+        assert x.squeeze(dim).shape == tuple(tx.squeeze(dim).shape), dim
+    for bad in ((0, 0), (5,)):
+        with pytest.raises(mr.ShapeError, match="squeeze"):
+            x.squeeze(bad)
+    assert mr.zeros(()).squeeze((0,)).shape == ()
+    w = mr.tensor(RNG.standard_normal((1, 3, 1)), requires_grad=True)
+    w.squeeze((0, 2)).sum().backward()
+    assert w.grad.shape == (1, 3, 1)
+
+
+@pytest.mark.parametrize("op", ["max", "min", "argmax", "argmin"])
+def test_max_and_argmax_refuse_a_tuple_of_dims_as_torch(torch: Any, op: str) -> None:
+    """torch.max(x, (0, 1)) is a TypeError; it must not reduce over the first dim alone."""
+    data = np.arange(12.0).reshape(3, 4)
+    with pytest.raises(TypeError):
+        getattr(torch.tensor(data), op)((0, 1))
+    with pytest.raises(TypeError, match=f"{op}: expected dim to be an int"):
+        getattr(mr.tensor(data), op)((0, 1))
+    got = getattr(mr.tensor(data), op)(np.int64(1))  # a NumPy int is an int
+    ref = getattr(torch.tensor(data), op)(1)
+    np.testing.assert_array_equal(
+        (got.values if op in ("max", "min") else got).numpy(),
+        (ref.values if op in ("max", "min") else ref).numpy(),
+    )

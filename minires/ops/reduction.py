@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import operator
 from collections import namedtuple
 from typing import Any
 
@@ -211,12 +212,23 @@ def mean(
     return Mean(reduced_dims("mean", dim, x.ndim), keepdim)(x)
 
 
+def _one_dim(op: str, dim: Any) -> int | None:
+    """``dim`` of max, min, argmax and argmin: None or one int (a NumPy int too); a tuple or list of dims,
+    which torch refuses there, is a TypeError (not a reduction over its first dim)."""
+    if dim is None:
+        return None
+    if isinstance(dim, bool) or not hasattr(dim, "__index__"):
+        raise TypeError(f"{op}: expected dim to be an int (one dimension), got {dim!r}")
+    return operator.index(dim)
+
+
 def _extreme(op: str, x: Tensor, dim: Any, keepdim: bool, largest: bool) -> Any:
     x = as_input(op, x)
     if isinstance(dim, Tensor):  # max(input, other): the elementwise maximum, as torch.max's overload
         if keepdim:
             raise TypeError(f"{op}(input, other) takes no keepdim: it is the elementwise {op}imum")
         return (elementwise.maximum if largest else elementwise.minimum)(x, dim)
+    dim = _one_dim(op, dim)  # torch.max's dim is one int: a tuple is refused
     if x.numel() == 0:
         raise ShapeError(f"{op}: expected a non-empty tensor, got shape {x.shape}")
     if dim is None:
@@ -252,6 +264,7 @@ def _arg(op: str, x: Tensor, dim: int | None, keepdim: bool, largest: bool) -> T
     x = as_input(op, x)
     data = x.data
     fn = data.argmax if largest else data.argmin
+    dim = _one_dim(op, dim)  # torch.argmax's dim is one int
     if dim is None:
         idx = fn()
         if keepdim:

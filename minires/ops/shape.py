@@ -324,14 +324,24 @@ def unsqueeze(x: Tensor, dim: int | None = None, *, axis: int | None = None) -> 
     return Reshape(x.shape[:d] + (1,) + x.shape[d:])(x)
 
 
-def squeeze(x: Tensor, dim: int | None = None, *, axis: int | None = None) -> Tensor:
+def squeeze(x: Tensor, dim: Any = None, *, axis: Any = None) -> Tensor:
+    """x without its axes of size 1: all of them (``dim`` None), or those among ``dim`` (an int, or a
+    tuple or list of them, as torch 2 takes; a named axis longer than 1 stays)."""
     dim, _ = dim_alias("squeeze", dim, axis)
     if dim is None:
         return Reshape(tuple(s for s in x.shape if s != 1))(x)
+    dims = list(dim) if isinstance(dim, (tuple, list)) else [dim]
     if x.ndim == 0:
+        for d in dims:
+            _dim("squeeze", d, 1)  # a 0-d tensor takes dim 0 or -1, as torch
         return x
-    d = _dim("squeeze", dim, x.ndim)
-    return Reshape(x.shape[:d] + x.shape[d + 1 :])(x) if x.shape[d] == 1 else x
+    axes = [_dim("squeeze", d, x.ndim) for d in dims]
+    if len(set(axes)) != len(axes):
+        raise ShapeError(f"squeeze: dim {dim} names a dimension more than once")
+    drop = {a for a in axes if x.shape[a] == 1}
+    if not drop:
+        return x
+    return Reshape(tuple(s for i, s in enumerate(x.shape) if i not in drop))(x)
 
 
 def expand(x: Tensor, *shape: Any) -> Tensor:
