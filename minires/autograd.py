@@ -60,7 +60,15 @@ def _run_hooks(hooks: list | None, grad: Any) -> Any:
     for hook in hooks:
         new = hook(Tensor._wrap(grad))
         if new is not None:
-            grad = new.data if isinstance(new, Tensor) else new
+            new = new.data if isinstance(new, Tensor) else new
+            name = getattr(hook, "__name__", repr(hook))
+            if getattr(new, "shape", None) != grad.shape:  # torch's checks of what a hook returns
+                raise GraphError(f"hook '{name}' has changed the size of value")
+            if new.dtype != grad.dtype:
+                raise GraphError(
+                    f"hook '{name}' has changed the type of value (was {grad.dtype} got {new.dtype})"
+                )
+            grad = new
     return grad
 
 

@@ -146,12 +146,42 @@ class Tensor:
             data = data.data
         xp = get_array_module(data)
         self.data = data if isinstance(data, xp.ndarray) else _default_array(data)
-        self.grad: Tensor | None = None
+        self._grad: Tensor | None = None
         self.grad_fn: Any = None
         self._hooks: list | None = None
         self._post_accumulate_hooks: list | None = None
         self._requires_grad = False
         self.requires_grad = requires_grad
+
+    @property
+    def grad(self) -> Tensor | None:
+        """The gradient that backward accumulates into this tensor (a leaf's, or a non-leaf's after
+        ``retain_grad``); None until then."""
+        return self._grad
+
+    @grad.setter
+    def grad(self, value: Tensor | None) -> None:
+        """As torch checks an assigned ``.grad``: None, or a Tensor of this tensor's shape, dtype and
+        device (an optimizer or a hand-written step would otherwise go on with a wrong one)."""
+        if value is not None:
+            if not isinstance(value, Tensor):
+                kind = type(value).__name__
+                raise TypeError(f"assigned grad expected to be a Tensor or None but got grad of type {kind}")
+            if value.shape != self.shape:
+                raise ShapeError(
+                    f"attempting to assign a gradient of size {list(value.shape)} to a tensor of size "
+                    f"{list(self.shape)}. Please ensure that the gradient and the tensor are the same size"
+                )
+            if value.dtype != self.dtype:
+                raise DTypeError(
+                    f"attempting to assign a gradient with dtype {value.dtype} to a tensor with dtype "
+                    f"{self.dtype}"
+                )
+            if value.device != self.device:
+                raise DeviceError(
+                    f"attempting to assign a gradient on {value.device} to a tensor on {self.device}"
+                )
+        self._grad = value
 
     if TYPE_CHECKING:  # installed by minires/ops/tensor_methods.py (TENSOR_METHODS); see the module docstring
 
@@ -231,7 +261,7 @@ class Tensor:
         t = cls.__new__(cls)
         xp = get_array_module(array)
         t.data = array if isinstance(array, xp.ndarray) else xp.asarray(array)
-        t.grad = None
+        t._grad = None
         t.grad_fn = None
         t._hooks = None
         t._post_accumulate_hooks = None

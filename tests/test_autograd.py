@@ -757,3 +757,34 @@ def test_host_values_into_a_device_tensor(torch: Any, backend: str) -> None:
     assert x.device == "cuda"
     with pytest.raises(mr.DeviceError, match="cuda and cpu"):
         x.add_(mr.tensor(other))  # a CPU tensor operand is refused, as torch refuses it
+
+
+def test_an_assigned_grad_is_checked_as_torch_checks_it(torch: Any) -> None:
+    """p.grad = g takes None or a Tensor of p's shape, dtype and device (torch raises otherwise)."""
+    p, tp = mr.zeros(2, requires_grad=True), torch.zeros(2, requires_grad=True)
+    for mine, theirs, error in (
+        (mr.ones(3), torch.ones(3), mr.ShapeError),
+        (mr.ones(2, dtype="float64"), torch.ones(2, dtype=torch.float64), mr.DTypeError),
+        ([1.0, 2.0], [1.0, 2.0], TypeError),
+    ):
+        with pytest.raises((RuntimeError, TypeError)):
+            tp.grad = theirs
+        with pytest.raises(error):
+            p.grad = mine
+        assert p.grad is None
+    p.grad = mr.ones(2)
+    np.testing.assert_array_equal(p.grad.numpy(), [1.0, 1.0])
+    p.grad = None
+    assert p.grad is None
+
+
+def test_a_hook_that_changes_the_size_or_type_of_the_grad_is_refused(torch: Any) -> None:
+    for change, what in ((lambda g: mr.ones(3), "size"), (lambda g: g.to("float64"), "type")):
+        x = mr.ones(2, requires_grad=True)
+        x.register_hook(change)
+        with pytest.raises(mr.GraphError, match=f"hook .* has changed the {what} of value"):
+            (x * 2).sum().backward()
+    tx = torch.ones(2, requires_grad=True)
+    tx.register_hook(lambda g: torch.ones(3))
+    with pytest.raises(RuntimeError, match="has changed the size of value"):
+        (tx * 2).sum().backward()
