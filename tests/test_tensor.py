@@ -1002,3 +1002,34 @@ def test_max_and_argmax_refuse_a_tuple_of_dims_as_torch(torch: Any, op: str) -> 
         (got.values if op in ("max", "min") else got).numpy(),
         (ref.values if op in ("max", "min") else ref).numpy(),
     )
+
+
+@pytest.mark.parametrize("bounds", ["both", "min", "max", "crossed"])
+def test_clamp_with_tensor_bounds_as_torch(torch: Any, bounds: str) -> None:
+    """torch.clamp(x, min=lo, max=hi) with tensor bounds, broadcast: values and PyTorch's gradients to x
+    and to each bound (ties at a bound included; where lo > hi the output is hi)."""
+    rng = np.random.default_rng(5)
+    x0, lo0, hi0 = (
+        rng.standard_normal((3, 4)),
+        rng.standard_normal(4) - 0.5,
+        rng.standard_normal((3, 1)) + 0.5,
+    )
+    x0[0, 0], x0[1, 1] = lo0[0], hi0[1, 0]  # ties
+    if bounds == "crossed":
+        lo0, hi0 = hi0.reshape(3, 1) + 1.0, lo0
+    kw = {"both": ("min", "max"), "min": ("min",), "max": ("max",), "crossed": ("min", "max")}[bounds]
+    mine = [mr.tensor(a, requires_grad=True) for a in (x0, lo0, hi0)]
+    theirs = [torch.tensor(a, requires_grad=True) for a in (x0, lo0, hi0)]
+    y = mr.clamp(mine[0], **{k: mine[1 + ("min", "max").index(k)] for k in kw})
+    ty = torch.clamp(theirs[0], **{k: theirs[1 + ("min", "max").index(k)] for k in kw})
+    g = rng.standard_normal(tuple(ty.shape))
+    y.backward(mr.tensor(g))
+    ty.backward(torch.tensor(g))
+    np.testing.assert_array_equal(y.numpy(), ty.detach().numpy())
+    for m, t in zip(mine, theirs, strict=True):
+        if t.grad is None:
+            assert m.grad is None
+        else:
+            np.testing.assert_allclose(m.grad.numpy(), t.grad.numpy(), rtol=1e-12)
+    x, lo = (mr.tensor(rng.standard_normal(s), requires_grad=True) for s in ((2, 3), (3,)))
+    assert mr.gradcheck(lambda x, lo: x.clamp(min=lo, max=lo + 0.7), (x, lo))

@@ -9,6 +9,7 @@ an integer tensor with a float gives float32).
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -342,10 +343,57 @@ class Maximum(Function):
 
 
 class Minimum(Maximum):
-    """y = min(a, b) elementwise (``torch.minimum``, ``torch.min(a, b)``): ``Maximum``'s derivation with the
-    comparisons swapped."""
+    r"""y = min(a, b) elementwise (``torch.minimum``, ``torch.min(a, b)``).
+
+    Backward: ``Maximum``'s derivation with the comparisons swapped (a is the output where a < b). With
+    h = g / 2 at ties (a = b) and g elsewhere:
+        da = sum_to(h * [not a > b], a.shape),   db = sum_to(h * [not a < b], b.shape)
+    """
 
     largest = False
+
+
+class ClampTensor(Function):
+    r"""y = min(max(x, lo), hi) elementwise, with tensor bounds (broadcast; either may be None), as
+    ``torch.clamp(x, min=lo, max=hi)``: where lo > hi, y = hi.
+
+    Backward, PyTorch's rule: x's gradient passes where it is inside the bounds, lo <= x <= hi (bounds
+    included, as ``Clamp``); lo takes it where x < lo and lo < hi (lo is the output there); hi where x > hi,
+    or everywhere hi < lo (hi is the output there):
+        dx = sum_to(g [lo <= x <= hi]),   dlo = sum_to(g [x < lo and lo < hi]),
+        dhi = sum_to(g [x > hi or hi < lo])
+    (with one bound, only its own comparison).
+    """
+
+    saved = ("x", "lo", "hi")
+
+    def forward(self, x: Any, lo: Any | None, hi: Any | None) -> Any:
+        xp = get_array_module(x)
+        self.x, self.lo, self.hi = x, lo, hi
+        y = x if lo is None else xp.maximum(x, lo)
+        return y if hi is None else xp.minimum(y, hi)
+
+    def backward(self, g: Any) -> tuple[Any, Any, Any]:
+        xp = get_array_module(g)
+        x, lo, hi = self.x, self.lo, self.hi
+        inside = xp.ones(g.shape, dtype=bool)
+        if lo is not None:
+            inside &= x >= lo
+        if hi is not None:
+            inside &= x <= hi
+        dx = (
+            sum_to(xp.where(inside, g, 0).astype(g.dtype, copy=False), x.shape)
+            if self.needs_input_grad[0]
+            else None
+        )
+        dlo = dhi = None
+        if lo is not None and self.needs_input_grad[1]:
+            takes = (x < lo) if hi is None else (x < lo) & (lo < hi)
+            dlo = sum_to(xp.where(takes, g, 0).astype(g.dtype, copy=False), lo.shape)
+        if hi is not None and self.needs_input_grad[2]:
+            takes = (x > hi) if lo is None else (x > hi) | (hi < lo)
+            dhi = sum_to(xp.where(takes, g, 0).astype(g.dtype, copy=False), hi.shape)
+        return dx, dlo, dhi
 
 
 # ----- wrappers --------------------------------------------------------------------------------------
@@ -421,7 +469,21 @@ def erf(x: Tensor) -> Tensor:
     return Erf()(_float_input(x, "erf"))
 
 
-def clamp(x: Tensor, min: float | None = None, max: float | None = None) -> Tensor:  # noqa: A002
+def clamp(x: Tensor, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002
+    """``torch.clamp``: each bound a number, a Tensor (broadcast against x, then ``ClampTensor``) or None."""
     if min is None and max is None:
         raise ValueError("clamp: at least one of min and max must be given")
+    if isinstance(min, Tensor) or isinstance(max, Tensor):
+        bounds = [
+            b if b is None or isinstance(b, Tensor) else Tensor._wrap(np.asarray(b)) for b in (min, max)
+        ]
+        tensors = [t for t in (x, *bounds) if t is not None]
+        broadcast_shapes("clamp", *[t.shape for t in tensors])
+        so_far: Any = x  # PyTorch's promotion over the three: only ndim and dtype matter (_result_dtype)
+        for t in tensors[1:]:
+            ndim = so_far.ndim if so_far.ndim >= t.ndim else t.ndim  # (max is the bound here)
+            so_far = SimpleNamespace(ndim=ndim, dtype=_result_dtype(so_far, t))
+        dtype = so_far.dtype
+        x, lo, hi = (None if t is None else t.to(dtype) if t.dtype != dtype else t for t in (x, *bounds))
+        return ClampTensor()(x, lo, hi)
     return Clamp(min, max)(x)

@@ -380,7 +380,7 @@ REGISTRY = Registry(
         ),
         Entry(
             "clamp",
-            (elementwise.Clamp,),
+            (elementwise.Clamp, elementwise.ClampTensor),
             "mr.clamp(x, -0.5, 0.5), x (3, 4)",
             lambda rng: (
                 lambda x: elementwise.clamp(x, -0.5, 0.5),
