@@ -54,6 +54,17 @@ def set_anomaly_enabled(mode: bool) -> None:
     _anomaly_enabled = bool(mode)
 
 
+def _shares_memory(y: Any, inputs: tuple) -> bool:
+    """Whether the array ``y`` may share memory with one of the inputs' arrays (a view op's output): an
+    in-place op recorded in the graph replaces a tensor's array, which a view's base would not see, so it
+    is refused on such a tensor (Tensor._records). A bounds check, no scan of the arrays."""
+    xp = get_array_module(y)
+    may_share = getattr(xp, "may_share_memory", None)
+    if may_share is None:
+        return False  # (an array on another device than an input's shares nothing with it)
+    return any(t is not None and get_array_module(t.data) is xp and may_share(y, t.data) for t in inputs)
+
+
 def _holds_array(value: Any) -> bool:
     """A saved value is (or holds, in a list or tuple) a NumPy or CuPy array or a Tensor: a buffer that
     release() frees."""
@@ -79,6 +90,7 @@ class Function:
     next_nodes: tuple[Any, ...] = ()  # per input: its grad_fn, the leaf Tensor itself, or None
     input_shapes: tuple[Any, ...] = ()
     saved: tuple[str, ...] = ()  # the attributes forward sets for backward; release() frees them
+    may_view = False  # forward may return a view of an input's array (shape ops): Tensor._is_view then
     _freed = False
     _hooks: list | None = None
     _retain_grad = False
@@ -114,6 +126,8 @@ class Function:
         y = self.forward(*[None if t is None else t.data for t in inputs])
         record = record and y.dtype.kind in "fc"  # integer results (a cast to int64) carry no gradient
         out = Tensor._wrap(y, requires_grad=record)
+        if self.may_view:  # a slice, reshape or transpose of an input: refused by recorded in-place ops
+            out._is_view = _shares_memory(y, inputs)
         if record:
             self.next_nodes = tuple(
                 None if t is None or not t.requires_grad else (t.grad_fn if t.grad_fn is not None else t)

@@ -151,6 +151,7 @@ class Tensor:
         self._hooks: list | None = None
         self._post_accumulate_hooks: list | None = None
         self._requires_grad = False
+        self._is_view = False  # its array shares memory with another Tensor's (Function.__call__, detach)
         self.requires_grad = requires_grad
 
     @property
@@ -266,6 +267,7 @@ class Tensor:
         t._hooks = None
         t._post_accumulate_hooks = None
         t._requires_grad = requires_grad
+        t._is_view = False
         return t
 
     @staticmethod
@@ -369,7 +371,9 @@ class Tensor:
     # ----- autograd ---------------------------------------------------------------------------------
     def detach(self) -> Tensor:
         """The same data, cut from the graph."""
-        return Tensor._wrap(self.data)
+        out = Tensor._wrap(self.data)
+        out._is_view = True
+        return out
 
     def detach_(self) -> Tensor:
         self.grad_fn = None
@@ -505,7 +509,14 @@ class Tensor:
         is refused (``_check_not_leaf``); a leaf that does not (``buf = zeros(3); buf[0] = w``) becomes a
         node, as in PyTorch."""
         value_needs_grad = isinstance(value, Tensor) and value.requires_grad
-        return is_grad_enabled() and (self.requires_grad or value_needs_grad)
+        records = is_grad_enabled() and (self.requires_grad or value_needs_grad)
+        if records and self._is_view:
+            raise GraphError(
+                "an in-place operation on a view of another tensor (a slice, view, reshape, transpose or "
+                "detach of it) cannot be recorded in the graph: the write would not reach the tensor it "
+                "views. Write into that tensor itself (x[index] = ...), or do it inside mr.no_grad()"
+            )
+        return records
 
     def zero_(self) -> Tensor:
         return self.fill_(0)

@@ -1033,3 +1033,51 @@ def test_clamp_with_tensor_bounds_as_torch(torch: Any, bounds: str) -> None:
             np.testing.assert_allclose(m.grad.numpy(), t.grad.numpy(), rtol=1e-12)
     x, lo = (mr.tensor(rng.standard_normal(s), requires_grad=True) for s in ((2, 3), (3,)))
     assert mr.gradcheck(lambda x, lo: x.clamp(min=lo, max=lo + 0.7), (x, lo))
+
+
+def test_an_inplace_write_into_a_view_in_the_graph_is_refused_not_lost(torch: Any) -> None:
+    """A recorded in-place op gives the tensor a new array, which the tensor it views would not see; torch
+    tracks views (CopySlices), minires refuses them loudly rather than lose the write. Outside the graph a
+    view's write reaches its base, as NumPy's does."""
+    w = mr.tensor([1.0, 2.0], requires_grad=True)
+    y = w * 2
+    for write in (
+        lambda: y[:1].mul_(10.0),
+        lambda: y[:1].add_(w[:1]),
+        lambda: y.reshape(2, 1).fill_(0.0),
+        lambda: y.detach().copy_(w),
+    ):
+        with pytest.raises(mr.GraphError, match="view of another tensor"):
+            write()
+    np.testing.assert_array_equal(y.numpy(), [2.0, 4.0])
+    buf = mr.zeros(2, 2)
+    with pytest.raises(mr.GraphError, match="view of another tensor"):
+        buf[0][1] = w[0] * 3  # chained indexing: write into buf itself, buf[0, 1] = ...
+    buf[0, 1] = w[0] * 3
+    assert buf.requires_grad and buf.numpy()[0, 1] == 3.0
+    base = mr.zeros(3)
+    base[1:].add_(mr.ones(2))  # no grad anywhere: the view writes through
+    view = base.reshape(3)
+    view.mul_(2.0)
+    np.testing.assert_array_equal(base.numpy(), [0.0, 2.0, 2.0])
+
+
+def test_set_item_takes_a_value_with_leading_ones_as_torch(torch: Any) -> None:
+    """torch drops a value's leading 1s when it is written into a smaller block; the gradient comes back
+    in the value's own shape."""
+    for slot, shape in ((slice(0, 2), (1, 2)), (1, (1, 1)), (slice(None), (1, 1, 3))):
+        w0 = RNG.standard_normal(shape)
+        w, tw = mr.tensor(w0, requires_grad=True), torch.tensor(w0, requires_grad=True)
+        buf, tbuf = mr.zeros(3, dtype="float64"), torch.zeros(3, dtype=torch.float64)
+        buf[slot] = w * 2
+        tbuf[slot] = tw * 2
+        np.testing.assert_array_equal(buf.numpy(), tbuf.detach().numpy())
+        (buf * mr.tensor([1.0, 2.0, 3.0])).sum().backward()
+        (tbuf * torch.tensor([1.0, 2.0, 3.0])).sum().backward()
+        assert w.grad.shape == shape
+        np.testing.assert_array_equal(w.grad.numpy(), tw.grad.numpy())
+
+
+def test_clamp_with_a_tensor_and_a_number_bound_keeps_x_dtype() -> None:
+    assert mr.clamp(mr.tensor(1.0), 0.5, mr.tensor(2.0)).dtype == mr.float32
+    assert mr.clamp(mr.tensor([1.0, 3.0]), mr.tensor([0.0, 0.0]), 2.5).dtype == mr.float32

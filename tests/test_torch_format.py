@@ -779,3 +779,18 @@ def test_fine_tuning_a_torchvision_resnet18_without_torch(
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < losses[0] / 3, losses
+
+
+def test_a_safetensors_file_reads_back_through_a_stream(tmp_path: Path, safetensors: Any) -> None:
+    """mr.save to a file object named .safetensors, and mr.load from it or from a BytesIO of it."""
+    import io
+
+    from minires.serialization import load, save
+
+    sd = {"w": np.arange(6, dtype=np.float32).reshape(2, 3)}
+    path = tmp_path / "m.safetensors"
+    with open(path, "wb") as f:
+        save(sd, f)
+    with open(path, "rb") as f:
+        np.testing.assert_array_equal(load(f)["w"].numpy(), sd["w"])
+    np.testing.assert_array_equal(load(io.BytesIO(path.read_bytes()))["w"].numpy(), sd["w"])

@@ -55,6 +55,8 @@ class BroadcastTo(Function):
     Shapes: x broadcastable to ``shape``; y ``shape``.
     """
 
+    may_view = True  # its output may be a view of x's array (Function.may_view)
+
     saved = ("x_shape",)
 
     def __init__(self, shape: tuple[int, ...]) -> None:

@@ -474,9 +474,7 @@ def clamp(x: Tensor, min: Any = None, max: Any = None) -> Tensor:  # noqa: A002
     if min is None and max is None:
         raise ValueError("clamp: at least one of min and max must be given")
     if isinstance(min, Tensor) or isinstance(max, Tensor):
-        bounds = [
-            b if b is None or isinstance(b, Tensor) else Tensor._wrap(np.asarray(b)) for b in (min, max)
-        ]
+        bounds = [b if b is None or isinstance(b, Tensor) else _as_tensor(b, x, "clamp") for b in (min, max)]
         tensors = [t for t in (x, *bounds) if t is not None]
         broadcast_shapes("clamp", *[t.shape for t in tensors])
         so_far: Any = x  # PyTorch's promotion over the three: only ndim and dtype matter (_result_dtype)

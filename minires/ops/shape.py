@@ -25,6 +25,8 @@ class Reshape(Function):
     Backward: element k of y is element k of x, so dx = g reshaped to x's shape.
     """
 
+    may_view = True  # its output may be a view of x's array (Function.may_view)
+
     saved = ("x_shape",)
 
     def __init__(self, shape: tuple[int, ...]) -> None:
@@ -44,6 +46,8 @@ class Permute(Function):
     Backward: undo the permutation, dx = g permuted by the inverse order argsort(dims).
     """
 
+    may_view = True  # its output may be a view of x's array (Function.may_view)
+
     saved = ()
 
     def __init__(self, dims: tuple[int, ...]) -> None:
@@ -62,6 +66,8 @@ class GetItem(Function):
     Backward: each y element is one x element, so dx is zero except at the indexed positions, where
     the gradients are added (an index that repeats an element sends it the sum of the gradients).
     """
+
+    may_view = True  # its output may be a view of x's array (Function.may_view)
 
     saved = ("x_shape",)
 
@@ -112,7 +118,9 @@ class SetItem(Function):
             dx = g.copy()
             dx[self.index] = 0
         if self.needs_input_grad[1]:
-            dv = sum_to(g[self.index], self.v_shape)
+            g_v = g[self.index]
+            lead = len(self.v_shape) - g_v.ndim  # v may carry leading 1s beyond the indexed block
+            dv = sum_to(g_v.reshape((1,) * lead + g_v.shape) if lead > 0 else g_v, self.v_shape)
         return dx, dv
 
 
@@ -130,6 +138,9 @@ def set_item(x: Tensor, index: Any, value: Any) -> Tensor:
         raise DeviceError(f"__setitem__: the value is on {v.device} but the tensor is on {x.device}")
     if v.dtype != x.dtype:
         v = v.to(x.dtype)
+    target = x.data[index].ndim if _is_basic(index) else None  # a view: no copy
+    while target is not None and v.ndim > target and v.shape[0] == 1:  # torch drops a value's leading 1s
+        v = v.reshape(v.shape[1:])
     try:
         return SetItem(index)(x, v)
     except (IndexError, ValueError) as exc:
@@ -220,6 +231,8 @@ class Pad(Function):
 class ToDtype(Function):
     r"""y = x converted to ``dtype``.  Backward: dx = g converted back to x's dtype."""
 
+    may_view = True  # its output may be a view of x's array (Function.may_view)
+
     saved = ("x_dtype",)
 
     def __init__(self, dtype: Any) -> None:
@@ -235,6 +248,8 @@ class ToDtype(Function):
 
 class ToDevice(Function):
     r"""y = x copied to ``device``.  Backward: dx = g copied back to x's device."""
+
+    may_view = True  # its output may be a view of x's array (Function.may_view)
 
     saved = ("x_device",)
 

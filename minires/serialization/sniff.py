@@ -111,7 +111,9 @@ def _looks_like_safetensors(fh: Any, head: bytes) -> bool:
     if len(head) < 9 or head[8:9] != b"{":
         return False
     (n,) = struct.unpack("<Q", head[:8])
-    size = os.fstat(fh.fileno()).st_size
+    here = fh.tell()
+    size = fh.seek(0, os.SEEK_END)  # the stream's size (a BytesIO has no file descriptor to fstat)
+    fh.seek(here)
     return 2 <= n <= size - 8
 
 
