@@ -124,15 +124,21 @@ class SetItem(Function):
         return dx, dv
 
 
+def _raw_index(x: Tensor, index: Any) -> Any:
+    """An index as NumPy (CuPy) takes it: Tensors as their arrays, a list as an array, as torch reads them."""
+    if isinstance(index, Tensor):
+        return index.data
+    if isinstance(index, tuple):
+        return tuple(i.data if isinstance(i, Tensor) else i for i in index)
+    if isinstance(index, list):
+        return get_array_module(x.data).asarray(index)
+    return index
+
+
 def set_item(x: Tensor, index: Any, value: Any) -> Tensor:
     """x with ``x[index] = value`` as a new tensor in the graph (``SetItem``); the Tensor's in-place
     ``__setitem__``, ``fill_`` and ``copy_`` take it when the graph must record them (tensor.py)."""
-    if isinstance(index, Tensor):
-        index = index.data
-    elif isinstance(index, tuple):
-        index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
-    elif isinstance(index, list):
-        index = get_array_module(x.data).asarray(index)
+    index = _raw_index(x, index)
     v = value if isinstance(value, Tensor) else Tensor._wrap(get_array_module(x.data).asarray(value))
     if v.device != x.device:
         raise DeviceError(f"__setitem__: the value is on {v.device} but the tensor is on {x.device}")
@@ -377,12 +383,7 @@ def broadcast_to(x: Tensor, shape: Sequence[int]) -> Tensor:
 
 
 def getitem(x: Tensor, index: Any) -> Tensor:
-    if isinstance(index, Tensor):
-        index = index.data
-    elif isinstance(index, tuple):
-        index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
-    elif isinstance(index, list):
-        index = get_array_module(x.data).asarray(index)
+    index = _raw_index(x, index)
     try:
         return GetItem(index)(x)
     except IndexError as exc:
