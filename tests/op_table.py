@@ -317,15 +317,40 @@ def pow_samples(draw: Any) -> Sample:
 
 @st.composite
 def clamp_samples(draw: Any) -> Sample:
-    x = normal(draw(RNG), draw(shapes()))
-    lo = draw(st.none() | st.floats(-1.5, 0.5))
-    hi = draw(st.floats(-0.5, 1.5)) if lo is None else draw(st.none() | st.floats(-0.5, 1.5))
-    kwargs = {k: v for k, v in (("min", lo), ("max", hi)) if v is not None}
-    return Sample((x,), kwargs, grad=(0,), variant=draw(st.sampled_from(["mr.clamp", "Tensor.clamp"])))
+    """Number bounds (``Clamp``), or tensor bounds whose shapes broadcast with x's, each of the three
+    requiring a gradient, crossed (lo > hi) at times (``ClampTensor``); either bound may be None."""
+    variant = draw(st.sampled_from(["mr.clamp", "Tensor.clamp"]))
+    if draw(st.booleans()):
+        x = normal(draw(RNG), draw(shapes()))
+        lo = draw(st.none() | st.floats(-1.5, 0.5))
+        hi = draw(st.floats(-0.5, 1.5)) if lo is None else draw(st.none() | st.floats(-0.5, 1.5))
+        kwargs = {k: v for k, v in (("min", lo), ("max", hi)) if v is not None}
+        return Sample((x,), kwargs, grad=(0,), variant=variant)
+    x_shape = draw(shapes())
+    lo_shape, hi_shape = (  # x's shape, some axes 1 and some leading ones dropped
+        tuple(1 if draw(st.booleans()) else n for n in x_shape)[draw(st.integers(0, len(x_shape))) :]
+        for _ in range(2)
+    )
+    rng = draw(RNG)  # bounds that broadcast to x's shape (torch's output is x's shape)
+    x, lo, hi = (
+        np.asarray(normal(rng, shape) + shift)
+        for shape, shift in ((x_shape, 0), (lo_shape, -0.5), (hi_shape, 0.5))
+    )
+    which = draw(st.sampled_from(["both", "both", "min", "max"]))
+    lo, hi = (None, hi) if which == "max" else (lo, None) if which == "min" else (lo, hi)
+    args = (x, lo, hi)
+    return Sample(args, grad=tuple(i for i, a in enumerate(args) if a is not None), variant=variant)
 
 
 def _clamp_kinks(s: Sample) -> bool:
-    return _near(s.args[0], [v for v in s.kwargs.values()])
+    """x at a bound, or the two bounds equal (where the output switches from one input to another)."""
+    if len(s.args) == 1:
+        return _near(s.args[0], [v for v in s.kwargs.values()])
+    x, lo, hi = s.args
+    pairs = [(x, b) for b in (lo, hi) if b is not None] + (
+        [(lo, hi)] if lo is not None and hi is not None else []
+    )
+    return any(bool(np.any(np.abs(np.subtract(a, b)) < KINK)) for a, b in pairs)
 
 
 @st.composite
@@ -608,6 +633,31 @@ def getitem_samples(draw: Any) -> Sample:
     else:
         index = rng.random(shape[0]) < 0.5
     return Sample((x, index), grad=(0,))
+
+
+def _without_int_arrays(s: Sample) -> bool:
+    """An index of no integer array: one that names no element twice (PyTorch leaves a repeated write
+    undefined)."""
+    items = s.args[1] if isinstance(s.args[1], tuple) else (s.args[1],)
+    return not any(isinstance(i, np.ndarray) and i.dtype.kind in "iu" for i in items)
+
+
+@st.composite
+def setitem_samples(draw: Any) -> Sample:
+    """getitem's indices (basic, boolean masks) written with a value that broadcasts to the indexed block:
+    some of its axes 1, some leading ones dropped. Both x and the value require a gradient."""
+    s = draw(getitem_samples().filter(_without_int_arrays))
+    x, index = s.args
+    block = x[index].shape
+    v_shape = tuple(1 if draw(st.booleans()) else n for n in block)[draw(st.integers(0, len(block))) :]
+    return Sample((x, index, np.asarray(normal(draw(RNG), v_shape))), grad=(0, 2))
+
+
+def _assign(x: Any, index: Any, v: Any) -> Any:
+    """x[index] = v on a non-leaf copy of x, in either library: the write recorded in the graph."""
+    y = x * 1
+    y[index] = v
+    return y
 
 
 @st.composite
@@ -1489,6 +1539,20 @@ OPS: list[OpInfo] = [
                 lambda d: t(2, 3, device=d)[mr.tensor([True, False], device=d), [5]],
                 IndexError,
                 ("getitem", "(2, 3)", "out of bounds"),
+            ),
+        ),
+    ),
+    OpInfo(
+        "setitem",
+        _assign,
+        _assign,
+        setitem_samples(),
+        bad=(
+            BadInput(
+                "a value that does not fit",
+                lambda d: _assign(t(2, 3, device=d, requires_grad=True), 0, t(4, device=d)),
+                ShapeError,
+                ("__setitem__", "(4,)", "(2, 3)"),
             ),
         ),
     ),

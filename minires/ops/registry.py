@@ -519,6 +519,13 @@ REGISTRY = Registry(
             api=("Tensor.__getitem__",),
         ),
         Entry(
+            "setitem",
+            (shape.SetItem,),
+            "y[0] = v, y = x * 1, x (3, 4), v (4,)",
+            lambda rng: (lambda x, v: shape.set_item(x * 1, 0, v), [_normal(rng, 3, 4), _normal(rng, 4)]),
+            api=("Tensor.__setitem__",),
+        ),
+        Entry(
             "cat",
             (shape.Cat,),
             "mr.cat([a, b], dim=1), a (2, 3), b (2, 2)",
