@@ -329,16 +329,8 @@ class Maximum(Function):
         a, b = self.a, self.b
         h = xp.where(a == b, g * g.dtype.type(0.5), g)  # the broadcast shape
         a_loses, b_loses = (a < b, a > b) if self.largest else (a > b, a < b)
-        da = (
-            sum_to(xp.where(a_loses, 0, h).astype(g.dtype, copy=False), a.shape)
-            if self.needs_input_grad[0]
-            else None
-        )
-        db = (
-            sum_to(xp.where(b_loses, 0, h).astype(g.dtype, copy=False), b.shape)
-            if self.needs_input_grad[1]
-            else None
-        )
+        da = _masked_sum_to(~a_loses, h, a.shape) if self.needs_input_grad[0] else None
+        db = _masked_sum_to(~b_loses, h, b.shape) if self.needs_input_grad[1] else None
         return da, db
 
 
@@ -381,19 +373,20 @@ class ClampTensor(Function):
             inside &= x >= lo
         if hi is not None:
             inside &= x <= hi
-        dx = (
-            sum_to(xp.where(inside, g, 0).astype(g.dtype, copy=False), x.shape)
-            if self.needs_input_grad[0]
-            else None
-        )
+        dx = _masked_sum_to(inside, g, x.shape) if self.needs_input_grad[0] else None
         dlo = dhi = None
         if lo is not None and self.needs_input_grad[1]:
-            takes = (x < lo) if hi is None else (x < lo) & (lo < hi)
-            dlo = sum_to(xp.where(takes, g, 0).astype(g.dtype, copy=False), lo.shape)
+            dlo = _masked_sum_to((x < lo) if hi is None else (x < lo) & (lo < hi), g, lo.shape)
         if hi is not None and self.needs_input_grad[2]:
-            takes = (x > hi) if lo is None else (x > hi) | (hi < lo)
-            dhi = sum_to(xp.where(takes, g, 0).astype(g.dtype, copy=False), hi.shape)
+            dhi = _masked_sum_to((x > hi) if lo is None else (x > hi) | (hi < lo), g, hi.shape)
         return dx, dlo, dhi
+
+
+def _masked_sum_to(keep: Any, g: Any, shape: tuple[int, ...]) -> Any:
+    """g where ``keep`` (broadcast against g), 0 elsewhere, in g's dtype, summed back to ``shape`` (an
+    operand's, through ``sum_to``): the gradient that a choice between operands sends to one of them."""
+    xp = get_array_module(g)
+    return sum_to(xp.where(keep, g, g.dtype.type(0)), shape)
 
 
 # ----- wrappers --------------------------------------------------------------------------------------
